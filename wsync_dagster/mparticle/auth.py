@@ -20,7 +20,6 @@ from wsync_dagster.mparticle.errors import (
     WarehouseSyncError,
     server_messages,
 )
-from wsync_dagster.mparticle.retries import Retrier
 from wsync_dagster.mparticle.transport import HttpTransport, read_json
 
 DEFAULT_TOKEN_URL = "https://sso.auth.mparticle.com/oauth/token"
@@ -103,10 +102,13 @@ class TokenProvider:
     was sent. Providers sharing a token should share a clock (in production both use
     :func:`time.monotonic`).
 
+    A token request is one attempt; it is retried (connection errors, 429, 5xx) as part of the API
+    call that needed the token, under that call's retry policy and budget, so there is only one
+    retry loop and no thread holds the cache lock while backing off.
+
     Args:
         credentials: The credentials to exchange.
         transport: Sends the token request.
-        retrier: Retries connection errors, 429 and 5xx of the token endpoint.
         clock: Monotonic clock in seconds.
         leeway: Seconds before expiry at which the token is replaced.
     """
@@ -115,14 +117,12 @@ class TokenProvider:
         self,
         credentials: ClientCredentials,
         transport: HttpTransport,
-        retrier: Retrier,
         *,
         clock: Callable[[], float],
         leeway: float = DEFAULT_LEEWAY,
     ) -> None:
         self.credentials = credentials
         self._transport = transport
-        self._retrier = retrier
         self._clock = clock
         self._leeway = leeway
         self._count_lock = threading.Lock()
@@ -137,7 +137,8 @@ class TokenProvider:
 
         Raises:
             AuthenticationError: The token endpoint rejected the credentials or the request.
-            WarehouseSyncError: The token endpoint stayed unreachable or failing through retries.
+            WarehouseSyncError: The token endpoint could not be reached or failed (a transport,
+                timeout, rate-limit or server error, retryable by the caller's policy).
         """
         slot = _slot(self.credentials.cache_key)
         with slot.lock:
@@ -169,40 +170,34 @@ class TokenProvider:
             "audience": credentials.audience,
             "grant_type": "client_credentials",
         }
-
-        def attempt() -> _CachedToken:
-            sent_at = self._clock()
-            with self._count_lock:
-                self.token_requests += 1
-            response = self._transport.send("POST", credentials.token_url, json=body)
-            if 400 <= response.status_code < 500 and response.status_code != 429:
-                # 401 access_denied (wrong id/secret), 400 invalid_request (audience, grant_type…)
-                raise AuthenticationError(
-                    status=response.status_code,
-                    messages=server_messages(response.text),
-                    method="POST",
-                    path=credentials.token_url,
-                    detail=f"mParticle rejected the {detail}",
-                )
-            data = read_json(response, detail=detail)
-            try:
-                parsed = _TokenResponse.model_validate(data)
-            except pydantic.ValidationError:
-                raise AuthenticationError(
-                    status=response.status_code,
-                    messages=("the response has no usable access_token",),
-                    method="POST",
-                    path=credentials.token_url,
-                    detail=detail,
-                ) from None
-            lifetime = max(parsed.expires_in, 0.0)
-            leeway = min(self._leeway, lifetime / 2)
-            return _CachedToken(parsed.access_token.get_secret_value(), sent_at + lifetime - leeway)
-
+        sent_at = self._clock()
+        with self._count_lock:
+            self.token_requests += 1
         try:
-            return self._retrier.call(attempt)
-        except AuthenticationError:
-            raise
+            response = self._transport.send("POST", credentials.token_url, json=body)
         except WarehouseSyncError as error:
             error.add_note(detail)
             raise
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            # 401 access_denied (wrong id/secret), 400 invalid_request (audience, grant_type...)
+            raise AuthenticationError(
+                status=response.status_code,
+                messages=server_messages(response.text),
+                method="POST",
+                path=credentials.token_url,
+                detail=f"mParticle rejected the {detail}",
+            )
+        data = read_json(response, detail=detail)
+        try:
+            parsed = _TokenResponse.model_validate(data)
+        except pydantic.ValidationError:
+            raise AuthenticationError(
+                status=response.status_code,
+                messages=("the response has no usable access_token",),
+                method="POST",
+                path=credentials.token_url,
+                detail=detail,
+            ) from None
+        lifetime = max(parsed.expires_in, 0.0)
+        leeway = min(self._leeway, lifetime / 2)
+        return _CachedToken(parsed.access_token.get_secret_value(), sent_at + lifetime - leeway)

@@ -159,7 +159,7 @@ class WarehouseSyncClient:
         self._retrier = Retrier(
             retry_policy or RetryPolicy(), sleep=sleep, clock=clock, on_retry=self._count_retry
         )
-        self._tokens = TokenProvider(credentials, self._transport, self._retrier, clock=clock)
+        self._tokens = TokenProvider(credentials, self._transport, clock=clock)
         self._counter_lock = threading.Lock()
         self._requests = 0
         self._retries = 0
@@ -316,6 +316,9 @@ class WarehouseSyncClient:
                         earlier.pipeline_run_id,
                     )
                     return TriggerResult.for_run(earlier, attached=False)
+            # Authorize first: failing to get a token is retryable but not ambiguous (nothing was
+            # sent), and _request below then finds the token cached.
+            self._tokens.get_token()
             try:
                 data = self._request("POST", url, retry=False)
             except BadRequestError as error:
