@@ -121,6 +121,7 @@ class APIStatusError(WarehouseSyncError):
         messages: The server's error messages, in order (may be empty).
         method: HTTP method of the request.
         path: URL path of the request (for token requests: the token URL).
+        retry_after: Seconds the server asked us to wait (``Retry-After``), if it said.
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class APIStatusError(WarehouseSyncError):
         method: str,
         path: str,
         detail: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         text = "; ".join(messages) or "(no error message in the response)"
         prefix = f"{detail}: " if detail else ""
@@ -139,6 +141,7 @@ class APIStatusError(WarehouseSyncError):
         self.messages = messages
         self.method = method
         self.path = path
+        self.retry_after = retry_after
 
 
 class BadRequestError(APIStatusError):
@@ -158,24 +161,7 @@ class NotFoundError(APIStatusError):
 
 
 class RateLimitedError(APIStatusError):
-    """429: throttled.
-
-    Attributes:
-        retry_after: Seconds the server asked us to wait (``Retry-After``), if it said.
-    """
-
-    def __init__(
-        self,
-        *,
-        status: int,
-        messages: tuple[str, ...],
-        method: str,
-        path: str,
-        detail: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(status=status, messages=messages, method=method, path=path, detail=detail)
-        self.retry_after = retry_after
+    """429: throttled; ``retry_after`` says for how long, when the server said."""
 
 
 class WarehouseUnreachableError(APIStatusError):
@@ -315,21 +301,18 @@ def error_for_status(
         body: Response body as text.
         method: HTTP method of the request.
         path: URL path of the request.
-        retry_after: Parsed ``Retry-After`` seconds, kept on :class:`RateLimitedError`.
+        retry_after: Parsed ``Retry-After`` seconds (429 and 503 carry it).
         detail: Optional context put in front of the message (e.g. which client id asked).
 
     Returns:
         An instance of the :class:`APIStatusError` subclass for that status.
     """
-    messages = server_messages(body)
-    if status == 429:
-        return RateLimitedError(
-            status=status,
-            messages=messages,
-            method=method,
-            path=path,
-            detail=detail,
-            retry_after=retry_after,
-        )
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
-    return cls(status=status, messages=messages, method=method, path=path, detail=detail)
+    return cls(
+        status=status,
+        messages=server_messages(body),
+        method=method,
+        path=path,
+        detail=detail,
+        retry_after=retry_after,
+    )

@@ -1,7 +1,7 @@
 """Every retry decision of the client lives here.
 
 Retried: connection failures, request timeouts, 429 and 5xx except 505 — with capped exponential
-backoff and jitter, or exactly the server's ``Retry-After`` (capped) when it sent one. Never retried:
+backoff and jitter, or exactly the server's ``Retry-After`` (capped) when it sent one (429, 503). Never retried:
 other 4xx, 505 (the warehouse credentials are wrong; retrying cannot help), malformed responses.
 Attempts are bounded by a count and by a total time budget. ``sleep`` and ``clock`` are injected so
 tests never wait for real.
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from wsync_dagster.mparticle.errors import (
+    APIStatusError,
     RateLimitedError,
     RequestTimeoutError,
     ServerError,
@@ -160,7 +161,7 @@ class Retrier:
                 if failed >= self.policy.max_attempts:
                     error.add_note(f"gave up after {failed} attempts (retry policy max_attempts)")
                     raise
-                retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+                retry_after = error.retry_after if isinstance(error, APIStatusError) else None
                 delay = self.policy.delay(failed, retry_after)
                 if self.clock() + delay > end:
                     error.add_note(

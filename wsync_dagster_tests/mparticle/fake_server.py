@@ -54,11 +54,16 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Reply:
-    """Answer with ``status`` and ``body`` (JSON-encoded unless it is ``bytes``)."""
+    """Answer with ``status`` and ``body`` (JSON-encoded unless it is ``bytes``).
+
+    ``delay`` holds the answer back that many seconds (cut short when the server stops), e.g. to
+    outlast a client's read timeout.
+    """
 
     status: int = 200
     body: object = None
     headers: Mapping[str, str] = field(default_factory=dict[str, str])
+    delay: float = 0.0
 
     def encoded(self) -> bytes:
         """The body bytes."""
@@ -137,6 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 self.connection.close()
             return
+        if action.delay:
+            self.server.fake.stopping.wait(action.delay)
         payload = action.encoded()
         self.send_response(action.status)
         for name, value in action.headers.items():
@@ -190,7 +197,8 @@ class FakeMParticle:
         self.issued: list[str] = []
         self._valid: set[str] = set()
         self._scripts: dict[tuple[str, str], list[Action | Handler]] = {}
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()
+        """Set when the server stops; delays wait on it so that stopping is never held up."""
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -217,7 +225,7 @@ class FakeMParticle:
 
     def stop(self) -> None:
         """Stop serving and close the listening socket."""
-        self._stopping.set()
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -286,7 +294,7 @@ class FakeMParticle:
         if (body["client_id"], body["client_secret"]) != (self.client_id, self.client_secret):
             return _auth0_error(401, "access_denied", "Unauthorized")
         if self.token_delay:
-            self._stopping.wait(self.token_delay)
+            self.stopping.wait(self.token_delay)
         with self.lock:
             token = f"tok-{len(self.issued) + 1}-{self.workspace_id}"
             self.issued.append(token)
