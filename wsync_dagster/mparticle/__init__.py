@@ -10,7 +10,7 @@ Example::
         run = client.wait_for_run("orders-pipeline", result.pipeline_run_id, timeout=1800)
 """
 
-from wsync_dagster.mparticle.auth import ClientCredentials, TokenProvider, clear_token_cache
+from wsync_dagster.mparticle.auth import ClientCredentials, clear_token_cache
 from wsync_dagster.mparticle.client import ClientStats, WarehouseSyncClient
 from wsync_dagster.mparticle.errors import (
     APIStatusError,
@@ -88,7 +88,6 @@ __all__ = [
     "ScheduleInterval",
     "ServerError",
     "TimeoutError",
-    "TokenProvider",
     "TransportError",
     "TriggerResult",
     "UnknownRunStateError",

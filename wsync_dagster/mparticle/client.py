@@ -441,6 +441,7 @@ class WarehouseSyncClient:
             )
         deadline = self._clock() + timeout
         interval = poll_interval
+        previous = None
         while True:
             run = self.get_pipeline_run(pipeline_id, run_id)
             state = run.state
@@ -448,13 +449,14 @@ class WarehouseSyncClient:
                 return run
             if state is RunState.FAILED:
                 raise RunFailedError(pipeline_id, run, self._faulted_reason(pipeline_id))
-            if state is None:
+            if state is None and run.pipeline_run_state != previous:
                 _log.warning(
                     "run %d of %s is in unknown state %r; waiting, not assuming success",
                     run_id,
                     pipeline_id,
                     run.pipeline_run_state,
                 )
+            previous = run.pipeline_run_state
             remaining = deadline - self._clock()
             if remaining <= 0:
                 if state is None:

@@ -79,7 +79,8 @@ class HttpTransport:
         except requests.Timeout as error:
             _log.debug("%s %s timed out after %.1f ms", method, path, _ms_since(started))
             raise RequestTimeoutError(
-                f"no response within the {self.timeout} s timeout ({_reason(error)})",
+                f"no response within the timeout ({_describe_timeout(self.timeout)}): "
+                f"{_reason(error)}",
                 method=method,
                 path=path,
             ) from None
@@ -129,6 +130,12 @@ def read_json(response: requests.Response, *, detail: str | None = None) -> Json
 def _reason(error: Exception) -> str:
     text = f"{type(error).__name__}: {error}"
     return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + "…"
+
+
+def _describe_timeout(timeout: Timeout) -> str:
+    if isinstance(timeout, tuple):
+        return f"connect {timeout[0]:g} s, read {timeout[1]:g} s"
+    return f"{timeout:g} s"
 
 
 def _ms_since(started: float) -> float:

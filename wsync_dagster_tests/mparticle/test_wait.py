@@ -1,5 +1,6 @@
 """wait_for_run (bounded polling, fails closed) and iter_pipeline_runs (paging until a short page)."""
 
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -66,7 +67,10 @@ def test_a_failed_run_is_reported_even_if_the_faulted_reason_cannot_be_read(
 
 
 def test_an_unknown_state_fails_closed_after_the_timeout_naming_the_state(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime
+    fake: FakeMParticle,
+    client: WarehouseSyncClient,
+    fake_time: FakeTime,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     states(fake, "running", "cancelled")
     with pytest.raises(UnknownRunStateError) as caught:
@@ -76,6 +80,8 @@ def test_an_unknown_state_fails_closed_after_the_timeout_naming_the_state(
     assert "not treating it as success" in str(caught.value)
     assert fake_time.sleeps == [10, 20, 40, 30]  # the last sleep is cut to the deadline
     assert polls(fake) == 5
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "'cancelled'" in warnings[0].getMessage()  # once per state
 
 
 def test_an_unknown_state_that_turns_into_success_is_fine(
