@@ -19,6 +19,7 @@ are UTC. Both parse to timezone-aware UTC datetimes. ``schedule_start_time``/``s
 always sent as ``YYYY-MM-DDTHH:MM:SSZ``.
 """
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -368,6 +369,7 @@ def _is_response(info: ValidationInfo) -> bool:
     return isinstance(context, Mapping) and bool(context.get(_RESPONSE_CONTEXT))
 
 
+@functools.cache
 def _accepted_keys(model: type[BaseModel]) -> frozenset[str]:
     keys: set[str] = set()
     for name, info in model.model_fields.items():
