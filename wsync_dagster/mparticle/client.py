@@ -724,6 +724,8 @@ def _enum(kind: type[E], value: E | str, what: str) -> E:
 
 
 def _profile_fields(fields: Iterable[ProfileField | str]) -> str:
+    if isinstance(fields, str):  # "user_attributes" or "user_attributes,user_identities"
+        fields = fields.split(",")
     chosen = [_enum(ProfileField, field, "profile field") for field in fields]
     if not chosen:
         raise InvalidRequestError("fields must name at least one profile section")

@@ -228,6 +228,14 @@ CASES: dict[str, Case] = {
         lambda r: isinstance(r, Profile),
         query={"fields": ["user_attributes,user_identities"]},
     ),
+    "get_profile_fields_as_text": Case(
+        lambda c: c.get_profile(-7, fields="user_attributes,audience_memberships"),
+        "GET",
+        f"{PROFILE_ROOT}/-7",
+        Reply(200, payload("profile.json")),
+        lambda r: isinstance(r, Profile),
+        query={"fields": ["user_attributes,audience_memberships"]},
+    ),
     "resolve_profile": Case(
         lambda c: c.resolve_profile("customer_id", "12345", "production"),
         "POST",
