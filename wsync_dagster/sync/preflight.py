@@ -124,7 +124,7 @@ def run_preflight(
     if not identities:
         problems.append(
             "the model has no identity column, so no row could land on a profile; select at least "
-            "one of customer_id, email, mpid, other, ... (aliased exactly, e.g. AS \"email\")."
+            'one of customer_id, email, mpid, other, ... (aliased exactly, e.g. AS "email").'
         )
     if problems or timestamp_column is None:
         raise PreflightError(spec.name, problems)

@@ -75,7 +75,9 @@ def test_catch_up_limits_are_calendar_aware() -> None:
     assert CATCH_UP["daily"].earliest_start(now) == datetime(2026, 2, 28, 10, 0, tzinfo=UTC)
     assert CATCH_UP["weekly"].earliest_start(now) == datetime(2023, 8, 31, 10, 0, tzinfo=UTC)
     assert CATCH_UP["monthly"].earliest_start(now) == datetime(2021, 8, 31, 10, 0, tzinfo=UTC)
-    assert subtract_months(datetime(2024, 3, 31, tzinfo=UTC), 1) == datetime(2024, 2, 29, tzinfo=UTC)
+    assert subtract_months(datetime(2024, 3, 31, tzinfo=UTC), 1) == datetime(
+        2024, 2, 29, tzinfo=UTC
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,9 @@ def _spec(sql: str, column: str = "TS") -> SyncSpec:
 
 
 HOURS = [
-    Window(f"h{i}", datetime(2026, 11, 27, i, tzinfo=UTC), datetime(2026, 11, 27, i + 1, tzinfo=UTC))
+    Window(
+        f"h{i}", datetime(2026, 11, 27, i, tzinfo=UTC), datetime(2026, 11, 27, i + 1, tzinfo=UTC)
+    )
     for i in range(3)
 ]
 
@@ -136,7 +140,9 @@ def test_grouped_count_needs_a_window() -> None:
         grouped_count_query("SELECT 1", [], "TRUE")
 
 
-def test_preflight_refuses_an_over_limit_window_naming_count_and_limit(boundary_table, monkeypatch) -> None:
+def test_preflight_refuses_an_over_limit_window_naming_count_and_limit(
+    boundary_table, monkeypatch
+) -> None:
     monkeypatch.setitem(limits.RECORDS_PER_REQUEST, "hourly", 2)
     sql = 'SELECT EMAIL AS "email", TS FROM SQL_TEST.S.EVENTS'
     with pytest.raises(PreflightError) as raised:
@@ -150,11 +156,15 @@ def test_preflight_refuses_an_over_limit_window_naming_count_and_limit(boundary_
 @pytest.mark.parametrize(
     ("sql", "column", "fragment"),
     [
-        ('SELECT EMAIL AS "email" FROM SQL_TEST.S.EVENTS', "TS", "load timestamp column 'TS' is not"),
+        (
+            'SELECT EMAIL AS "email" FROM SQL_TEST.S.EVENTS',
+            "TS",
+            "load timestamp column 'TS' is not",
+        ),
         ("SELECT NOTE, TS FROM SQL_TEST.S.EVENTS", "TS", "no identity column"),
         ("SELECT NOPE FROM SQL_TEST.S.EVENTS", "TS", "the model SQL fails in Snowflake"),
         (
-            "SELECT EMAIL AS \"email\", TS, "
+            'SELECT EMAIL AS "email", TS, '
             + ", ".join(f"1 AS C{i}" for i in range(100))
             + " FROM SQL_TEST.S.EVENTS",
             "TS",
@@ -162,6 +172,8 @@ def test_preflight_refuses_an_over_limit_window_naming_count_and_limit(boundary_
         ),
     ],
 )
-def test_preflight_refuses_models_mparticle_would_reject(boundary_table, sql, column, fragment) -> None:
+def test_preflight_refuses_models_mparticle_would_reject(
+    boundary_table, sql, column, fragment
+) -> None:
     with pytest.raises(PreflightError, match=fragment.replace("(", r"\(")):
         run_preflight(boundary_table, _spec(sql, column), HOURS)
