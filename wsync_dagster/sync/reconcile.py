@@ -11,7 +11,7 @@ compared; they are read (through ``dagster.EnvVar``) only when a create or updat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import dagster as dg
 from pydantic import SecretStr
@@ -198,34 +198,57 @@ def check_active_limit(client: WarehouseSyncClient, spec: SyncSpec) -> None:
 M = TypeVar("M", Connection, DataModel, Pipeline)
 
 
-def _ensure(
+@dataclass(frozen=True)
+class _Plan(Generic[M]):
+    """What to do with one resource, decided from a GET before anything is written."""
+
+    change: Change
+    actual: M | None
+    build: Callable[[bool], M]
+    create: Callable[[M], M]
+    update: Callable[[M], M]
+
+    def desired(self) -> M | None:
+        """The object to send (secrets included), or None when nothing is to be written."""
+        return None if self.change.action == "unchanged" else self.build(True)
+
+    def apply(self, desired: M | None) -> M:
+        if desired is None:
+            assert self.actual is not None
+            return self.actual
+        if self.change.action == "created":
+            return self.create(desired)
+        return self.update(desired)
+
+
+def _plan(
     kind: Literal["connection", "data model", "pipeline"],
     resource_id: str,
     get: Callable[[str], M],
-    desired: Callable[[bool], M],
+    build: Callable[[bool], M],
     fields: tuple[str, ...],
     create: Callable[[M], M],
     update: Callable[[M], M],
-    before_write: Callable[[M | None], None] = lambda _actual: None,
-) -> tuple[M, Change]:
+) -> _Plan[M]:
     try:
         actual = get(resource_id)
     except NotFoundError:
-        before_write(None)
-        return create(desired(True)), Change(kind, resource_id, "created")
-    drift = drifted_fields(desired(False), actual, fields)
-    if not drift:
-        return actual, Change(kind, resource_id, "unchanged")
-    before_write(actual)
-    return update(desired(True)), Change(kind, resource_id, "updated", drift)
+        return _Plan(Change(kind, resource_id, "created"), None, build, create, update)
+    drift = drifted_fields(build(False), actual, fields)
+    action: Action = "updated" if drift else "unchanged"
+    return _Plan(Change(kind, resource_id, action, drift), actual, build, create, update)
 
 
 def reconcile(
     client: WarehouseSyncClient, registry: Registry, spec: SyncSpec, now: datetime
 ) -> Reconciled:
-    """Bring the connection, data model and pipeline of ``spec`` in line with the registry."""
+    """Bring the connection, data model and pipeline of ``spec`` in line with the registry.
+
+    Reads all three first, checks every write mParticle would refuse and resolves every secret the
+    writes need, and only then writes: a refusal leaves mParticle exactly as it was.
+    """
     workspace = client.workspace_id
-    _, connection_change = _ensure(
+    connection = _plan(
         "connection",
         registry.connection.id,
         client.get_connection,
@@ -234,7 +257,7 @@ def reconcile(
         client.create_connection,
         client.update_connection,
     )
-    _, model_change = _ensure(
+    model = _plan(
         "data model",
         spec.resolved_data_model_id,
         client.get_data_model,
@@ -243,16 +266,7 @@ def reconcile(
         client.create_data_model,
         client.update_data_model,
     )
-
-    def before_pipeline_write(actual: Pipeline | None) -> None:
-        becomes_active = spec.active and (actual is None or not actual.is_active or actual.is_draft)
-        start_moves = actual is None or actual.schedule_start_time != spec.schedule.start
-        if becomes_active or (spec.active and start_moves):
-            check_catch_up(spec, now)
-        if becomes_active:
-            check_active_limit(client, spec)
-
-    pipeline, pipeline_change = _ensure(
+    pipeline = _plan(
         "pipeline",
         spec.resolved_pipeline_id,
         client.get_pipeline,
@@ -260,6 +274,19 @@ def reconcile(
         PIPELINE_FIELDS,
         client.create_pipeline,
         client.update_pipeline,
-        before_pipeline_write,
     )
-    return Reconciled(pipeline, (connection_change, model_change, pipeline_change))
+
+    if pipeline.change.action != "unchanged" and spec.active:
+        actual = pipeline.actual
+        becomes_active = actual is None or not actual.is_active or actual.is_draft
+        if actual is None or becomes_active or actual.schedule_start_time != spec.schedule.start:
+            check_catch_up(spec, now)
+        if becomes_active:
+            check_active_limit(client, spec)
+
+    # Every secret a write needs is read before the first write.
+    desired = (connection.desired(), model.desired(), pipeline.desired())
+    connection.apply(desired[0])
+    model.apply(desired[1])
+    result = pipeline.apply(desired[2])
+    return Reconciled(result, (connection.change, model.change, pipeline.change))

@@ -1,0 +1,169 @@
+"""Fixtures for the Dagster tier: the assets, materialized for real against fakesnow + the emulator.
+
+The emulator runs in-process on a manual clock that starts at the sample warehouse's anchor. The
+mParticle resource used here is the real one with its three clock hooks pointed at the emulator, so a
+materialization that "waits" advances the emulator's clock (which runs whatever falls due) instead of
+sleeping.
+"""
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
+from wsync_dagster.local.sample_data import SampleSummary
+from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
+from wsync_dagster.local.stack import LOCAL_MPARTICLE, local_registry
+from wsync_dagster.mparticle import clear_token_cache
+from wsync_dagster.resources import MParticleResource, Target, snowflake_resource
+from wsync_dagster.sync.assets import build_sync_assets
+from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
+
+
+class EmulatorClockMParticle(MParticleResource):
+    """MParticleResource whose time is the emulator's: waiting advances it, nothing sleeps."""
+
+    emulator_url: str
+
+    def _control(self) -> EmulatorControl:
+        return EmulatorControl(self.emulator_url)
+
+    def sleep(self, seconds: float) -> None:
+        self._control().advance(seconds)
+
+    def now(self) -> datetime:
+        return self._control().clock()
+
+    def monotonic(self) -> float:
+        return self._control().clock().timestamp()
+
+
+@pytest.fixture(scope="session")
+def sync_emulator(
+    local_snowflake: LocalSnowflake, sample_warehouse: SampleSummary
+) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(
+        snowflake_host=local_snowflake.host,
+        snowflake_port=local_snowflake.port,
+        snowflake_user=LOCAL_USER,
+        snowflake_password=LOCAL_PASSWORD,
+        client_id=LOCAL_MPARTICLE.client_id,
+        client_secret=LOCAL_MPARTICLE.client_secret,
+        workspace_id=LOCAL_MPARTICLE.workspace_id,
+        org_id=LOCAL_MPARTICLE.org_id,
+        account_id=LOCAL_MPARTICLE.account_id,
+        clock="manual",
+        clock_start=SAMPLE_ANCHOR,
+    )
+    with EmulatorServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def control(sync_emulator: EmulatorServer) -> EmulatorControl:
+    """The emulator, reset: no resources, runs, profiles or tokens; clock at the anchor."""
+    assert sync_emulator.url is not None
+    control = EmulatorControl(sync_emulator.url)
+    control.reset()
+    clear_token_cache()  # the emulator forgot its tokens
+    return control
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The package registry rebased onto the sample data, with its secrets in the environment."""
+    rebased = local_registry(load_registry(DEFAULT_REGISTRY), SAMPLE_ANCHOR)
+    monkeypatch.setenv(rebased.connection.password_env, LOCAL_PASSWORD)
+    for spec in rebased.syncs:
+        monkeypatch.setenv(spec.feed_key_env, LOCAL_MPARTICLE.feed_key)
+    return rebased
+
+
+def mparticle_for(control: EmulatorControl, **overrides: Any) -> EmulatorClockMParticle:
+    settings: dict[str, Any] = {
+        "client_id": LOCAL_MPARTICLE.client_id,
+        "client_secret": LOCAL_MPARTICLE.client_secret,
+        "workspace_id": LOCAL_MPARTICLE.workspace_id,
+        "org_id": LOCAL_MPARTICLE.org_id,
+        "account_id": LOCAL_MPARTICLE.account_id,
+        "api_root": control.base_url,
+        "token_url": f"{control.base_url}/oauth/token",
+        "emulator_url": control.base_url,
+        "poll_interval_seconds": 30.0,
+        "max_poll_interval_seconds": 600.0,
+        "run_timeout_seconds": 4 * 3600.0,
+        "retry_budget_seconds": 120.0,
+    }
+    return EmulatorClockMParticle(**(settings | overrides))
+
+
+@pytest.fixture
+def resources(local_snowflake: LocalSnowflake, control: EmulatorControl) -> dict[str, Any]:
+    environ = {"WSYNC_LOCAL_SNOWFLAKE_PORT": str(local_snowflake.port)}
+    return {
+        "snowflake": snowflake_resource(Target.LOCAL, environ),
+        "mparticle": mparticle_for(control),
+    }
+
+
+def materialize(
+    registry: Registry,
+    resources: dict[str, Any],
+    name: str,
+    partitions: Sequence[str] = (),
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialize one sync (a partition range in one run when several keys are given)."""
+    assets = {a.key.path[-1]: a for a in build_sync_assets(registry)}
+    tags: dict[str, str] = {}
+    if len(partitions) > 1:
+        tags = {
+            "dagster/asset_partition_range_start": partitions[0],
+            "dagster/asset_partition_range_end": partitions[-1],
+        }
+    return dg.materialize(
+        [assets[name]],
+        resources=resources,
+        partition_key=partitions[0] if len(partitions) == 1 else None,
+        tags=tags,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The text a user sees for the failed step (the Failure's description)."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            parts = []
+            while error is not None:
+                parts.append(error.message)
+                error = error.cause
+            return "\n".join(parts)
+    raise AssertionError("the run did not fail")
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """Partition key ('' when unpartitioned) -> metadata values of its materialization."""
+    found = {}
+    for event in result.get_asset_materialization_events():
+        m = event.step_materialization_data.materialization
+        found[m.partition or ""] = {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+    return found
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    return {
+        e.check_name: e
+        for e in (
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+        if e is not None and hasattr(e, "check_name")
+    }
