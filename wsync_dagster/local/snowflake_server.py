@@ -69,7 +69,8 @@ def _patch_fakesnow(stage_dir: str) -> None:
     stage.LOCAL_BUCKET_PATH = stage_dir
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0 = a free port), ready to hand to uvicorn."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets whose proto
     # says TCP, and without it every response waits ~40 ms for a delayed ACK (Nagle).
@@ -89,7 +90,7 @@ def serve(host: str, port: int) -> None:
         _patch_fakesnow(stage_dir)
         import fakesnow.server
 
-        sock = _bind(host, port)
+        sock = bind_socket(host, port)
         bound_host, bound_port = sock.getsockname()[:2]
         ready_line = f"{READY_MARKER} http://{bound_host}:{bound_port}\n"
 
