@@ -24,8 +24,9 @@ def local_connect_args(host: str, port: int) -> dict[str, Any]:
         "protocol": "http",
         # The connector's out-of-band telemetry would try to reach Snowflake's servers.
         "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        # A fakesnow internal error is an HTTP 500, which the connector retries until this runs out.
         "login_timeout": 30,
-        "network_timeout": 120,
+        "network_timeout": 60,
     }
 
 

@@ -1,0 +1,98 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import dagster as dg
+import pytest
+from dagster_snowflake import SnowflakeResource
+
+from wsync_dagster.definitions import build_definitions
+from wsync_dagster.resources import SettingsError
+
+# Runs in a fresh interpreter with an empty environment and every socket operation forbidden.
+_IMPORT_OFFLINE = textwrap.dedent(
+    """
+    import socket, sys
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"network access while loading definitions: {args!r}")
+
+    socket.socket.connect = forbidden
+    socket.socket.connect_ex = forbidden
+    socket.create_connection = forbidden
+    socket.getaddrinfo = forbidden
+
+    import dagster as dg
+    from wsync_dagster.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"fakesnow", "wsync_dagster"})
+    assert not any(m.startswith(("wsync_dagster.emulator", "fakesnow")) for m in loaded), loaded
+    print("OK")
+    """
+)
+
+
+def test_definitions_load_offline_with_an_empty_environment() -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_OFFLINE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("OK")
+
+
+def test_real_target_names_every_missing_setting() -> None:
+    with pytest.raises(SettingsError) as raised:
+        build_definitions({"WSYNC_TARGET": "mparticle", "SNOWFLAKE_USER": "svc_wsync"})
+    message = str(raised.value)
+    assert "SNOWFLAKE_ACCOUNT" in message and "SNOWFLAKE_PASSWORD" in message
+    assert "SNOWFLAKE_USER" not in message  # it is set
+    assert "SNOWFLAKE_ROLE" not in message  # optional
+
+
+def test_local_target_needs_the_launchers_port() -> None:
+    with pytest.raises(SettingsError, match="WSYNC_LOCAL_SNOWFLAKE_PORT"):
+        build_definitions({"WSYNC_TARGET": "local"})
+    with pytest.raises(SettingsError, match="not a port number"):
+        build_definitions({"WSYNC_TARGET": "local", "WSYNC_LOCAL_SNOWFLAKE_PORT": "http"})
+
+
+def test_an_unknown_target_is_rejected() -> None:
+    with pytest.raises(
+        SettingsError, match="'staging' is not a target; set it to local or mparticle"
+    ):
+        build_definitions({"WSYNC_TARGET": "staging"})
+
+
+def test_real_target_keeps_secrets_in_env_vars() -> None:
+    defs = build_definitions(
+        {
+            "WSYNC_TARGET": "mparticle",
+            "SNOWFLAKE_ACCOUNT": "xy12345",
+            "SNOWFLAKE_USER": "svc_wsync",
+            "SNOWFLAKE_PASSWORD": "hunter2",
+        }
+    )
+    snowflake = defs.resources["snowflake"]
+    assert isinstance(snowflake, SnowflakeResource)
+    assert "hunter2" not in repr(snowflake)
+    assert snowflake.password == dg.EnvVar("SNOWFLAKE_PASSWORD")
+
+
+def test_without_a_target_nothing_runs_and_the_error_says_how_to_choose() -> None:
+    @dg.asset
+    def needs_snowflake(snowflake: SnowflakeResource) -> None:
+        raise AssertionError("must not run")
+
+    resources = build_definitions({}).resources
+    with pytest.raises(dg.DagsterResourceFunctionError) as raised:
+        dg.materialize([needs_snowflake], resources=resources)
+    cause = raised.value.__cause__
+    assert isinstance(cause, SettingsError)
+    assert "WSYNC_TARGET is not set" in str(cause) and "WSYNC_TARGET=local" in str(cause)
