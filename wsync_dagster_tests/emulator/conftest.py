@@ -30,15 +30,15 @@ EVENT_ROWS = [
 
 
 def emulator_config(stand_in: LocalSnowflake, **overrides: Any) -> EmulatorConfig:
-    return EmulatorConfig(
-        snowflake_host=stand_in.host,
-        snowflake_port=stand_in.port,
-        snowflake_user=LOCAL_USER,
-        snowflake_password=LOCAL_PASSWORD,
-        clock="manual",
-        clock_start=CLOCK_START,
-        **overrides,
-    )
+    settings: dict[str, Any] = {
+        "snowflake_host": stand_in.host,
+        "snowflake_port": stand_in.port,
+        "snowflake_user": LOCAL_USER,
+        "snowflake_password": LOCAL_PASSWORD,
+        "clock": "manual",
+        "clock_start": CLOCK_START,
+    }
+    return EmulatorConfig(**(settings | overrides))
 
 
 @pytest.fixture(scope="session")

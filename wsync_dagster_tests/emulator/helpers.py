@@ -39,6 +39,8 @@ class Api:
         self.ws = ws_base(url, config.workspace_id)
         self.session = requests.Session()
         self._token: str | None = None
+        # Like a real client, fetch a new token once on a 401 (tokens expire on the emulator clock).
+        self.refresh_on_401 = True
 
     @property
     def token(self) -> str:
@@ -56,10 +58,16 @@ class Api:
         return self.url + path if path.startswith("/") else f"{self.ws}/{path}"
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return self.session.request(
-            method, self.full_url(path), headers=headers, timeout=TIMEOUT, **kwargs
-        )
+        extra = kwargs.pop("headers", {})
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self.token}", **extra}
+            response = self.session.request(
+                method, self.full_url(path), headers=headers, timeout=TIMEOUT, **kwargs
+            )
+            if response.status_code != 401 or not self.refresh_on_401 or attempt == 2:
+                return response
+            self._token = None
+        raise AssertionError("unreachable")
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

@@ -93,6 +93,7 @@ def test_every_api_endpoint_needs_a_valid_bearer(
 
 
 def test_token_expires_on_the_emulator_clock(api: Api, control: EmulatorControl) -> None:
+    api.refresh_on_401 = False
     assert api.get("connections").status_code == 200
     control.advance(28800 - 1)
     assert api.get("connections").status_code == 200
@@ -107,11 +108,13 @@ def test_token_ttl_is_configurable(start_emulator: Any) -> None:
     assert response.json()["expires_in"] == 60
     api = Api(server.url, server.config)
     api._token = response.json()["access_token"]
+    api.refresh_on_401 = False
     EmulatorControl(server.url).advance(60)
     assert api.get("connections").status_code == 401
 
 
 def test_reset_forgets_tokens(api: Api, control: EmulatorControl) -> None:
+    api.refresh_on_401 = False
     assert api.get("connections").status_code == 200
     control.reset()
     assert api.get("connections").status_code == 401
