@@ -103,6 +103,8 @@ def _options(key: str, value: Any) -> dict[str, Any]:
             isinstance(value[name], types) and not isinstance(value[name], bool)
         ):
             raise bad_request(f"{key}.{name} has the wrong type.")
+        if name in ("count", "seconds", "retry_after") and (value.get(name) or 0) < 0:
+            raise bad_request(f"{key}.{name} must not be negative.")
     if "path" in value and value["path"] is not None:
         try:
             re.compile(value["path"])

@@ -848,7 +848,9 @@ def _credentials(connection: Connection) -> Credentials | None:
     if connection.fields["type"] != "snowflake":
         return None
     fields = connection.fields
-    return Credentials(fields["source_account_id"], fields["user"], fields["password"])
+    return Credentials(
+        fields["source_account_id"], fields["user"], fields["password"], fields["database"]
+    )
 
 
 def _positive_int(query: dict[str, str], name: str, default: int, maximum: int | None) -> int:

@@ -101,11 +101,12 @@ class WarehouseUnavailable(WarehouseError):
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a Warehouse Sync connection logs in with."""
+    """What a Warehouse Sync connection logs in with (``database`` becomes the session's)."""
 
     account: str
     user: str
     password: str
+    database: str | None = None
 
 
 def _message(error: snowflake.connector.errors.Error) -> str:
@@ -151,6 +152,8 @@ class Warehouse:
             password=credentials.password,
             login_timeout=self._login_timeout,
         )
+        if credentials.database:
+            args["database"] = credentials.database
         try:
             return snowflake.connector.connect(**args)
         except snowflake.connector.errors.Error as error:
