@@ -151,6 +151,9 @@ class Warehouse:
             user=credentials.user,
             password=credentials.password,
             login_timeout=self._login_timeout,
+            # Download one result chunk ahead while the run maps the current one: memory stays
+            # bounded by two chunks, however large the window.
+            client_prefetch_threads=1,
         )
         if credentials.database:
             args["database"] = credentials.database

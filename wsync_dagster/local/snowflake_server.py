@@ -13,6 +13,7 @@ Two fixes over stock fakesnow 0.12:
   variables. :func:`inline_variables_outside_quotes` applies the same substitution only outside quotes.
 * Internal stages (``PUT`` + ``COPY INTO``) live in a directory this process owns and deletes on exit,
   instead of a temporary directory that outlives it.
+* Large results come in chunks, as from Snowflake (:mod:`.result_chunks`), so ``fetchmany`` streams.
 """
 
 import argparse
@@ -89,6 +90,10 @@ def serve(host: str, port: int) -> None:
     try:
         _patch_fakesnow(stage_dir)
         import fakesnow.server
+
+        from wsync_dagster.local import result_chunks
+
+        result_chunks.install(fakesnow.server.app)
 
         sock = bind_socket(host, port)
         bound_host, bound_port = sock.getsockname()[:2]
