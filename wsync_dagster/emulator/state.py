@@ -725,15 +725,14 @@ class Backend:
             model["load_timestamp_field_time_zone"],
             model["load_timestamp_field_time_offset"] or 0,
         )
-        limit_name = "on-demand" if run.run_type == "manual" else pipeline.interval
+        # A triggered run has the on-demand limit, whatever the pipeline's interval is now.
+        limit = "on_demand" if run.run_type == "manual" else pipeline.interval
         return RunPlan(
             run_id=run.run_id,
             generation=self._generation,
             pipeline_id=pipeline.id,
-            limit_name=limit_name,
-            record_limit=self.record_limits[
-                "on_demand" if run.run_type == "manual" else pipeline.interval
-            ],
+            limit_name=limit.replace("_", "-"),
+            record_limit=self.record_limits[limit],
             credentials=_credentials(connection),
             sql=model["sql_query"],
             timestamp_field=model["load_timestamp_field_name"],

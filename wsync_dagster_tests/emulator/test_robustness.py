@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import requests
+from starlette.requests import Request
 
 from wsync_dagster.emulator import READY_MARKER, EmulatorControl, EmulatorServer
+from wsync_dagster.emulator.app import is_loopback
 from wsync_dagster.local.process import ServiceProcess
 from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster_tests.emulator.helpers import (
@@ -185,3 +187,15 @@ def test_the_command_line_needs_a_warehouse() -> None:
     )
     assert result.returncode == 2
     assert "--snowflake-port" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("client", "allowed"),
+    [(("127.0.0.1", 1), True), (("127.8.9.10", 1), True), (("::1", 1), True),
+     (("10.1.2.3", 1), False), (("192.168.0.5", 1), False), (None, False)],
+)  # fmt: skip
+def test_the_admin_api_only_answers_loopback_clients(
+    client: tuple[str, int] | None, allowed: bool
+) -> None:
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "client": client}
+    assert is_loopback(Request(scope)) is allowed
