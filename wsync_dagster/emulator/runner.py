@@ -43,7 +43,6 @@ class RunOutcome:
     mapped: int = 0
     failure: str | None = None
     warehouse_unavailable: bool = False
-    cancelled: bool = False
 
 
 Ingest = Callable[[list[MappedRow]], bool]
@@ -53,7 +52,7 @@ def execute_run(plan: RunPlan, warehouse: Warehouse, ingest: Ingest, batch_rows:
     """Count, check the limit, then stream, map and ``ingest`` the window's rows.
 
     ``ingest`` returns False when the run no longer exists (state was reset or the pipeline was
-    deleted); the run then stops where it is.
+    deleted); the run then stops where it is, and the backend ignores its outcome.
     """
     if plan.forced_failure is not None:
         return RunOutcome(failure=plan.forced_failure)
@@ -80,7 +79,7 @@ def execute_run(plan: RunPlan, warehouse: Warehouse, ingest: Ingest, batch_rows:
             rows = [row for text in texts if (row := mapper.map_json(text)) is not None]
             extracted += len(texts)
             if not ingest(rows):
-                return RunOutcome(extracted, mapped, cancelled=True)
+                return RunOutcome(extracted, mapped)
             mapped += len(rows)
     except WarehouseUnavailable as error:
         return RunOutcome(
