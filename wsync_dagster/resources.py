@@ -17,13 +17,20 @@ every missing variable.
 
 import enum
 import os
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
 from pydantic import Field
+
+from wsync_dagster.mparticle import ClientCredentials, RetryPolicy, WarehouseSyncClient
+from wsync_dagster.mparticle.auth import DEFAULT_AUDIENCE, DEFAULT_TOKEN_URL
+from wsync_dagster.mparticle.client import DEFAULT_API_ROOT
 
 TARGET_VAR = "WSYNC_TARGET"
 
@@ -60,6 +67,9 @@ LOCAL_SNOWFLAKE_SETTINGS = (
         "WSYNC_LOCAL_SNOWFLAKE_PORT", "port of the local Snowflake stand-in (set by the launcher)"
     ),
 )
+INTEGER_SETTINGS = (
+    "WSYNC_LOCAL_SNOWFLAKE_PORT", "MPARTICLE_WORKSPACE_ID", "MPARTICLE_ORG_ID", "MPARTICLE_ACCOUNT_ID",
+)  # fmt: skip
 TARGET_SETTINGS: dict[Target, tuple[Setting, ...]] = {
     Target.MPARTICLE: SNOWFLAKE_SETTINGS,
     Target.LOCAL: LOCAL_SNOWFLAKE_SETTINGS,
@@ -83,23 +93,33 @@ def selected_target(environ: Mapping[str, str] | None = None) -> Target | None:
         raise SettingsError(f"{TARGET_VAR}={raw!r} is not a target; set it to {choices}.") from None
 
 
-def missing_settings(target: Target, environ: Mapping[str, str] | None = None) -> list[Setting]:
+def settings_problems(target: Target, environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per required setting of ``target`` that is missing or malformed."""
     environ = os.environ if environ is None else environ
-    return [s for s in TARGET_SETTINGS[target] if s.required and not environ.get(s.name)]
+    problems = [
+        f"{s.name} is not set: {s.meaning}"
+        for s in TARGET_SETTINGS[target]
+        if s.required and not environ.get(s.name)
+    ]
+    problems += [
+        f"{name}={environ[name]!r} is not a whole number"
+        for name in INTEGER_SETTINGS
+        if environ.get(name) and not environ[name].isdigit()
+    ]
+    return problems
 
 
 def require_settings(target: Target, environ: Mapping[str, str] | None = None) -> None:
-    """Raise one SettingsError naming every required variable of ``target`` that is not set."""
-    if missing := missing_settings(target, environ):
-        lines = "\n".join(f"  {s.name}: {s.meaning}" for s in missing)
+    """Raise one SettingsError naming every required variable of ``target`` that is not usable."""
+    if problems := settings_problems(target, environ):
+        lines = "\n".join(f"  {p}" for p in problems)
         hint = (
             "Start the local stack with `python3 dev.py demo` or `python3 dev.py ui`, which set them."
             if target is Target.LOCAL
             else f"Set them, or use {TARGET_VAR}=local for the embedded default."
         )
         raise SettingsError(
-            f"{TARGET_VAR}={target.value} needs {len(missing)} setting(s) that are not set:\n"
-            f"{lines}\n{hint}"
+            f"{TARGET_VAR}={target.value} needs {len(problems)} more setting(s):\n{lines}\n{hint}"
         )
 
 
@@ -130,8 +150,6 @@ def snowflake_resource(
         from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER
 
         host, port = (setting_value(s, environ) for s in LOCAL_SNOWFLAKE_SETTINGS)
-        if not (port or "").isdigit():
-            raise SettingsError(f"WSYNC_LOCAL_SNOWFLAKE_PORT={port!r} is not a port number.")
         connect_args: dict[str, Any] = {
             "host": host,
             "port": int(port or 0),
@@ -154,4 +172,119 @@ def snowflake_resource(
         network_timeout=300,
         role=dg.EnvVar("SNOWFLAKE_ROLE") if environ.get("SNOWFLAKE_ROLE") else None,
         warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE") if environ.get("SNOWFLAKE_WAREHOUSE") else None,
+    )
+
+
+# One client per process and configuration: its HTTP session (connection pool) and the process-wide
+# token cache are shared by every asset and every thread of the run.
+_CLIENTS: dict[tuple[Any, ...], WarehouseSyncClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+class MParticleResource(dg.ConfigurableResource):
+    """An mParticle API credential and workspace; :meth:`get_client` returns the typed client.
+
+    Holds configuration only; :class:`~wsync_dagster.mparticle.WarehouseSyncClient` does the HTTP.
+    Bind secrets with ``dagster.EnvVar`` so they are resolved at launch and never shown in the UI.
+    """
+
+    client_id: str = Field(description="client id of an API credential with Platform API access")
+    client_secret: str = Field(description="the credential's secret; bind with dagster.EnvVar")
+    workspace_id: int = Field(description="mParticle workspace id")
+    org_id: int | None = Field(default=None, description="org id (Profile API only)")
+    account_id: int | None = Field(default=None, description="account id (Profile API only)")
+    api_root: str = Field(default=DEFAULT_API_ROOT, description="scheme and host of the API")
+    token_url: str = Field(default=DEFAULT_TOKEN_URL, description="OAuth token endpoint")
+    audience: str = Field(default=DEFAULT_AUDIENCE, description="OAuth audience")
+    request_timeout_seconds: float = Field(default=30.0, description="read timeout per request")
+    retry_budget_seconds: float = Field(
+        default=300.0,
+        description="total time one call may spend retrying 429/5xx/connection errors",
+    )
+    run_timeout_seconds: float = Field(
+        default=3600.0, description="how long a materialization waits for mParticle's runs to end"
+    )
+    poll_interval_seconds: float = Field(default=5.0, description="first wait between run polls")
+    max_poll_interval_seconds: float = Field(
+        default=60.0, description="longest wait between run polls (polls back off up to this)"
+    )
+
+    # Time, overridable in one place (tests drive the emulator's clock instead of sleeping).
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> datetime:
+        """mParticle's notion of now, for catch-up checks and on-demand windows."""
+        return datetime.now(UTC)
+
+    def _cache_key(self) -> tuple[Any, ...]:
+        return (type(self), *(getattr(self, name) for name in type(self).model_fields))
+
+    def get_client(self) -> WarehouseSyncClient:
+        """The process's client for this configuration (created on first use, then shared)."""
+        key = self._cache_key()
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get(key)
+            if client is None:
+                credentials = ClientCredentials(
+                    client_id=self.client_id,
+                    client_secret=self.client_secret,  # pyright: ignore[reportArgumentType]
+                    token_url=self.token_url,
+                    audience=self.audience,
+                )
+                client = WarehouseSyncClient(
+                    credentials,
+                    self.workspace_id,
+                    api_root=self.api_root,
+                    org_id=self.org_id,
+                    account_id=self.account_id,
+                    timeout=(10.0, self.request_timeout_seconds),
+                    retry_policy=RetryPolicy(total_budget=self.retry_budget_seconds),
+                    sleep=self.sleep,
+                    clock=self.monotonic,
+                    wall_clock=self.now,
+                )
+                _CLIENTS[key] = client
+            return client
+
+
+def mparticle_resource(
+    target: Target, environ: Mapping[str, str] | None = None
+) -> MParticleResource:
+    """The mParticle resource for ``target``; call :func:`require_settings` first."""
+    environ = os.environ if environ is None else environ
+    if target is Target.LOCAL:
+        from wsync_dagster.local.stack import LOCAL_MPARTICLE
+
+        url = environ["WSYNC_LOCAL_EMULATOR_URL"].rstrip("/")
+        return MParticleResource(
+            client_id=LOCAL_MPARTICLE.client_id,
+            client_secret=LOCAL_MPARTICLE.client_secret,
+            workspace_id=LOCAL_MPARTICLE.workspace_id,
+            org_id=LOCAL_MPARTICLE.org_id,
+            account_id=LOCAL_MPARTICLE.account_id,
+            api_root=url,
+            token_url=f"{url}/oauth/token",
+            poll_interval_seconds=0.2,
+            max_poll_interval_seconds=2.0,
+            run_timeout_seconds=600.0,
+        )
+    optional: dict[str, Any] = {
+        field: dg.EnvVar.int(name) if field.endswith("_id") else dg.EnvVar(name)
+        for field, name in (
+            ("org_id", "MPARTICLE_ORG_ID"),
+            ("account_id", "MPARTICLE_ACCOUNT_ID"),
+            ("api_root", "MPARTICLE_API_ROOT"),
+            ("token_url", "MPARTICLE_TOKEN_URL"),
+        )
+        if environ.get(name)
+    }
+    return MParticleResource(
+        client_id=dg.EnvVar("MPARTICLE_CLIENT_ID"),
+        client_secret=dg.EnvVar("MPARTICLE_CLIENT_SECRET"),
+        workspace_id=dg.EnvVar.int("MPARTICLE_WORKSPACE_ID"),
+        **optional,
     )

@@ -59,7 +59,9 @@ def test_real_target_names_every_missing_setting() -> None:
 def test_local_target_needs_the_launchers_port() -> None:
     with pytest.raises(SettingsError, match="WSYNC_LOCAL_SNOWFLAKE_PORT"):
         build_definitions({"WSYNC_TARGET": "local"})
-    with pytest.raises(SettingsError, match="not a port number"):
+    with pytest.raises(
+        SettingsError, match=r"WSYNC_LOCAL_SNOWFLAKE_PORT=.http. is not a whole number"
+    ):
         build_definitions({"WSYNC_TARGET": "local", "WSYNC_LOCAL_SNOWFLAKE_PORT": "http"})
 
 

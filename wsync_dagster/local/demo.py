@@ -1,41 +1,223 @@
-"""The main job on the embedded default: ``python3 dev.py demo``.
+"""The main job on the embedded default (``python3 dev.py demo``) and the UI on it (``dev.py ui``).
 
-Starts the local Snowflake stand-in, seeds the sample warehouse, shows what it holds, and stops
-everything. Exit code 0 on success; on any failure a one-paragraph explanation and a non-zero code.
+The demo starts the local stack (Snowflake stand-in, mParticle emulator, seeded sample warehouse),
+materializes through Dagster the most recent closed partitions of every demo asset — the hourly table
+as a multi-partition backfill in one run — and the on-demand asset, prints what happened and three
+enriched profiles read back through the Profile API, and stops everything. Materializations land in
+the project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI.
 """
 
+import os
+import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
 
 from wsync_dagster.local.process import LocalServiceError
-from wsync_dagster.local.sample_data import SampleConfig, seed_sample_warehouse
-from wsync_dagster.local.snowflake import LocalSnowflake
+from wsync_dagster.local.stack import LocalStack
+from wsync_dagster.mparticle import Profile, WarehouseSyncError
+from wsync_dagster.resources import MParticleResource, SettingsError
+from wsync_dagster.sync.specs import RegistryError, SyncSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+WORKDIR = PROJECT_ROOT / ".wsync"
+DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+HOURLY_BACKFILL = 6
+SHOWN_PROFILES = 3
+
+
+@dataclass(frozen=True)
+class Step:
+    """One materialization the demo asks for."""
+
+    spec: SyncSpec
+    partition_keys: tuple[str, ...]
+
+    def describe(self) -> str:
+        if not self.partition_keys:
+            return f"{self.spec.name} ({self.spec.schedule.interval})"
+        keys = self.partition_keys
+        span = keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions)"
+        return f"{self.spec.name} [{span}]"
+
+
+def prepare_dagster_home(path: Path = DAGSTER_HOME) -> Path:
+    """A project-local DAGSTER_HOME shared by the demo and `dagster dev`; telemetry off (offline)."""
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return path
+
+
+def plan(defs: dg.Definitions, specs: Sequence[SyncSpec], now: Any) -> list[Step]:
+    """The latest closed partition of each interval sync (hourly: the last few, in one run)."""
+    steps = []
+    for spec in specs:
+        if not spec.schedule.is_interval:
+            steps.append(Step(spec, ()))
+            continue
+        asset = defs.resolve_assets_def(dg.AssetKey(["mparticle", spec.name]))
+        partitions = asset.partitions_def
+        assert partitions is not None
+        keys = partitions.get_partition_keys(current_time=now)
+        take = HOURLY_BACKFILL if spec.schedule.interval == "hourly" else 1
+        steps.append(Step(spec, tuple(keys[-take:])))
+    return steps
+
+
+def materialize(
+    defs: dg.Definitions, step: Step, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    key = dg.AssetKey(["mparticle", step.spec.name])
+    tags: dict[str, str] = {}
+    if len(step.partition_keys) > 1:
+        tags = {
+            "dagster/asset_partition_range_start": step.partition_keys[0],
+            "dagster/asset_partition_range_end": step.partition_keys[-1],
+        }
+    return dg.materialize(
+        [defs.resolve_assets_def(key)],
+        instance=instance,
+        resources=defs.resources,
+        partition_key=step.partition_keys[0] if len(step.partition_keys) == 1 else None,
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
+def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            if error is not None:
+                while error.cause is not None and "Failure" not in (error.cls_name or ""):
+                    error = error.cause
+                return error.message.strip()
+    return "the run failed (see the Dagster UI: python3 dev.py ui)"
+
+
+def _summary_rows(result: dg.ExecuteInProcessResult) -> list[tuple[str, ...]]:
+    rows = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        rows.append(
+            (
+                materialization.asset_key.path[-1],
+                materialization.partition or "-",
+                f"{meta.get('preflight/rows', 0):,}",
+                str(meta.get("mparticle/run_id", "")),
+                str(meta.get("mparticle/run_state", "")),
+                f"{meta.get('mparticle/records_extracted', 0):,}",
+                f"{meta.get('mparticle/records_mapped', 0):,}",
+            )
+        )
+    return rows
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(line.format(*row) for row in [header, *rows])
+
+
+def _profile_text(profile: Profile) -> str:
+    identities = ", ".join(f"{i.type}={i.value}" for i in profile.user_identities)
+    attributes = "\n".join(
+        f"      {name}: {value}" for name, value in sorted(profile.user_attributes.items())
+    )
+    return f"  MPID {profile.mpid}  ({identities})\n{attributes}"
+
+
+def enriched_profiles(mparticle: MParticleResource, emulator_url: str) -> list[Profile]:
+    """The profiles with the most attributes, each read back through the Profile API."""
+    from wsync_dagster.emulator import EmulatorControl
+
+    stored = EmulatorControl(emulator_url).profiles()
+    richest = sorted(stored, key=lambda p: (-len(p.get("user_attributes") or {}), p["mpid"]))
+    client = mparticle.get_client()
+    return [client.get_profile(int(p["mpid"])) for p in richest[:SHOWN_PROFILES]]
 
 
 def run_demo() -> int:
     started = time.monotonic()
-    print("Starting the local Snowflake stand-in (fakesnow on 127.0.0.1) ...", flush=True)
+    print("Starting the embedded default: Snowflake stand-in + mParticle emulator on 127.0.0.1 ...")
     try:
-        with LocalSnowflake() as snowflake:
-            print(f"  listening at {snowflake.url}")
-            connection = snowflake.connect()
+        with LocalStack(WORKDIR) as stack:
+            return _demo(stack, started)
+    except (LocalServiceError, SettingsError, RegistryError, WarehouseSyncError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _demo(stack: LocalStack, started: float) -> int:
+    from wsync_dagster.definitions import build_definitions
+    from wsync_dagster.sync.specs import load_registry
+
+    assert stack.summary is not None
+    for table in stack.summary.tables:
+        print(f"  seeded {table.name}: {table.rows:,} rows")
+    print(f"  emulator at {stack.emulator_url}; local registry {stack.registry_path}")
+    environment = stack.environment()
+    os.environ.update(environment)  # secrets are read through dagster.EnvVar at run time
+    os.environ["DAGSTER_HOME"] = str(prepare_dagster_home())
+    defs = build_definitions(environment)
+    registry = load_registry(stack.registry_path)
+    instance = dg.DagsterInstance.get()
+
+    rows: list[tuple[str, ...]] = []
+    failures: list[str] = []
+    for step in plan(defs, registry.syncs, stack.sample.anchor):
+        print(f"Materializing {step.describe()} ...", flush=True)
+        result = materialize(defs, step, instance)
+        rows += _summary_rows(result)
+        if not result.success:
+            failures.append(f"{step.describe()}: {_failure_text(result)}")
+
+    print()
+    header = ("asset", "partition", "pre-flight", "run id", "state", "extracted", "mapped")
+    print(_table(header, rows))
+    if failures:
+        print("\nFailed:\n" + "\n".join(failures), file=sys.stderr)
+        return 1
+
+    mparticle = (defs.resources or {})["mparticle"]
+    assert isinstance(mparticle, MParticleResource)
+    print("\nEnriched profiles, read back through the Profile API:")
+    for profile in enriched_profiles(mparticle, stack.emulator_url):
+        print(_profile_text(profile))
+    print(
+        f"\nDone in {time.monotonic() - started:.1f} s; stopped the local stack. "
+        "See it in the Dagster UI: python3 dev.py ui"
+    )
+    return 0
+
+
+def run_ui(extra: Sequence[str]) -> int:
+    """`dagster dev` on the embedded default, with the demo's DAGSTER_HOME."""
+    print("Starting the embedded default for the Dagster UI ...")
+    try:
+        with LocalStack(WORKDIR) as stack:
+            environment: Mapping[str, str] = {
+                **os.environ,
+                **stack.environment(),
+                "DAGSTER_HOME": str(prepare_dagster_home()),
+            }
+            command = [
+                str(Path(sys.executable).parent / "dagster"), "dev",
+                "-m", "wsync_dagster.definitions", "--host", "127.0.0.1", *extra,
+            ]  # fmt: skip
+            print(f"  emulator at {stack.emulator_url}; Ctrl-C stops the UI and the stack")
             try:
-                summary = seed_sample_warehouse(connection, SampleConfig())
-                print(f"Seeded the sample warehouse (anchor {summary.anchor:%Y-%m-%d %H:%M} UTC):")
-                cursor = connection.cursor()
-                for table in summary.tables:
-                    (count,) = cursor.execute(f"SELECT COUNT(*) FROM {table.name}").fetchone()
-                    print(
-                        f"  {table.name:<36} {count:>6} rows, {table.identityless_rows} without "
-                        f"identity, {table.boundary_rows} on interval boundaries, "
-                        f"{table.first_updated_at:%Y-%m-%d %H:%M} .. {table.last_updated_at:%Y-%m-%d %H:%M}"
-                    )
-                    for row in cursor.execute(f"SELECT * FROM {table.name} LIMIT 2").fetchall():
-                        print(f"      {row}")
-            finally:
-                connection.close()
+                return subprocess.run(command, env=dict(environment), cwd=PROJECT_ROOT).returncode
+            except KeyboardInterrupt:
+                return 0
     except LocalServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"Stopped the local stack. Done in {time.monotonic() - started:.1f} s.")
-    return 0

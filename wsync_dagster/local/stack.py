@@ -1,0 +1,188 @@
+"""The embedded default: Snowflake stand-in + mParticle emulator + seeded sample warehouse.
+
+:class:`LocalStack` starts both servers on 127.0.0.1 (free ports), seeds the sample warehouse, and
+writes a *local registry*: the package's ``syncs.yaml`` with each schedule's start moved onto the
+freshly seeded data (mParticle refuses hourly starts older than 7 days, so fixed demo dates would go
+stale within a week). :meth:`LocalStack.environment` is what the code location needs to run against it
+(``WSYNC_TARGET=local`` and friends); the demo and ``dagster dev`` both use it.
+"""
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import yaml
+
+from wsync_dagster.local.process import ServiceProcess
+from wsync_dagster.local.sample_data import (
+    CUSTOMER_SCORES_DAYS,
+    TICKET_ACTIVITY_DAYS,
+    SampleConfig,
+    SampleSummary,
+    seed_sample_warehouse,
+)
+from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
+from wsync_dagster.sync.limits import subtract_months
+from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, Schedule, load_registry
+
+EMULATOR_READY_MARKER = "wsync-emulator ready"
+
+
+@dataclass(frozen=True)
+class LocalMParticle:
+    """The emulator's credential and ids (nothing secret: it only exists on loopback)."""
+
+    client_id: str = "local-client"
+    client_secret: str = "local-secret"
+    workspace_id: int = 5328
+    org_id: int = 1000
+    account_id: int = 2000
+    feed_key: str = "us1-local-feed-key"
+
+
+LOCAL_MPARTICLE = LocalMParticle()
+
+
+def _at_grid_time(day: datetime, template: datetime) -> datetime:
+    """``day``'s date at ``template``'s time of day (UTC)."""
+    return day.replace(hour=template.hour, minute=template.minute, second=0, microsecond=0)
+
+
+def rebase_schedule(schedule: Schedule, anchor: datetime) -> Schedule:
+    """``schedule`` moved so that it covers the sample data generated for ``anchor``.
+
+    Keeps the grid's minute, hour, weekday and day of month; only the date moves.
+    """
+    start = schedule.start
+    if schedule.interval == "hourly":
+        new_start = (anchor - timedelta(days=TICKET_ACTIVITY_DAYS)).replace(minute=start.minute)
+    elif schedule.interval == "weekly":
+        first = _at_grid_time(anchor - timedelta(weeks=4), start)
+        new_start = first - timedelta(days=(first.weekday() - start.weekday()) % 7)
+    elif schedule.interval == "monthly":
+        new_start = _at_grid_time(subtract_months(anchor, 3), start).replace(day=start.day)
+    else:  # daily, on_demand, once: the customer table's span
+        new_start = _at_grid_time(anchor - timedelta(days=CUSTOMER_SCORES_DAYS), start)
+    end = None
+    if schedule.end is not None:
+        end = max(new_start + (schedule.end - start), new_start + timedelta(hours=1))
+        end = min(end, anchor)
+    return schedule.model_copy(update={"start": new_start, "end": end})
+
+
+def local_registry(registry: Registry, anchor: datetime) -> Registry:
+    """``registry`` pointed at the local stand-in, its schedules rebased onto ``anchor``."""
+    connection = registry.connection.model_copy(
+        update={"source_account_id": LOCAL_ACCOUNT, "user": LOCAL_USER}
+    )
+    syncs = tuple(
+        spec.model_copy(update={"schedule": rebase_schedule(spec.schedule, anchor)})
+        for spec in registry.syncs
+    )
+    return registry.model_copy(update={"connection": connection, "syncs": syncs})
+
+
+def write_registry(registry: Registry, path: Path) -> Path:
+    header = (
+        "# Written by wsync_dagster.local.stack for the embedded default: the package's syncs.yaml\n"
+        "# with starts moved onto the freshly seeded sample data. Regenerated on every start.\n"
+    )
+    body = yaml.safe_dump(registry.model_dump(mode="json"), sort_keys=False, width=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
+class LocalStack:
+    """Start, seed and stop the embedded default. Use as a context manager."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        sample: SampleConfig | None = None,
+        registry_source: Path = DEFAULT_REGISTRY,
+        emulator_args: tuple[str, ...] = (),
+    ) -> None:
+        self.workdir = workdir
+        self.sample = sample or SampleConfig()
+        self.registry_source = registry_source
+        self.emulator_args = emulator_args
+        self.snowflake = LocalSnowflake()
+        self.emulator: ServiceProcess | None = None
+        self.summary: SampleSummary | None = None
+        self.registry_path = workdir / "syncs.local.yaml"
+
+    def start(self) -> Self:
+        try:
+            self.snowflake.start()
+            connection = self.snowflake.connect()
+            try:
+                self.summary = seed_sample_warehouse(connection, self.sample)
+            finally:
+                connection.close()
+            registry = local_registry(load_registry(self.registry_source), self.sample.anchor)
+            write_registry(registry, self.registry_path)
+            self.emulator = ServiceProcess(
+                "mparticle-emulator", self._emulator_argv(), ready_marker=EMULATOR_READY_MARKER
+            )
+            self.emulator.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _emulator_argv(self) -> list[str]:
+        options = {
+            "--host": "127.0.0.1",
+            "--port": "0",
+            "--snowflake-host": self.snowflake.host,
+            "--snowflake-port": str(self.snowflake.port),
+            "--snowflake-user": LOCAL_USER,
+            "--snowflake-password": LOCAL_PASSWORD,
+            "--client-id": LOCAL_MPARTICLE.client_id,
+            "--client-secret": LOCAL_MPARTICLE.client_secret,
+            "--workspace-id": str(LOCAL_MPARTICLE.workspace_id),
+            "--org-id": str(LOCAL_MPARTICLE.org_id),
+            "--account-id": str(LOCAL_MPARTICLE.account_id),
+        }
+        flat = [part for option in options.items() for part in option]
+        return [sys.executable, "-m", "wsync_dagster.emulator", *flat, *self.emulator_args]
+
+    @property
+    def emulator_url(self) -> str:
+        if self.emulator is None or self.emulator.url is None:
+            raise RuntimeError("the local stack is not started")
+        return self.emulator.url
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point the code location at this stack."""
+        registry = load_registry(self.registry_path)
+        feed_keys = {spec.feed_key_env: LOCAL_MPARTICLE.feed_key for spec in registry.syncs}
+        return {
+            "WSYNC_TARGET": "local",
+            "WSYNC_REGISTRY": str(self.registry_path),
+            "WSYNC_LOCAL_SNOWFLAKE_HOST": self.snowflake.host,
+            "WSYNC_LOCAL_SNOWFLAKE_PORT": str(self.snowflake.port),
+            "WSYNC_LOCAL_EMULATOR_URL": self.emulator_url,
+            registry.connection.password_env: LOCAL_PASSWORD,
+            **feed_keys,
+        }
+
+    def stop(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+        self.snowflake.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,384 @@
+"""One Dagster asset per synced table (DESIGN §2).
+
+Interval syncs are partitioned on their pipeline's own grid; materializing partitions means:
+
+1. **pre-flight** the windows in Snowflake (two queries for any number of partitions) — a limit
+   violation fails here, before anything is sent to mParticle;
+2. **reconcile** the connection, data model and pipeline (create / update / leave alone);
+3. **attach** to mParticle's run for each partition's ``logical_date`` and wait, polling one paged run
+   listing for all partitions;
+4. **report** one materialization per partition, with the run's numbers, and the asset checks.
+
+``on_demand`` syncs trigger a run (or attach to the one in flight); ``once`` syncs attach to their
+single run. Both are unpartitioned.
+"""
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+from dagster_snowflake import SnowflakeResource
+
+from wsync_dagster.mparticle import (
+    NotFoundError,
+    PipelineRun,
+    RunFailedError,
+    RunState,
+    UnknownRunStateError,
+    WaitTimeoutError,
+    WarehouseSyncClient,
+    WarehouseSyncError,
+)
+from wsync_dagster.resources import MParticleResource
+from wsync_dagster.sync import checks, naming
+from wsync_dagster.sync.partitions import partitions_for, windows_for
+from wsync_dagster.sync.preflight import (
+    PreflightError,
+    PreflightReport,
+    Window,
+    WindowCount,
+    run_preflight,
+)
+from wsync_dagster.sync.reconcile import Reconciled, ReconcileError, reconcile
+from wsync_dagster.sync.runs import WaitSettings, is_terminal, wait_for_windows
+from wsync_dagster.sync.specs import Registry, SyncSpec
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """What one materialization works with."""
+
+    registry: Registry
+    spec: SyncSpec
+    snowflake: SnowflakeResource
+    mparticle: MParticleResource
+    log: Any
+
+    def wait_settings(self) -> WaitSettings:
+        m = self.mparticle
+        return WaitSettings(
+            timeout=m.run_timeout_seconds,
+            poll_interval=m.poll_interval_seconds,
+            max_poll_interval=m.max_poll_interval_seconds,
+            sleep=m.sleep,
+            clock=m.monotonic,
+        )
+
+
+def _fail(message: str, **metadata: Any) -> dg.Failure:
+    return dg.Failure(description=message, metadata=metadata, allow_retries=False)
+
+
+def _preflight(ctx: SyncContext, windows: Sequence[Window], kind: Any = None) -> PreflightReport:
+    with ctx.snowflake.get_connection() as connection:
+        cursor = connection.cursor()
+        try:
+            report = run_preflight(cursor, ctx.spec, windows, limit_kind=kind)
+        except PreflightError as error:
+            raise _fail(str(error)) from error
+        finally:
+            cursor.close()
+    total = sum(c.rows for c in report.counts)
+    ctx.log.info(
+        f"Pre-flight of {len(windows)} window(s): {total:,} rows, limit {report.limit:,} per "
+        f"window, {len(report.columns)} columns, identities {', '.join(report.identity_columns)} "
+        f"({report.queries} queries, {report.seconds:.2f} s)"
+    )
+    return report
+
+
+def _reconcile(ctx: SyncContext, client: WarehouseSyncClient) -> Reconciled:
+    try:
+        result = reconcile(client, ctx.registry, ctx.spec, ctx.mparticle.now())
+    except ReconcileError as error:
+        raise _fail(str(error)) from error
+    except WarehouseSyncError as error:
+        raise _fail(
+            f"mParticle refused to set up sync '{ctx.spec.name}': {error}. Fix the registry entry "
+            "or the connection settings it names, then materialize again."
+        ) from error
+    for change in result.changes:
+        ctx.log.info(f"Reconcile: {change.describe()}")
+    return result
+
+
+def _run_metadata(
+    ctx: SyncContext,
+    window: Window,
+    run: PipelineRun,
+    count: WindowCount | None,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    seconds = (
+        (run.end_date - run.start_date).total_seconds() if run.start_date and run.end_date else None
+    )
+    metadata: dict[str, Any] = {
+        "mparticle/pipeline_id": ctx.spec.resolved_pipeline_id,
+        "mparticle/run_id": run.pipeline_run_id,
+        "mparticle/run_state": run.pipeline_run_state,
+        "mparticle/run_type": run.pipeline_run_type or "",
+        "mparticle/logical_date": dg.MetadataValue.timestamp(run.logical_date or window.start),
+        "window_start": dg.MetadataValue.timestamp(run.data_interval_start or window.start),
+        "window_end": dg.MetadataValue.timestamp(run.data_interval_end or window.end),
+        "mparticle/records_extracted": run.records_extracted or 0,
+        "mparticle/records_mapped": run.records_mapped or 0,
+        "mparticle/event_batches_generated": run.event_batches_generated or 0,
+        "dagster/row_count": run.records_mapped or 0,
+    }
+    if seconds is not None:
+        metadata["mparticle/run_seconds"] = round(seconds, 3)
+    if count is not None:
+        metadata["preflight/rows"] = count.rows
+        metadata["preflight/rows_without_identity"] = count.rows_without_identity
+    metadata.update(extra)
+    return metadata
+
+
+def _outcome_problem(window: Window, run: PipelineRun | None, waited: float) -> str:
+    if run is None:
+        return (
+            f"{window.key}: mParticle has not started the run for logical date "
+            f"{window.start:%Y-%m-%dT%H:%M:%SZ} after {waited:.0f} s (catch-up runs go oldest "
+            "first, one at a time); materialize again later to attach to it"
+        )
+    if run.state is None:
+        return (
+            f"{window.key}: run {run.pipeline_run_id} is in unknown state "
+            f"'{run.pipeline_run_state}', which is never taken for success; check it in mParticle"
+        )
+    return (
+        f"{window.key}: run {run.pipeline_run_id} is still '{run.pipeline_run_state}' after "
+        f"{waited:.0f} s; materialize again to attach to it (raise run_timeout_seconds to wait longer)"
+    )
+
+
+def _materialize_windows(
+    context: dg.AssetExecutionContext, ctx: SyncContext
+) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+    partitions = context.assets_def.partitions_def
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    windows = windows_for(partitions, context.partition_keys)
+    report = _preflight(ctx, windows)
+
+    now = ctx.mparticle.now()
+    if open_windows := [w for w in windows if w.end > now]:
+        raise _fail(
+            f"{len(open_windows)} partition(s) have not closed yet (first: {open_windows[0].key}, "
+            f"ends {open_windows[0].end:%Y-%m-%dT%H:%M:%SZ}); mParticle runs an interval only after "
+            "it ends. Materialize them after they close."
+        )
+
+    client = ctx.mparticle.get_client()
+    before = client.stats
+    reconciled = _reconcile(ctx, client)
+    started = time.monotonic()
+    runs, polls = wait_for_windows(
+        client, ctx.spec.resolved_pipeline_id, windows, ctx.wait_settings()
+    )
+    waited = time.monotonic() - started
+    after = client.stats
+    run_level = {
+        "wsync/reconcile": ", ".join(c.describe() for c in reconciled.changes),
+        "wsync/partitions_in_run": len(windows),
+        "wsync/run_polls": polls,
+        "wsync/api_requests": after.requests - before.requests,
+        "wsync/token_requests": after.token_requests - before.token_requests,
+        "preflight/queries": report.queries,
+    }
+
+    succeeded: list[tuple[WindowCount, PipelineRun]] = []
+    problems: list[str] = []
+    failed_runs: list[tuple[Window, PipelineRun]] = []
+    for window in windows:
+        run = runs.get(window.key)
+        count = report.count_for(window.key)
+        if run is not None and run.state is RunState.SUCCESS:
+            succeeded.append((count, run))
+            yield dg.AssetMaterialization(
+                asset_key=context.asset_key,
+                partition=window.key,
+                description=f"mParticle run {run.pipeline_run_id} ({window.describe()})",
+                metadata=_run_metadata(ctx, window, run, count, run_level),
+            )
+        elif run is not None and run.state is RunState.FAILED:
+            failed_runs.append((window, run))
+        elif not is_terminal(run):
+            problems.append(_outcome_problem(window, run, waited))
+
+    if failed_runs:
+        reason = _faulted_reason(client, ctx.spec.resolved_pipeline_id)
+        problems[:0] = [
+            f"{w.key}: mParticle run {r.pipeline_run_id} failed: {reason}" for w, r in failed_runs
+        ]
+    if succeeded:
+        yield from checks.check_results(context.asset_key, succeeded)
+    if problems:
+        raise _fail(
+            f"{len(problems)} of {len(windows)} partition(s) of '{ctx.spec.name}' did not sync "
+            f"({len(succeeded)} did):\n" + "\n".join(f"  - {p}" for p in problems),
+            failed_partitions=len(problems),
+        )
+
+
+def _faulted_reason(client: WarehouseSyncClient, pipeline_id: str) -> str:
+    try:
+        return client.get_pipeline(pipeline_id).faulted_reason or "no reason given by mParticle"
+    except WarehouseSyncError as error:
+        return f"(could not read the pipeline's faulted_reason: {error})"
+
+
+def _last_successful_end(client: WarehouseSyncClient, pipeline_id: str) -> datetime | None:
+    try:
+        for run in client.iter_pipeline_runs(pipeline_id, page_size=100):
+            if run.state is RunState.SUCCESS and run.data_interval_end is not None:
+                return run.data_interval_end
+    except NotFoundError:
+        return None
+    return None
+
+
+def _wait_for_run(ctx: SyncContext, client: WarehouseSyncClient, run_id: int) -> PipelineRun:
+    m = ctx.mparticle
+    try:
+        return client.wait_for_run(
+            ctx.spec.resolved_pipeline_id,
+            run_id,
+            timeout=m.run_timeout_seconds,
+            poll_interval=m.poll_interval_seconds,
+            max_poll_interval=m.max_poll_interval_seconds,
+        )
+    except RunFailedError as error:
+        raise _fail(f"mParticle run {run_id} of '{ctx.spec.name}' failed: {error}") from error
+    except (UnknownRunStateError, WaitTimeoutError) as error:
+        raise _fail(
+            f"{error} Materialize again to attach to the same run; nothing was triggered twice."
+        ) from error
+
+
+def _materialize_single(
+    context: dg.AssetExecutionContext, ctx: SyncContext
+) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+    """``on_demand`` (trigger or attach) and ``once`` (attach to its one run)."""
+    spec = ctx.spec
+    client = ctx.mparticle.get_client()
+    before = client.stats
+    pipeline_id = spec.resolved_pipeline_id
+    now = ctx.mparticle.now()
+    if spec.schedule.interval == "once":
+        assert spec.schedule.end is not None
+        window = Window("once", spec.schedule.start, spec.schedule.end)
+    else:
+        start = _last_successful_end(client, pipeline_id) or spec.schedule.start
+        window = Window("on_demand", start, now)
+    report = _preflight(ctx, [window], spec.schedule.interval)
+    reconciled = _reconcile(ctx, client)
+
+    if spec.schedule.interval == "once":
+        runs = list(client.iter_pipeline_runs(pipeline_id, page_size=10))
+        if not runs:
+            waited = _wait_for_first_run(ctx, client)
+            runs = [waited]
+        run_id, attached = runs[0].pipeline_run_id, True
+    else:
+        try:
+            triggered = client.trigger_pipeline(pipeline_id)
+        except WarehouseSyncError as error:
+            raise _fail(f"mParticle refused to trigger '{spec.name}': {error}") from error
+        run_id, attached = triggered.pipeline_run_id, triggered.attached
+        if attached:
+            context.log.info(f"A run was already in progress; attached to run {run_id}")
+    run = _wait_for_run(ctx, client, run_id)
+
+    # The trigger's window ends when mParticle received it: count exactly that window for the check.
+    actual = Window(
+        window.key, run.data_interval_start or window.start, run.data_interval_end or now
+    )
+    recount = _preflight(ctx, [actual], spec.schedule.interval)
+    count = recount.counts[0]
+    after = client.stats
+    metadata = _run_metadata(
+        ctx,
+        actual,
+        run,
+        count,
+        {
+            "wsync/reconcile": ", ".join(c.describe() for c in reconciled.changes),
+            "wsync/attached_to_existing_run": attached,
+            "wsync/api_requests": after.requests - before.requests,
+            "wsync/token_requests": after.token_requests - before.token_requests,
+            "preflight/queries": report.queries + recount.queries,
+        },
+    )
+    yield dg.AssetMaterialization(
+        asset_key=context.asset_key,
+        description=f"mParticle run {run.pipeline_run_id} ({actual.describe()})",
+        metadata=metadata,
+    )
+    yield from checks.check_results(context.asset_key, [(count, run)])
+
+
+def _wait_for_first_run(ctx: SyncContext, client: WarehouseSyncClient) -> PipelineRun:
+    """A new ``once`` pipeline's run appears shortly after creation; poll (bounded) until it does."""
+    settings = ctx.wait_settings()
+    deadline = settings.clock() + settings.timeout
+    interval = settings.poll_interval
+    while True:
+        runs = list(client.iter_pipeline_runs(ctx.spec.resolved_pipeline_id, page_size=10))
+        if runs:
+            return runs[0]
+        if settings.clock() >= deadline:
+            raise _fail(
+                f"mParticle created no run for once-sync '{ctx.spec.name}' within "
+                f"{settings.timeout:.0f} s; check the pipeline in mParticle"
+            )
+        settings.sleep(interval)
+        interval = min(interval * 2, settings.max_poll_interval)
+
+
+def build_sync_asset(registry: Registry, spec: SyncSpec) -> dg.AssetsDefinition:
+    """The asset for one synced table, named, grouped and partitioned from its spec."""
+    key = naming.asset_key(spec)
+    partitioned = spec.schedule.is_interval
+    partitions = partitions_for(spec.schedule) if partitioned else None
+
+    @dg.asset(
+        key=key,
+        description=spec.description.strip(),
+        group_name=naming.group_name(registry, spec),
+        owners=list(spec.owners),
+        tags=naming.asset_tags(spec),
+        kinds=naming.KINDS,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        check_specs=checks.check_specs(key),
+        output_required=False,
+        deps=[dg.AssetKey.from_user_string(d) for d in spec.deps],
+        automation_condition=dg.AutomationCondition.eager() if spec.deps else None,
+        metadata={
+            "wsync/pipeline_id": spec.resolved_pipeline_id,
+            "wsync/data_model_id": spec.resolved_data_model_id,
+            "wsync/schedule": spec.schedule.interval,
+            "wsync/schedule_start": dg.MetadataValue.timestamp(spec.schedule.start),
+            "wsync/load_timestamp": f"{spec.load_timestamp.column} ({spec.load_timestamp.type})",
+            "wsync/sql": dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
+        },
+    )
+    def _sync(
+        context: dg.AssetExecutionContext,
+        snowflake: SnowflakeResource,
+        mparticle: MParticleResource,
+    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+        ctx = SyncContext(registry, spec, snowflake, mparticle, context.log)
+        if partitioned:
+            yield from _materialize_windows(context, ctx)
+        else:
+            yield from _materialize_single(context, ctx)
+
+    return _sync
+
+
+def build_sync_assets(registry: Registry) -> list[dg.AssetsDefinition]:
+    return [build_sync_asset(registry, spec) for spec in registry.syncs]

@@ -1,0 +1,98 @@
+"""Asset checks on what each sync reports, returned with its materializations.
+
+* ``preflight_count_matches_records_extracted`` (blocking): the rows Snowflake holds in the window, by
+  the same predicate mParticle uses, equal the rows mParticle extracted. A difference means the data
+  changed between the count and the run, or the window is not what we think: downstream should not
+  trust the sync.
+* ``records_mapped_equals_records_extracted`` (warning): every extracted row landed on a profile. Rows
+  without any identity value cannot; the check names how many the pre-flight found, so a gap they
+  explain is told apart from one they don't.
+"""
+
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+
+from wsync_dagster.mparticle import PipelineRun
+from wsync_dagster.sync import naming
+from wsync_dagster.sync.preflight import WindowCount
+
+SHOWN = 20
+
+
+def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            naming.CHECK_PREFLIGHT_PARITY,
+            asset=key,
+            blocking=True,
+            description="Rows in Snowflake for the window (pre-flight count) = mParticle's "
+            "records_extracted.",
+        ),
+        dg.AssetCheckSpec(
+            naming.CHECK_ROWS_MAPPED,
+            asset=key,
+            description="mParticle's records_mapped = records_extracted; rows without an identity "
+            "value are counted and called out.",
+        ),
+    ]
+
+
+def check_results(
+    key: dg.AssetKey, synced: Sequence[tuple[WindowCount, PipelineRun]]
+) -> Iterator[dg.AssetCheckResult]:
+    """One result per check over the partitions (windows) synced in this run."""
+    mismatched = [
+        f"{c.window.key}: pre-flight {c.rows:,}, extracted {r.records_extracted or 0:,}"
+        for c, r in synced
+        if c.rows != (r.records_extracted or 0)
+    ]
+    preflight_total = sum(c.rows for c, _ in synced)
+    extracted_total = sum(r.records_extracted or 0 for _, r in synced)
+    yield dg.AssetCheckResult(
+        asset_key=key,
+        check_name=naming.CHECK_PREFLIGHT_PARITY,
+        passed=not mismatched,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None
+        if not mismatched
+        else f"{len(mismatched)} window(s) differ; the data changed between count and run, or the "
+        "window differs. Re-materialize to sync the current data.",
+        metadata={
+            "windows": len(synced),
+            "preflight_rows": preflight_total,
+            "records_extracted": extracted_total,
+            "mismatched_windows": dg.MetadataValue.md(
+                "\n".join(f"- {m}" for m in mismatched[:SHOWN]) or "none"
+            ),
+        },
+    )
+
+    mapped_total = sum(r.records_mapped or 0 for _, r in synced)
+    without_identity = sum(c.rows_without_identity for c, _ in synced)
+    unmapped = extracted_total - mapped_total
+    if unmapped == 0:
+        description = None
+    elif unmapped == without_identity:
+        description = (
+            f"{unmapped:,} extracted row(s) were not mapped: exactly the {without_identity:,} rows "
+            "with no identity value (no customer id, e-mail, ...). Fill an identity column or "
+            "filter them out of the model."
+        )
+    else:
+        description = (
+            f"{unmapped:,} extracted row(s) were not mapped, but only {without_identity:,} have no "
+            "identity value; look at the run in mParticle."
+        )
+    yield dg.AssetCheckResult(
+        asset_key=key,
+        check_name=naming.CHECK_ROWS_MAPPED,
+        passed=unmapped == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "records_extracted": extracted_total,
+            "records_mapped": mapped_total,
+            "rows_without_identity": without_identity,
+        },
+    )

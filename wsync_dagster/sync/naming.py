@@ -1,0 +1,33 @@
+"""The one place that names things Dagster shows: asset keys, groups, kinds, tags, jobs, checks."""
+
+import dagster as dg
+
+from wsync_dagster.sync.specs import Registry, SyncSpec
+
+KEY_PREFIX = "mparticle"
+KINDS = {"snowflake", "mparticle"}
+
+CHECK_PREFLIGHT_PARITY = "preflight_count_matches_records_extracted"
+CHECK_ROWS_MAPPED = "records_mapped_equals_records_extracted"
+
+
+def asset_key(spec: SyncSpec) -> dg.AssetKey:
+    return dg.AssetKey([KEY_PREFIX, spec.name])
+
+
+def asset_tags(spec: SyncSpec) -> dict[str, str]:
+    return {
+        **spec.tags,
+        "wsync/schedule": spec.schedule.interval,
+        "wsync/environment": spec.environment,
+        "wsync/pipeline": spec.resolved_pipeline_id,
+    }
+
+
+def group_name(registry: Registry, spec: SyncSpec) -> str:
+    return registry.group_of(spec)
+
+
+def job_name(interval: str, index: int = 0) -> str:
+    """``wsync_<cadence>_job``; a cadence with several grids (different starts) gets ``_2``, ``_3``."""
+    return f"wsync_{interval}_job" + (f"_{index + 1}" if index else "")

@@ -1,0 +1,78 @@
+"""Find and wait for mParticle's runs of many windows at once.
+
+One paged run listing per poll covers every window of a backfill (``pageSize`` 500, filtered to the
+backfill's logical dates), instead of one status call per partition. Unknown run states are never taken
+for success: a window whose run is in a state this code does not know stays pending until the timeout.
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
+from wsync_dagster.sync.preflight import Window
+
+LISTING_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class WaitSettings:
+    timeout: float
+    poll_interval: float
+    max_poll_interval: float
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+
+
+def is_terminal(run: PipelineRun | None) -> bool:
+    return run is not None and run.state in (RunState.SUCCESS, RunState.FAILED)
+
+
+def runs_by_window(
+    runs: Iterable[PipelineRun], windows: Sequence[Window]
+) -> dict[str, PipelineRun]:
+    """The newest run (highest id) whose ``logical_date`` is each window's start."""
+    key_of = {w.start: w.key for w in windows}
+    found: dict[str, PipelineRun] = {}
+    for run in runs:
+        key = key_of.get(run.logical_date) if run.logical_date else None
+        if key is not None and (
+            key not in found or run.pipeline_run_id > found[key].pipeline_run_id
+        ):
+            found[key] = run
+    return found
+
+
+def list_window_runs(
+    client: WarehouseSyncClient, pipeline_id: str, windows: Sequence[Window]
+) -> dict[str, PipelineRun]:
+    starts = [w.start for w in windows]
+    runs = client.iter_pipeline_runs(
+        pipeline_id, start=min(starts), end=max(starts), page_size=LISTING_PAGE_SIZE
+    )
+    return runs_by_window(runs, windows)
+
+
+def wait_for_windows(
+    client: WarehouseSyncClient,
+    pipeline_id: str,
+    windows: Sequence[Window],
+    settings: WaitSettings,
+) -> tuple[Mapping[str, PipelineRun], int]:
+    """Poll until every window's run is terminal or the timeout passes; returns (runs, polls).
+
+    Windows still without a terminal run at the timeout are simply absent or non-terminal in the
+    result; the caller reports them.
+    """
+    deadline = settings.clock() + settings.timeout
+    interval = settings.poll_interval
+    polls = 0
+    while True:
+        found = list_window_runs(client, pipeline_id, windows)
+        polls += 1
+        if all(is_terminal(found.get(w.key)) for w in windows):
+            return found, polls
+        remaining = deadline - settings.clock()
+        if remaining <= 0:
+            return found, polls
+        settings.sleep(min(interval, remaining))
+        interval = min(interval * 2, settings.max_poll_interval)

@@ -1,0 +1,323 @@
+"""The registry of synced tables (``syncs.yaml``), validated before anything else happens.
+
+A bad registry fails definition loading with one line per problem, each naming the table, the field and
+the fix. Everything here is pure: reading the file is the only I/O.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from wsync_dagster.sync import limits
+from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
+
+REGISTRY_VAR = "WSYNC_REGISTRY"
+DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "syncs.yaml"
+
+SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
+ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+ScheduleInterval = Literal["hourly", "daily", "weekly", "monthly", "on_demand", "once"]
+Environment = Literal["development", "production"]
+LoadTimestampType = Literal[
+    "timestamp_ltz", "timestamp_ntz", "timestamp_tz", "datetime", "date",
+    "timestamp_unixtime_ms", "timestamp_unixtime_s",
+]  # fmt: skip
+assert set(LoadTimestampType.__args__) == set(LOAD_TIMESTAMP_TYPES)
+
+
+class RegistryError(ValueError):
+    """The registry cannot be used. ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in the sync registry:\n{lines}")
+
+
+def _utc_instant(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs an explicit UTC time zone, e.g. 2026-01-01T00:00:00Z")
+    if value.utcoffset() != UTC.utcoffset(None):
+        raise ValueError(
+            "mParticle schedules are in UTC; write it with a Z, e.g. 2026-01-01T00:00:00Z"
+        )
+    if value.second or value.microsecond:
+        raise ValueError("must be a whole minute (mParticle's grid has minute resolution)")
+    return value.astimezone(UTC)
+
+
+UtcMinute = Annotated[datetime, AfterValidator(_utc_instant)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise ValueError("may only contain letters, digits, '_' and '-'")
+    return value
+
+
+def _env_var_name(value: str) -> str:
+    if not ENV_VAR_NAME.match(value):
+        raise ValueError("must be an environment variable name such as MPARTICLE_FEED_KEY")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
+
+
+class ConnectionSettings(_Strict):
+    """The Snowflake connection mParticle itself uses (not Dagster's pre-flight connection)."""
+
+    id: Slug = "wsync-snowflake"
+    name: str = "Snowflake (wsync_dagster)"
+    source_account_id: str = Field(description="Snowflake account locator, e.g. gd1234")
+    region: str = Field(description="Snowflake region, e.g. us-central1.gcp")
+    warehouse: str
+    database: str
+    role: str
+    user: str
+    password_env: EnvVarName = Field(description="env var holding that user's password")
+    snowflake_aws_iam_user_arn: str | None = None
+    snowflake_aws_external_id: str | None = None
+
+
+class LoadTimestamp(_Strict):
+    column: str = Field(min_length=1, description="the model column that says when a row changed")
+    type: LoadTimestampType = "timestamp_ntz"
+    time_zone: str | None = None
+    offset_seconds: int = 0
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"{value!r} is not an IANA time zone (e.g. America/New_York)"
+                ) from None
+        return value
+
+
+class Schedule(_Strict):
+    interval: ScheduleInterval
+    start: UtcMinute = Field(
+        description="schedule_start_time: first instant of data and anchor of the interval grid"
+    )
+    end: UtcMinute | None = Field(
+        default=None, description="schedule_end_time: no interval ending after it runs"
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Schedule":
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(
+                f"end ({self.end:%Y-%m-%dT%H:%M:%SZ}) must be after start "
+                f"({self.start:%Y-%m-%dT%H:%M:%SZ})"
+            )
+        if self.interval == "monthly" and self.start.day > limits.MAX_MONTHLY_START_DAY:
+            raise ValueError(
+                f"a monthly schedule repeats on its start's day of month; day {self.start.day} does "
+                f"not exist in every month: start on day 1-{limits.MAX_MONTHLY_START_DAY}"
+            )
+        if self.interval == "once" and self.end is None:
+            raise ValueError("a once schedule loads start..end: set schedule.end")
+        if self.interval == "on_demand" and self.end is not None:
+            raise ValueError(
+                "schedule.end does not apply to on_demand (each trigger syncs up to now): remove it"
+            )
+        return self
+
+    @property
+    def is_interval(self) -> bool:
+        return self.interval in limits.INTERVAL_SCHEDULES
+
+
+class SyncSpec(_Strict):
+    """One synced table: a data model plus a pipeline, and one Dagster asset."""
+
+    name: str = Field(description="snake_case name; the asset is mparticle/<name>")
+    description: str = Field(min_length=1)
+    owners: tuple[str, ...] = ()
+    sql: str = Field(min_length=1, description="the data model SQL (a SELECT, run as a subquery)")
+    load_timestamp: LoadTimestamp
+    schedule: Schedule
+    environment: Environment = "development"
+    feed_key_env: EnvVarName = Field(
+        description="env var holding the input feed's server-to-server key"
+    )
+    paused: bool = Field(
+        default=False, description="create the pipeline inactive (is_active false)"
+    )
+    group: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    pipeline_id: Slug | None = None
+    data_model_id: Slug | None = None
+    deps: tuple[str, ...] = Field(
+        default=(),
+        description="asset keys (a/b) whose materializations make an on_demand sync run again",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not SYNC_NAME.match(value):
+            raise ValueError(
+                "must be snake_case: a lowercase letter, then lowercase letters, digits or '_' "
+                "(at most 63 characters)"
+            )
+        return value
+
+    @field_validator("sql")
+    @classmethod
+    def _sql(cls, value: str) -> str:
+        if problems := sql_problems(value):
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _deps_only_on_demand(self) -> "SyncSpec":
+        if self.deps and self.schedule.interval != "on_demand":
+            raise ValueError(
+                "deps make a sync run when upstream assets change, which only on_demand syncs do; "
+                f"remove deps from this {self.schedule.interval} sync"
+            )
+        return self
+
+    @property
+    def resolved_pipeline_id(self) -> str:
+        return self.pipeline_id or f"wsync-{self.name.replace('_', '-')}"
+
+    @property
+    def resolved_data_model_id(self) -> str:
+        return self.data_model_id or f"wsync-{self.name.replace('_', '-')}-model"
+
+    @property
+    def active(self) -> bool:
+        return not self.paused
+
+
+class Registry(_Strict):
+    connection: ConnectionSettings
+    default_group: str = "mparticle_sync"
+    syncs: tuple[SyncSpec, ...]
+
+    def sync(self, name: str) -> SyncSpec:
+        for spec in self.syncs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def group_of(self, spec: SyncSpec) -> str:
+        return spec.group or self.default_group
+
+
+def cross_sync_problems(registry: Registry) -> list[str]:
+    """Problems no single sync has on its own: shared names or ids, too many active pipelines."""
+    problems: list[str] = []
+    if not registry.syncs:
+        problems.append("registry: syncs: declares no sync; add at least one")
+    owner: dict[tuple[str, str], str] = {}
+    for spec in registry.syncs:
+        for kind, value in (
+            ("name", spec.name),
+            ("pipeline id", spec.resolved_pipeline_id),
+            ("data model id", spec.resolved_data_model_id),
+        ):
+            if (kind, value) in owner:
+                problems.append(
+                    f"sync '{spec.name}': {kind} '{value}' is already used by sync "
+                    f"'{owner[kind, value]}'; give each sync its own"
+                )
+            owner.setdefault((kind, value), spec.name)
+    active = [s.name for s in registry.syncs if s.active]
+    if len(active) > limits.MAX_ACTIVE_PIPELINES:
+        problems.append(
+            f"registry: {len(active)} active syncs ({', '.join(active)}) but mParticle allows "
+            f"{limits.MAX_ACTIVE_PIPELINES} active pipelines: set paused: true on "
+            f"{len(active) - limits.MAX_ACTIVE_PIPELINES} of them or remove them"
+        )
+    return problems
+
+
+def _describe(error: ErrorDetails, document: Any) -> str:
+    """One problem as 'where: what; fix', naming the sync when the error is inside one."""
+    loc = list(error["loc"])
+    where = "registry"
+    if len(loc) >= 2 and loc[0] == "syncs" and isinstance(loc[1], int):
+        index = loc[1]
+        name = None
+        syncs = document.get("syncs") if isinstance(document, Mapping) else None
+        if isinstance(syncs, list) and index < len(syncs) and isinstance(syncs[index], Mapping):
+            name = syncs[index].get("name")
+        where = f"sync '{name}'" if name else f"syncs[{index}]"
+        loc = loc[2:]
+    field = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key; remove it or check its spelling"
+    elif kind == "missing":
+        message = "required but missing; add it"
+    elif kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        message = f"{error['input']!r} is not allowed; use one of {expected}"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+
+
+def parse_registry(text: str, source: str = "<registry>") -> Registry:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RegistryError(source, [f"not valid YAML: {error}"]) from None
+    if not isinstance(document, Mapping):
+        raise RegistryError(source, ["must be a mapping with 'connection' and 'syncs'"])
+    try:
+        registry = Registry.model_validate(document)
+    except ValidationError as error:
+        raise RegistryError(source, [_describe(d, document) for d in error.errors()]) from None
+    if problems := cross_sync_problems(registry):
+        raise RegistryError(source, problems)
+    return registry
+
+
+def registry_path(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(REGISTRY_VAR) or DEFAULT_REGISTRY)
+
+
+def load_registry(path: Path | None = None) -> Registry:
+    path = path or registry_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RegistryError(
+            str(path),
+            [f"cannot read the registry ({error.strerror}); set {REGISTRY_VAR} to its path"],
+        ) from None
+    return parse_registry(text, str(path))

@@ -1,0 +1,179 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from wsync_dagster.local.snowflake import LocalSnowflake
+from wsync_dagster.sync import limits
+from wsync_dagster.sync.limits import CATCH_UP, subtract_months
+from wsync_dagster.sync.preflight import PreflightError, Window, run_preflight
+from wsync_dagster.sync.specs import LoadTimestamp, Schedule, SyncSpec
+from wsync_dagster.sync.sql import (
+    grouped_count_query,
+    quote_identifier,
+    render_bound,
+    sql_problems,
+    window_predicate,
+)
+
+T = datetime(2026, 11, 27, 13, 0, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("field_type", "time_zone", "offset", "expected"),
+    [
+        ("timestamp_ntz", None, 0, "'2026-11-27 13:00:05+0000'"),
+        ("timestamp_ltz", None, 0, "'2026-11-27 13:00:05+0000'"),
+        ("timestamp_tz", None, 0, "'2026-11-27 13:00:05+0000'"),
+        ("datetime", None, 0, "'2026-11-27 13:00:05+0000'"),
+        ("date", None, 0, "'2026-11-27'"),
+        ("timestamp_unixtime_ms", None, 0, "1795784405000"),
+        ("timestamp_unixtime_s", None, 0, "1795784405"),
+        ("timestamp_ntz", "America/New_York", 0, "'2026-11-27 08:00:05'"),
+        ("date", "Asia/Tokyo", 0, "'2026-11-27'"),
+        ("timestamp_ntz", None, 1800, "'2026-11-27 12:30:05+0000'"),
+        ("timestamp_unixtime_s", None, -5, "1795784410"),
+    ],
+)
+def test_bounds_are_rendered_as_the_spec_decides(field_type, time_zone, offset, expected) -> None:
+    assert render_bound(T, field_type, time_zone, offset) == expected
+
+
+def test_naive_bounds_and_unknown_types_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        render_bound(T.replace(tzinfo=None), "date")
+    with pytest.raises(ValueError, match="unknown load_timestamp_field_type"):
+        render_bound(T, "epoch")
+
+
+def test_identifiers_keep_their_exact_spelling() -> None:
+    assert quote_identifier("UPDATED_AT") == "UPDATED_AT"
+    assert quote_identifier("customer_id") == '"customer_id"'
+    assert quote_identifier("$firstname") == '"$firstname"'
+    assert quote_identifier('a"b') == '"a""b"'
+
+
+@pytest.mark.parametrize(
+    ("sql", "fragment"),
+    [
+        ("SELECT a FROM t", None),
+        ("select a from t where note = 'please DELETE me' and \"WITH\" = 1", None),
+        ("SELECT a FROM t -- UPDATE later", None),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", "uses WITH"),
+        ("SELECT a FROM t;", "contains ';'"),
+        ("UPDATE t SET a = 1", "single SELECT"),
+        ("SELECT a FROM t JOIN (SELECT 1) ALTER", "uses ALTER"),
+    ],
+)
+def test_unsupported_sql_is_found_outside_literals(sql: str, fragment: str | None) -> None:
+    found = " ".join(sql_problems(sql))
+    assert (fragment in found) if fragment else not found
+
+
+def test_catch_up_limits_are_calendar_aware() -> None:
+    now = datetime(2026, 8, 31, 10, 0, tzinfo=UTC)
+    assert CATCH_UP["hourly"].earliest_start(now) == now - timedelta(days=7)
+    assert CATCH_UP["daily"].earliest_start(now) == datetime(2026, 2, 28, 10, 0, tzinfo=UTC)
+    assert CATCH_UP["weekly"].earliest_start(now) == datetime(2023, 8, 31, 10, 0, tzinfo=UTC)
+    assert CATCH_UP["monthly"].earliest_start(now) == datetime(2021, 8, 31, 10, 0, tzinfo=UTC)
+    assert subtract_months(datetime(2024, 3, 31, tzinfo=UTC), 1) == datetime(
+        2024, 2, 29, tzinfo=UTC
+    )
+
+
+@pytest.fixture(scope="module")
+def boundary_table(local_snowflake: LocalSnowflake):
+    connection = local_snowflake.connect()
+    cursor = connection.cursor()
+    cursor.execute("CREATE DATABASE IF NOT EXISTS SQL_TEST")
+    cursor.execute("CREATE SCHEMA IF NOT EXISTS SQL_TEST.S")
+    cursor.execute(
+        "CREATE OR REPLACE TABLE SQL_TEST.S.EVENTS (EMAIL VARCHAR, NOTE VARCHAR, TS TIMESTAMP_NTZ)"
+    )
+    cursor.execute(
+        "INSERT INTO SQL_TEST.S.EVENTS VALUES "
+        "('a@x.io', 'start of window 0', '2026-11-27 00:00:00'), "
+        "('b@x.io', 'inside window 0', '2026-11-27 00:30:00'), "
+        "('c@x.io', 'shared boundary', '2026-11-27 01:00:00'), "
+        "(NULL, 'no identity, window 1', '2026-11-27 01:15:00'), "
+        "('d@x.io', 'end of window 1', '2026-11-27 02:00:00'), "
+        "('e@x.io', 'after window 1', '2026-11-27 02:00:01')"
+    )
+    yield cursor
+    connection.close()
+
+
+def _spec(sql: str, column: str = "TS") -> SyncSpec:
+    return SyncSpec(
+        name="events",
+        description="test",
+        sql=sql,
+        load_timestamp=LoadTimestamp(column=column, type="timestamp_ntz"),
+        schedule=Schedule(interval="hourly", start=datetime(2026, 11, 27, tzinfo=UTC)),
+        feed_key_env="FEED",
+    )
+
+
+HOURS = [
+    Window(
+        f"h{i}", datetime(2026, 11, 27, i, tzinfo=UTC), datetime(2026, 11, 27, i + 1, tzinfo=UTC)
+    )
+    for i in range(3)
+]
+
+
+def test_grouped_counts_equal_one_count_per_window_boundaries_in_both(boundary_table) -> None:
+    sql = 'SELECT EMAIL AS "email", NOTE AS "note", TS FROM SQL_TEST.S.EVENTS'
+    report = run_preflight(boundary_table, _spec(sql), HOURS)
+    assert [c.rows for c in report.counts] == [3, 3, 2]
+    assert [c.rows_without_identity for c in report.counts] == [0, 1, 0]
+    assert report.queries == 2
+    for window in HOURS:
+        predicate = window_predicate("TS", "timestamp_ntz", window.start, window.end)
+        (alone,) = boundary_table.execute(
+            f"SELECT COUNT(*) FROM ( {sql} ) WHERE {predicate}"
+        ).fetchone()
+        assert report.count_for(window.key).rows == alone
+
+
+def test_grouped_count_needs_a_window() -> None:
+    with pytest.raises(ValueError, match="at least one window"):
+        grouped_count_query("SELECT 1", [], "TRUE")
+
+
+def test_preflight_refuses_an_over_limit_window_naming_count_and_limit(
+    boundary_table, monkeypatch
+) -> None:
+    monkeypatch.setitem(limits.RECORDS_PER_REQUEST, "hourly", 2)
+    sql = 'SELECT EMAIL AS "email", TS FROM SQL_TEST.S.EVENTS'
+    with pytest.raises(PreflightError) as raised:
+        run_preflight(boundary_table, _spec(sql), HOURS)
+    text = str(raised.value)
+    assert "nothing was sent to mParticle" in text
+    assert "window h0 (2026-11-27T00:00:00Z .. 2026-11-27T01:00:00Z) holds 3 rows" in text
+    assert "hourly limit is 2 per request" in text and "window h2" not in text
+
+
+@pytest.mark.parametrize(
+    ("sql", "column", "fragment"),
+    [
+        (
+            'SELECT EMAIL AS "email" FROM SQL_TEST.S.EVENTS',
+            "TS",
+            "load timestamp column 'TS' is not",
+        ),
+        ("SELECT NOTE, TS FROM SQL_TEST.S.EVENTS", "TS", "no identity column"),
+        ("SELECT NOPE FROM SQL_TEST.S.EVENTS", "TS", "the model SQL fails in Snowflake"),
+        (
+            'SELECT EMAIL AS "email", TS, '
+            + ", ".join(f"1 AS C{i}" for i in range(100))
+            + " FROM SQL_TEST.S.EVENTS",
+            "TS",
+            "returns 102 columns; mParticle allows 100",
+        ),
+    ],
+)
+def test_preflight_refuses_models_mparticle_would_reject(
+    boundary_table, sql, column, fragment
+) -> None:
+    with pytest.raises(PreflightError, match=fragment.replace("(", r"\(")):
+        run_preflight(boundary_table, _spec(sql, column), HOURS)
