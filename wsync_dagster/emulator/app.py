@@ -271,7 +271,7 @@ def create_app(
         return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
     def trigger(call: Call) -> Any:
-        result = backend.trigger(call.params["pipeline_id"])
+        result = backend.trigger(call.params["resource_id"])
         if backend.take_dropped_trigger():
             raise DropConnection
         return result
@@ -322,99 +322,68 @@ def create_app(
             "run_seconds": c.run_seconds,
         }
 
-    p = WS_BASE + "/pipelines/{pipeline_id}"
+    def collection(
+        name: str,
+        listing: Handler,
+        get: Callable[[str], Any],
+        put: Callable[[Any, str | None], Any],
+        delete: Callable[[str], None],
+        list_query: frozenset[str] = frozenset(),
+    ) -> list[Route]:
+        """``GET``/``POST`` on ``{base}/{name}``; ``GET``/``PUT``/``DELETE`` on one resource."""
+        many, one = f"{WS_BASE}/{name}", f"{WS_BASE}/{name}/{{resource_id}}"
+        return [
+            Route(many, api(listing, query=list_query), methods=["GET"]),
+            Route(many, api(lambda c: put(c.body, None), body=True), methods=["POST"]),
+            Route(one, api(lambda c: get(c.params["resource_id"])), methods=["GET"]),
+            Route(
+                one, api(lambda c: put(c.body, c.params["resource_id"]), body=True), methods=["PUT"]
+            ),
+            Route(
+                one, api(lambda c: delete(c.params["resource_id"]), status=204), methods=["DELETE"]
+            ),
+        ]
+
+    p = WS_BASE + "/pipelines/{resource_id}"
     routes = [
         Route("/oauth/token", token, methods=["POST"]),
-        Route(
-            WS_BASE + "/connections",
-            api(connection_list, query=frozenset({"type"})),
-            methods=["GET"],
+        *collection(
+            "connections",
+            connection_list,
+            backend.get_connection,
+            backend.put_connection,
+            backend.delete_connection,
+            list_query=frozenset({"type"}),
         ),
-        Route(
-            WS_BASE + "/connections",
-            api(lambda c: backend.put_connection(c.body), body=True),
-            methods=["POST"],
+        *collection(
+            "data-models",
+            lambda c: backend.list_data_models(),
+            backend.get_data_model,
+            backend.put_data_model,
+            backend.delete_data_model,
         ),
-        Route(
-            WS_BASE + "/connections/{connection_id}",
-            api(lambda c: backend.get_connection(c.params["connection_id"])),
-            methods=["GET"],
-        ),
-        Route(
-            WS_BASE + "/connections/{connection_id}",
-            api(lambda c: backend.put_connection(c.body, c.params["connection_id"]), body=True),
-            methods=["PUT"],
-        ),
-        Route(
-            WS_BASE + "/connections/{connection_id}",
-            api(lambda c: backend.delete_connection(c.params["connection_id"]), status=204),
-            methods=["DELETE"],
-        ),
-        Route(
-            WS_BASE + "/data-models",
-            api(lambda c: backend.list_data_models()),
-            methods=["GET"],
-        ),
-        Route(
-            WS_BASE + "/data-models",
-            api(lambda c: backend.put_data_model(c.body), body=True),
-            methods=["POST"],
-        ),
-        Route(
-            WS_BASE + "/data-models/{model_id}",
-            api(lambda c: backend.get_data_model(c.params["model_id"])),
-            methods=["GET"],
-        ),
-        Route(
-            WS_BASE + "/data-models/{model_id}",
-            api(lambda c: backend.put_data_model(c.body, c.params["model_id"]), body=True),
-            methods=["PUT"],
-        ),
-        Route(
-            WS_BASE + "/data-models/{model_id}",
-            api(lambda c: backend.delete_data_model(c.params["model_id"]), status=204),
-            methods=["DELETE"],
-        ),
-        Route(
-            WS_BASE + "/pipelines",
-            api(lambda c: backend.list_pipelines()),
-            methods=["GET"],
-        ),
-        Route(
-            WS_BASE + "/pipelines",
-            api(lambda c: backend.put_pipeline(c.body), body=True),
-            methods=["POST"],
-        ),
-        Route(
-            p,
-            api(lambda c: backend.get_pipeline(c.params["pipeline_id"])),
-            methods=["GET"],
-        ),
-        Route(
-            p,
-            api(lambda c: backend.put_pipeline(c.body, c.params["pipeline_id"]), body=True),
-            methods=["PUT"],
-        ),
-        Route(
-            p,
-            api(lambda c: backend.delete_pipeline(c.params["pipeline_id"]), status=204),
-            methods=["DELETE"],
+        *collection(
+            "pipelines",
+            lambda c: backend.list_pipelines(),
+            backend.get_pipeline,
+            backend.put_pipeline,
+            backend.delete_pipeline,
         ),
         Route(p, api(trigger), methods=["POST"]),
         Route(p + "/trigger", api(trigger), methods=["POST"]),
         Route(
             p + "/status",
-            api(lambda c: backend.status(c.params["pipeline_id"])),
+            api(lambda c: backend.status(c.params["resource_id"])),
             methods=["GET"],
         ),
         Route(
             p + "/status/runs",
-            api(lambda c: backend.list_runs(c.params["pipeline_id"], c.query), query=None),
+            api(lambda c: backend.list_runs(c.params["resource_id"], c.query), query=None),
             methods=["GET"],
         ),
         Route(
             p + "/status/runs/{run_id}",
-            api(lambda c: backend.get_run(c.params["pipeline_id"], c.params["run_id"])),
+            api(lambda c: backend.get_run(c.params["resource_id"], c.params["run_id"])),
             methods=["GET"],
         ),
         Route(

@@ -108,8 +108,7 @@ def events_pipeline(api: Api, events_table: str) -> Callable[..., dict[str, Any]
     """Create connection + model over the events table + a pipeline (overrides go to the pipeline)."""
 
     def create(**overrides: Any) -> dict[str, Any]:
-        api.create_connection()
-        api.create_model(f"SELECT * FROM {events_table}")
+        api.create_source(f"SELECT * FROM {events_table}")
         return api.create_pipeline(**overrides)
 
     return create

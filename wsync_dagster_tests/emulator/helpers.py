@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from wsync_dagster.emulator import EmulatorConfig
+from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
 
 TIMEOUT = 120.0
 AUDIENCE = "https://api.mparticle.com"
@@ -95,6 +95,11 @@ class Api:
     def create_model(self, sql: str, **overrides: Any) -> dict[str, Any]:
         return self.ok("POST", "data-models", model_body(self.config, sql, **overrides))
 
+    def create_source(self, sql: str, **model_overrides: Any) -> None:
+        """The default connection plus a data model over ``sql``: what a pipeline needs."""
+        self.create_connection()
+        self.create_model(sql, **model_overrides)
+
     def create_pipeline(self, **overrides: Any) -> dict[str, Any]:
         return self.ok("POST", "pipelines", pipeline_body(self.config, **overrides))
 
@@ -113,6 +118,12 @@ class Api:
             if len(items) < 500:
                 return runs
             page += 1
+
+
+def clients(server: EmulatorServer) -> tuple[Api, EmulatorControl]:
+    """An API client and the admin control of an extra emulator."""
+    assert server.url is not None
+    return Api(server.url, server.config), EmulatorControl(server.url)
 
 
 def error_messages(response: requests.Response) -> list[str]:
@@ -177,5 +188,20 @@ def pipeline_body(config: EmulatorConfig, **overrides: Any) -> dict[str, Any]:
         "partner_feed_key": "us1-1234567",
         "schedule_interval": "hourly",
         "environment": "development",
+        **overrides,
+    }
+
+
+def bigquery_body(config: EmulatorConfig, **overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "bq",
+        "name": "BQ",
+        "workspace_id": config.workspace_id,
+        "type": "bigquery",
+        "region": "us-east4",
+        "project_id": "p",
+        "dataset_id": "d",
+        "service_account_id": "sa",
+        "service_account_key": '{"private_key": "secret"}',
         **overrides,
     }

@@ -11,6 +11,7 @@ from wsync_dagster_tests.emulator import payloads
 from wsync_dagster_tests.emulator.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import (
     Api,
+    bigquery_body,
     connection_body,
     error_messages,
     instant,
@@ -62,18 +63,7 @@ def test_connection_replace_sets_last_modified(api: Api, control: EmulatorContro
 
 def test_connection_list_filters_by_type(api: Api) -> None:
     api.create_connection(id="sf")
-    bigquery = {
-        "id": "bq",
-        "name": "BQ",
-        "workspace_id": api.config.workspace_id,
-        "type": "bigquery",
-        "region": "us-east4",
-        "project_id": "p",
-        "dataset_id": "d",
-        "service_account_id": "sa",
-        "service_account_key": '{"private_key": "secret"}',
-    }
-    created = api.ok("POST", "connections", bigquery)
+    created = api.ok("POST", "connections", bigquery_body(api.config))
     assert created["service_account_key"] == "************"
     assert [c["id"] for c in api.ok("GET", "connections")] == ["sf", "bq"]
     assert [c["id"] for c in api.ok("GET", "connections?type=bigquery")] == ["bq"]
@@ -424,21 +414,7 @@ def test_warehouse_trouble_at_pipeline_create_is_505(
 
 
 def test_bigquery_connections_cannot_be_reached(api: Api) -> None:
-    api.ok(
-        "POST",
-        "connections",
-        {
-            "id": "bq",
-            "name": "BQ",
-            "workspace_id": api.config.workspace_id,
-            "type": "bigquery",
-            "region": "us-east4",
-            "project_id": "p",
-            "dataset_id": "d",
-            "service_account_id": "sa",
-            "service_account_key": "{}",
-        },
-    )
+    api.ok("POST", "connections", bigquery_body(api.config))
     api.create_model(SQL, load_timestamp_field_type="timestamp")
     assert api.post("pipelines", pipeline_body(api.config, connection_id="bq")).status_code == 505
     api.create_connection()

@@ -21,9 +21,9 @@ from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster_tests.emulator.helpers import (
     TIMEOUT,
     Api,
+    clients,
     connection_body,
     error_messages,
-    pipeline_body,
 )
 
 
@@ -139,10 +139,9 @@ def test_stop_leaves_no_thread_or_port_behind(
     server = start_emulator(clock="real")
     assert server.url is not None
     port = int(server.url.rsplit(":", 1)[1])
-    api = Api(server.url, server.config)
-    api.create_connection()
-    api.create_model(f"SELECT * FROM {events_table}")
-    api.create_pipeline(**pipeline_body(server.config, schedule_interval="on_demand"))
+    api, _ = clients(server)
+    api.create_source(f"SELECT * FROM {events_table}")
+    api.create_pipeline(schedule_interval="on_demand")
     names = {t.name for t in threading.enumerate()}
     assert {"wsync-emulator-http", "wsync-emulator-worker"} <= names
     server.stop()

@@ -13,6 +13,7 @@ from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster_tests.emulator.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import (
     Api,
+    clients,
     connection_body,
     instant,
     pipeline_body,
@@ -254,10 +255,8 @@ def test_a_warehouse_that_is_really_down_is_505(
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     server = start_emulator(snowflake_port=closed_port, snowflake_login_timeout=1)
-    assert server.url is not None
-    api = Api(server.url, server.config)
-    api.create_connection()
-    api.create_model(f"SELECT * FROM {events_table}")
+    api, _ = clients(server)
+    api.create_source(f"SELECT * FROM {events_table}")
     response = api.post("pipelines", pipeline_body(api.config, schedule_interval="on_demand"))
     assert response.status_code == 505
     assert "could not connect to Snowflake" in response.json()["errors"][0]["message"]

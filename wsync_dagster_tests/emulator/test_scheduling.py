@@ -9,7 +9,13 @@ import pytest
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster_tests.emulator import payloads
 from wsync_dagster_tests.emulator.conftest import CLOCK_START
-from wsync_dagster_tests.emulator.helpers import Api, error_messages, instant, pipeline_body
+from wsync_dagster_tests.emulator.helpers import (
+    Api,
+    clients,
+    error_messages,
+    instant,
+    pipeline_body,
+)
 
 CreatePipeline = Callable[..., dict[str, Any]]
 
@@ -373,10 +379,8 @@ def test_a_simulated_run_duration_keeps_runs_running(
     start_emulator: Callable[..., EmulatorServer], events_table: str
 ) -> None:
     server = start_emulator(run_seconds=600)
-    assert server.url is not None
-    api, control = Api(server.url, server.config), EmulatorControl(server.url)
-    api.create_connection()
-    api.create_model(f"SELECT * FROM {events_table}")
+    api, control = clients(server)
+    api.create_source(f"SELECT * FROM {events_table}")
     api.create_pipeline(schedule_interval="on_demand", schedule_start_time="2026-11-28T09:00:00Z")
     trigger(api)
     control.advance(599)
@@ -395,10 +399,8 @@ def test_catch_up_runs_one_at_a_time_per_pipeline(
     start_emulator: Callable[..., EmulatorServer], events_table: str
 ) -> None:
     server = start_emulator(run_seconds=600)
-    assert server.url is not None
-    api, control = Api(server.url, server.config), EmulatorControl(server.url)
-    api.create_connection()
-    api.create_model(f"SELECT * FROM {events_table}")
+    api, control = clients(server)
+    api.create_source(f"SELECT * FROM {events_table}")
     api.create_pipeline(schedule_start_time=instant(CLOCK_START - timedelta(hours=3)))
     control.settle()
     states = [r["pipeline_run_state"] for r in reversed(api.runs("pipe"))]
@@ -420,10 +422,8 @@ def test_a_real_clock_worker_executes_runs_off_the_request_path(
     start_emulator: Callable[..., EmulatorServer], events_table: str
 ) -> None:
     server = start_emulator(clock="real")
-    assert server.url is not None
-    api = Api(server.url, server.config)
-    api.create_connection()
-    api.create_model(f"SELECT * FROM {events_table}")
+    api, _ = clients(server)
+    api.create_source(f"SELECT * FROM {events_table}")
     api.create_pipeline(schedule_interval="on_demand", schedule_start_time="2026-11-28T09:00:00Z")
     trigger(api)
     # Wait (bounded) for the worker, on the backend's change notifications: no polling sleep.
