@@ -1,6 +1,6 @@
 """Request validation for connections, data models and pipelines (spec §2.2-§2.4, §7 #10/#22).
 
-Strict on purpose: unknown fields, missing fields, wrong types and values outside the documented
+Fields are kept (and serialized) in the order of the documented examples. Strict on purpose: unknown fields, missing fields, wrong types and values outside the documented
 enums are 400s that name every offending field. Response-only fields (audit fields, ``is_faulted``,
 ``faulted_reason``, ``partner_feed_id``) are accepted and ignored, so a client may send back what it
 read.
@@ -62,10 +62,10 @@ CONNECTION_TYPES: dict[str, Schema] = {
     },
     "bigquery": {
         "region": Field(),
-        "project_id": Field(),
-        "dataset_id": Field(),
         "service_account_id": Field(),
         "service_account_key": Field(secret=True),
+        "project_id": Field(),
+        "dataset_id": Field(),
     },
 }
 SNOWFLAKE_TIMESTAMP_TYPES = (
@@ -89,10 +89,10 @@ DATA_MODEL: Schema = {
     **COMMON,
     "type": Field(choices=("sql",)),
     "sql_query": Field(),
-    "load_timestamp_field_name": Field(),
     "load_timestamp_field_type": Field(
         choices=tuple(dict.fromkeys(SNOWFLAKE_TIMESTAMP_TYPES + BIGQUERY_TIMESTAMP_TYPES))
     ),
+    "load_timestamp_field_name": Field(),
     "load_timestamp_field_time_zone": Field("time_zone", required=False, nullable=True),
     "load_timestamp_field_time_offset": Field("int", required=False, nullable=True),
 }

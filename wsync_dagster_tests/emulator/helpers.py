@@ -1,7 +1,9 @@
 """Plain-``requests`` helpers for black-box tests of the emulator."""
 
+import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -10,6 +12,14 @@ from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServ
 
 TIMEOUT = 120.0
 AUDIENCE = "https://api.mparticle.com"
+# The documented request/response examples, shared with the client's tests; _sources.json there
+# names the spec section and docs file of each.
+DOCUMENTED = Path(__file__).parents[1] / "mparticle" / "payloads"
+
+
+def documented(name: str) -> Any:
+    """A documented example (``payloads/<name>.json``), a fresh copy each call."""
+    return json.loads((DOCUMENTED / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def ws_base(url: str, workspace_id: int) -> str:

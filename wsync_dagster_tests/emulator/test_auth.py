@@ -6,8 +6,13 @@ import pytest
 import requests
 
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
-from wsync_dagster_tests.emulator import payloads
-from wsync_dagster_tests.emulator.helpers import TIMEOUT, Api, error_messages, token_body
+from wsync_dagster_tests.emulator.helpers import (
+    TIMEOUT,
+    Api,
+    documented,
+    error_messages,
+    token_body,
+)
 
 
 def post_token(emulator: EmulatorServer, **kwargs: Any) -> requests.Response:
@@ -15,11 +20,11 @@ def post_token(emulator: EmulatorServer, **kwargs: Any) -> requests.Response:
 
 
 def test_token_has_the_documented_shape(emulator: EmulatorServer) -> None:
-    assert set(payloads.TOKEN_REQUEST) == set(token_body(emulator.config))
+    assert set(documented("token_request")) == set(token_body(emulator.config))
     response = post_token(emulator, json=token_body(emulator.config))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == set(payloads.TOKEN_RESPONSE)
+    assert set(body) == set(documented("token_response"))
     assert body["expires_in"] == 28800 and body["token_type"] == "Bearer"
     assert isinstance(body["access_token"], str) and len(body["access_token"]) >= 20
 
@@ -32,7 +37,7 @@ def test_form_encoded_token_request_is_accepted(emulator: EmulatorServer) -> Non
 def test_wrong_credentials_are_access_denied(emulator: EmulatorServer, field: str) -> None:
     response = post_token(emulator, json=token_body(emulator.config, **{field: "wrong"}))
     assert response.status_code == 401
-    assert response.json() == payloads.TOKEN_ACCESS_DENIED
+    assert response.json() == documented("token_error_access_denied")
 
 
 @pytest.mark.parametrize(

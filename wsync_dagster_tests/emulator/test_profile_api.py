@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster_tests.emulator import payloads
 from wsync_dagster_tests.emulator.conftest import CLOCK_START
-from wsync_dagster_tests.emulator.helpers import Api, error_messages, instant
+from wsync_dagster_tests.emulator.helpers import Api, documented, error_messages, instant
 
 ALL = "device_identities,user_identities,user_attributes,audience_memberships"
 
@@ -32,12 +31,15 @@ def resolve_path(api: Api, fields: str = ALL) -> str:
 
 
 def resolve_body(identity_type: str, value: str) -> dict[str, Any]:
-    return {**payloads.RESOLVE_BODY, "identity": {"type": identity_type, "value": value}}
+    return {
+        **documented("profile_resolve_request"),
+        "identity": {"type": identity_type, "value": value},
+    }
 
 
 def test_profile_by_mpid_has_the_documented_shape(synced: Api) -> None:
     found = synced.ok("POST", resolve_path(synced), resolve_body("customer_id", "c1"))
-    assert list(found) == list(payloads.PROFILE_RESPONSE)
+    assert list(found) == list(documented("profile"))
     for method in ("GET", "POST"):
         assert synced.ok(method, profile_path(synced, found["mpid"])) == found
     assert found["user_attributes"] == {"SCORE": "99.0", "ACTIVE": "true", "TAGS": ["c"]}
@@ -96,7 +98,7 @@ def test_unknown_profiles_are_404(synced: Api) -> None:
         {"environment_type": "production", "identity": {"type": "ios_idfv", "value": "c1"}},
         {"environment_type": "production", "identity": {"type": "customer_id"}},
         {"environment_type": "production", "identity": {"type": "customer_id", "value": 1}},
-        {**payloads.RESOLVE_BODY, "extra": 1},
+        {**documented("profile_resolve_request"), "extra": 1},
         ["not", "an", "object"],
     ],
 )

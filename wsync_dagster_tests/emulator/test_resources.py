@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster_tests.emulator import payloads
 from wsync_dagster_tests.emulator.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import (
     Api,
     bigquery_body,
     connection_body,
+    documented,
     error_messages,
     instant,
     model_body,
@@ -24,24 +24,6 @@ SQL = "SELECT * FROM EMU.PUBLIC.EVENTS"
 
 
 # ----------------------------------------------------------------------------------- connections
-
-
-def test_connection_round_trip_matches_the_documented_example(api: Api) -> None:
-    example = payloads.CONNECTION_RESPONSE
-    body = {
-        **connection_body(api.config),
-        "snowflake_aws_iam_user_arn": example["snowflake_aws_iam_user_arn"],
-        "snowflake_aws_external_id": example["snowflake_aws_external_id"],
-    }
-    created = api.ok("POST", "connections", body)
-    assert list(created) == list(example)
-    assert created["password"] == "************"
-    assert created["is_faulted"] is False
-    assert created["created_by"] == "developer@mparticle.com"
-    assert created["created_on"] == "2026-11-28T12:00:00"
-    assert created["last_modified_on"] is None and created["last_modified_by"] is None
-    assert api.ok("GET", "connections/conn") == created
-    assert api.ok("GET", "connections") == [created]
 
 
 def test_audit_times_trim_fractional_digits(api: Api, control: EmulatorControl) -> None:
@@ -142,7 +124,7 @@ def test_unknown_workspace_is_404(api: Api) -> None:
 
 def test_data_model_round_trip(api: Api) -> None:
     created = api.create_model(SQL, load_timestamp_field_time_zone="America/New_York")
-    assert list(created) == list(payloads.DATA_MODEL_FIELDS)
+    assert list(created) == list(documented("data_model"))
     assert created["load_timestamp_field_time_zone"] == "America/New_York"
     assert created["load_timestamp_field_time_offset"] == 0
     assert api.ok("GET", "data-models/model") == created
@@ -249,20 +231,6 @@ def resources(api: Api, events_table: str) -> Api:
     api.create_connection()
     api.create_model(f"SELECT * FROM {events_table}")
     return api
-
-
-def test_documented_pipeline_create_example(resources: Api) -> None:
-    resources.create_connection(id="example-connection")
-    resources.create_model("SELECT * FROM EMU.PUBLIC.EVENTS", id="example-data-model")
-    created = resources.ok("POST", "pipelines", payloads.PIPELINE_CREATE_BODY)
-    assert list(created) == list(payloads.PIPELINE_RESPONSE_FIELDS)
-    assert created["partner_feed_key"] == "************"
-    assert isinstance(created["partner_feed_id"], int)
-    # §7 #14: no start given -> creation time truncated to the minute.
-    assert created["schedule_start_time"] == "2026-11-28T12:00:00Z"
-    assert created["is_faulted"] is False and created["faulted_reason"] is None
-    assert resources.ok("GET", "pipelines/example-pipeline") == created
-    assert resources.ok("GET", "pipelines") == [created]
 
 
 def test_default_start_is_truncated_to_the_minute(resources: Api, control: EmulatorControl) -> None:

@@ -7,17 +7,28 @@ from typing import Any
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
-from wsync_dagster_tests.emulator import payloads
 from wsync_dagster_tests.emulator.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import (
     Api,
     clients,
+    documented,
     error_messages,
     instant,
     pipeline_body,
 )
 
 CreatePipeline = Callable[..., dict[str, Any]]
+# §2.4 trigger worked example: pipeline created 2023-02-01 15:13:22Z with start 2023-02-01 00:00Z;
+# (trigger time, window start, window end). The doc's second start, ...08:30:11Z, is the typo of
+# §6 #4: the window starts where the previous successful run's ended (§7 #4).
+TRIGGER_EXAMPLE = {
+    "start": "2023-02-01T00:00:00Z",
+    "created": "2023-02-01T15:13:22Z",
+    "triggers": [
+        ("2023-02-04T08:30:17Z", "2023-02-01T00:00:00Z", "2023-02-04T08:30:17Z"),
+        ("2023-02-08T12:05:45Z", "2023-02-04T08:30:17Z", "2023-02-08T12:05:45Z"),
+    ],
+}
 
 
 def windows(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -227,7 +238,7 @@ def trigger(api: Api, pipeline_id: str = "pipe", suffix: str = "") -> dict[str, 
 def test_the_documented_trigger_example(
     api: Api, control: EmulatorControl, events_table: str
 ) -> None:
-    example = payloads.TRIGGER_EXAMPLE
+    example = TRIGGER_EXAMPLE
     control.set_clock(datetime.fromisoformat(example["created"]))
     api.create_connection()
     api.create_model(f"SELECT * FROM {events_table}")
@@ -235,7 +246,7 @@ def test_the_documented_trigger_example(
     for at, window_start, window_end in example["triggers"]:
         control.set_clock(datetime.fromisoformat(at))
         response = trigger(api)
-        assert set(response) == set(payloads.TRIGGER_RESPONSE)
+        assert set(response) == set(documented("trigger_response"))
         assert response["status"] == "trigger_requested"
         run = api.ok("GET", f"pipelines/pipe/status/runs/{response['pipeline_run_id']}")
         assert run["pipeline_run_state"] == "triggered"
@@ -276,7 +287,7 @@ def test_trigger_while_in_progress_is_the_documented_400(
     trigger(api, "example-pipeline")
     response = api.post("pipelines/example-pipeline")
     assert response.status_code == 400
-    assert response.json() == payloads.ALREADY_IN_PROGRESS
+    assert response.json() == documented("error_already_in_progress")
     control.settle()
     control.advance(60)
     trigger(api, "example-pipeline")
@@ -320,7 +331,7 @@ def test_status_and_run_objects_have_every_documented_field(
 ) -> None:
     events_pipeline(schedule_start_time=instant(CLOCK_START))
     status = api.ok("GET", "pipelines/pipe/status")
-    assert list(status) == list(payloads.STATUS_FIELDS)
+    assert list(status) == list(documented("pipeline_status"))
     assert status["latest_pipeline_run"] is None
     control.advance(2 * 3600)
     status = api.ok("GET", "pipelines/pipe/status")
@@ -334,7 +345,7 @@ def test_status_and_run_objects_have_every_documented_field(
         "latest_pipeline_run": status["latest_pipeline_run"],
     }
     latest = status["latest_pipeline_run"]
-    assert list(latest) == list(payloads.RUN_FIELDS)
+    assert list(latest) == list(documented("pipeline_run"))
     assert latest["logical_date"] == "2026-11-28T13:00:00Z"
     assert latest == api.ok("GET", f"pipelines/pipe/status/runs/{latest['pipeline_run_id']}")
     assert api.get("pipelines/pipe/status/runs/999").status_code == 404
