@@ -13,6 +13,7 @@ Two fixes over stock fakesnow 0.12:
   variables. :func:`inline_variables_outside_quotes` applies the same substitution only outside quotes.
 * Internal stages (``PUT`` + ``COPY INTO``) live in a directory this process owns and deletes on exit,
   instead of a temporary directory that outlives it.
+* Large results come in chunks, as from Snowflake (:mod:`.result_chunks`), so ``fetchmany`` streams.
 """
 
 import argparse
@@ -69,9 +70,12 @@ def _patch_fakesnow(stage_dir: str) -> None:
     stage.LOCAL_BUCKET_PATH = stage_dir
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0 = a free port), ready to hand to uvicorn."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    # says TCP, and without it every response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)
@@ -87,7 +91,11 @@ def serve(host: str, port: int) -> None:
         _patch_fakesnow(stage_dir)
         import fakesnow.server
 
-        sock = _bind(host, port)
+        from wsync_dagster.local import result_chunks
+
+        result_chunks.install(fakesnow.server.app)
+
+        sock = bind_socket(host, port)
         bound_host, bound_port = sock.getsockname()[:2]
         ready_line = f"{READY_MARKER} http://{bound_host}:{bound_port}\n"
 

@@ -1,0 +1,49 @@
+"""Settings of one emulator instance (what the command line and ``EmulatorServer`` accept)."""
+
+import dataclasses
+from datetime import datetime
+from typing import Literal
+
+from wsync_dagster.emulator.limits import DEFAULT_RECORD_LIMITS
+
+ClockMode = Literal["real", "manual"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything an emulator needs to start.
+
+    The Snowflake endpoint is where every connection's SQL runs (the local stand-in); a connection
+    whose ``user``/``password`` differ from ``snowflake_user``/``snowflake_password`` is treated as
+    "credentials rejected" (505), like a real warehouse would.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    snowflake_host: str = "127.0.0.1"
+    snowflake_port: int = 0
+    snowflake_user: str = "fake"
+    snowflake_password: str = "snow"
+    # Seconds the Snowflake connector keeps retrying an unreachable warehouse before giving up.
+    snowflake_login_timeout: int = 10
+    client_id: str = "local-client"
+    client_secret: str = "local-secret"
+    # The e-mail of the credential's owner, shown in every created_by/last_modified_by.
+    credential_email: str = "developer@mparticle.com"
+    workspace_id: int = 5328
+    org_id: int = 1000
+    account_id: int = 2000
+    token_ttl: int = 28800
+    # Simulated duration of a run on the emulator clock: a run stays running until start + this.
+    run_seconds: float = 0.0
+    clock: ClockMode = "real"
+    # Start of a manual clock (and of a reset one); None = the wall clock when the emulator starts.
+    clock_start: datetime | None = None
+    # Seed of the MPID generator: the same seed gives the same MPIDs for the same rows after a reset.
+    seed: int = 5328
+    max_body_bytes: int = 1024 * 1024
+    # Rows fetched from the warehouse per batch while a run extracts its window.
+    fetch_batch_rows: int = 5000
+    record_limits: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_RECORD_LIMITS)
+    )
