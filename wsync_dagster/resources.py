@@ -201,6 +201,9 @@ class MParticleResource(dg.ConfigurableResource):
         default=300.0,
         description="total time one call may spend retrying 429/5xx/connection errors",
     )
+    max_attempts: int = Field(
+        default=10, description="attempts per call (first try included) within that time budget"
+    )
     run_timeout_seconds: float = Field(
         default=3600.0, description="how long a materialization waits for mParticle's runs to end"
     )
@@ -242,7 +245,9 @@ class MParticleResource(dg.ConfigurableResource):
                     org_id=self.org_id,
                     account_id=self.account_id,
                     timeout=(10.0, self.request_timeout_seconds),
-                    retry_policy=RetryPolicy(total_budget=self.retry_budget_seconds),
+                    retry_policy=RetryPolicy(
+                        max_attempts=self.max_attempts, total_budget=self.retry_budget_seconds
+                    ),
                     sleep=self.sleep,
                     clock=self.monotonic,
                     wall_clock=self.now,

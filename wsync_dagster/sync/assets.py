@@ -97,8 +97,8 @@ def _reconcile(ctx: SyncContext, client: WarehouseSyncClient) -> Reconciled:
         raise _fail(str(error)) from error
     except WarehouseSyncError as error:
         raise _fail(
-            f"mParticle refused to set up sync '{ctx.spec.name}': {error}. Fix the registry entry "
-            "or the connection settings it names, then materialize again."
+            f"mParticle refused to set up sync '{ctx.spec.name}': {str(error).rstrip('.')}. Fix "
+            "the registry entry or the connection settings it names, then materialize again."
         ) from error
     for change in result.changes:
         ctx.log.info(f"Reconcile: {change.describe()}")

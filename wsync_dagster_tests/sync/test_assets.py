@@ -32,8 +32,13 @@ def _between(cursor: Any, table: str, start: str, end: str, where: str = "TRUE")
     return count
 
 
-def _api_calls(control: EmulatorControl) -> list[dict[str, Any]]:
-    return [e for e in control.request_log() if not e["path"].startswith("/oauth")]
+def _writes(control: EmulatorControl) -> list[dict[str, Any]]:
+    """Requests that changed something in mParticle (token requests don't)."""
+    return [
+        e
+        for e in control.request_log()
+        if e["method"] in WRITES and not e["path"].startswith("/oauth")
+    ]
 
 
 def _with_sync(registry: Registry, **changes: Any) -> Registry:
@@ -121,7 +126,7 @@ def test_rematerializing_is_idempotent(registry, resources, control) -> None:
     control.clear_request_log()
     again = materialize(registry, resources, "customer_scores", ["2026-11-26"])
     assert again.success, failure_message(again)
-    assert not [e for e in control.request_log() if e["method"] in WRITES]
+    assert not _writes(control)
     one, two = materializations(first)["2026-11-26"], materializations(again)["2026-11-26"]
     assert one["mparticle/run_id"] == two["mparticle/run_id"]
     assert two["wsync/reconcile"].count("unchanged") == 3
@@ -185,7 +190,7 @@ def test_a_start_beyond_catch_up_is_refused_before_any_write(registry, resources
     message = failure_message(result)
     assert "older than mParticle's hourly catch-up limit (7 days)" in message
     assert "earliest start it accepts now is 2026-11-21T12:00:00Z" in message
-    assert not [e for e in control.request_log() if e["method"] in WRITES]
+    assert not _writes(control)
 
 
 def _pipeline_body(pipeline_id: str, interval: str = "on_demand") -> dict[str, Any]:
@@ -210,7 +215,7 @@ def test_a_sixth_active_pipeline_is_refused_before_it_is_sent(registry, resource
     result = materialize(registry, resources, "customer_scores", ["2026-11-27"])
     message = failure_message(result)
     assert "would be active pipeline number 6" in message and "allows 5" in message
-    assert not [e for e in control.request_log() if e["method"] in WRITES]
+    assert not _writes(control)
 
 
 def test_bad_credentials_fail_clearly_without_leaking_the_secret(
@@ -220,7 +225,7 @@ def test_bad_credentials_fail_clearly_without_leaking_the_secret(
     result = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
     message = failure_message(result)
     assert "local-client" in message and "not-the-secret" not in message
-    assert not [e for e in control.request_log() if e["method"] in WRITES]
+    assert not _writes(control)
 
 
 def test_throttling_and_server_errors_for_a_while_are_ridden_out(
