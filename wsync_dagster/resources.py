@@ -67,12 +67,37 @@ LOCAL_SNOWFLAKE_SETTINGS = (
         "WSYNC_LOCAL_SNOWFLAKE_PORT", "port of the local Snowflake stand-in (set by the launcher)"
     ),
 )
+# mParticle, for the real target.
+MPARTICLE_SETTINGS = (
+    Setting(
+        "MPARTICLE_CLIENT_ID", "client id of an mParticle API credential (Platform API, Admin)"
+    ),
+    Setting("MPARTICLE_CLIENT_SECRET", "that credential's client secret", secret=True),
+    Setting("MPARTICLE_WORKSPACE_ID", "the mParticle workspace id (a whole number)"),
+    Setting("MPARTICLE_ORG_ID", "org id, for reading profiles back (Profile API)", required=False),
+    Setting("MPARTICLE_ACCOUNT_ID", "account id, for reading profiles back", required=False),
+    Setting("MPARTICLE_API_ROOT", "API root", required=False, default=DEFAULT_API_ROOT),
+    Setting(
+        "MPARTICLE_TOKEN_URL", "OAuth token endpoint", required=False, default=DEFAULT_TOKEN_URL
+    ),
+)
+LOCAL_MPARTICLE_SETTINGS = (
+    Setting(
+        "WSYNC_LOCAL_EMULATOR_URL", "base URL of the local mParticle emulator (set by the launcher)"
+    ),
+    Setting(
+        "WSYNC_LOCAL_EMULATOR_CLOCK",
+        "the emulator's clock: real, or manual (waiting advances it instead of sleeping)",
+        required=False,
+        default="real",
+    ),
+)
 INTEGER_SETTINGS = (
     "WSYNC_LOCAL_SNOWFLAKE_PORT", "MPARTICLE_WORKSPACE_ID", "MPARTICLE_ORG_ID", "MPARTICLE_ACCOUNT_ID",
 )  # fmt: skip
 TARGET_SETTINGS: dict[Target, tuple[Setting, ...]] = {
-    Target.MPARTICLE: SNOWFLAKE_SETTINGS,
-    Target.LOCAL: LOCAL_SNOWFLAKE_SETTINGS,
+    Target.MPARTICLE: SNOWFLAKE_SETTINGS + MPARTICLE_SETTINGS,
+    Target.LOCAL: LOCAL_SNOWFLAKE_SETTINGS + LOCAL_MPARTICLE_SETTINGS,
 }
 
 
@@ -256,6 +281,37 @@ class MParticleResource(dg.ConfigurableResource):
             return client
 
 
+class LocalMParticleResource(MParticleResource):
+    """The local target's mParticle: the emulator, whose clock is mParticle's "now".
+
+    With a manual emulator clock, waiting advances that clock (which runs whatever falls due) instead
+    of sleeping, so a local run is deterministic and instant.
+    """
+
+    emulator_url: str = Field(description="base URL of the local emulator")
+    manual_clock: bool = Field(
+        default=False, description="the emulator's clock only moves when told"
+    )
+
+    def _control(self) -> Any:
+        # Imported at run time only: loading the definitions never imports the emulator.
+        from wsync_dagster.emulator import EmulatorControl
+
+        return EmulatorControl(self.emulator_url)
+
+    def sleep(self, seconds: float) -> None:
+        if self.manual_clock:
+            self._control().advance(seconds)
+        else:
+            time.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return self._control().clock().timestamp() if self.manual_clock else time.monotonic()
+
+    def now(self) -> datetime:
+        return self._control().clock()
+
+
 def mparticle_resource(
     target: Target, environ: Mapping[str, str] | None = None
 ) -> MParticleResource:
@@ -265,7 +321,12 @@ def mparticle_resource(
         from wsync_dagster.local.stack import LOCAL_MPARTICLE
 
         url = environ["WSYNC_LOCAL_EMULATOR_URL"].rstrip("/")
-        return MParticleResource(
+        clock = environ.get("WSYNC_LOCAL_EMULATOR_CLOCK", "real")
+        if clock not in ("real", "manual"):
+            raise SettingsError(f"WSYNC_LOCAL_EMULATOR_CLOCK={clock!r}: use real or manual.")
+        return LocalMParticleResource(
+            emulator_url=url,
+            manual_clock=clock == "manual",
             client_id=LOCAL_MPARTICLE.client_id,
             client_secret=LOCAL_MPARTICLE.client_secret,
             workspace_id=LOCAL_MPARTICLE.workspace_id,
@@ -273,9 +334,10 @@ def mparticle_resource(
             account_id=LOCAL_MPARTICLE.account_id,
             api_root=url,
             token_url=f"{url}/oauth/token",
-            poll_interval_seconds=0.2,
-            max_poll_interval_seconds=2.0,
-            run_timeout_seconds=600.0,
+            # A manual clock moves only when we wait, so waiting in big steps costs nothing.
+            poll_interval_seconds=30.0 if clock == "manual" else 0.2,
+            max_poll_interval_seconds=600.0 if clock == "manual" else 2.0,
+            run_timeout_seconds=4 * 3600.0 if clock == "manual" else 600.0,
         )
     optional: dict[str, Any] = {
         field: dg.EnvVar.int(name) if field.endswith("_id") else dg.EnvVar(name)

@@ -9,13 +9,18 @@ from wsync_dagster.local.demo import run_demo, run_ui
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wsync_dagster.local")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the main job on the embedded default")
+    demo = commands.add_parser("demo", help="run the main job on the embedded default")
+    demo.add_argument(
+        "--manual-clock",
+        action="store_true",
+        help="run the emulator on a manual clock: waiting advances it (deterministic, no sleeping)",
+    )
     ui = commands.add_parser("ui", help="open the Dagster UI on the embedded default")
     ui.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to `dagster dev`")
     args = parser.parse_args(argv)
     if args.command == "ui":
         return run_ui(args.dagster_args)
-    return run_demo()
+    return run_demo(manual_clock=args.manual_clock)
 
 
 if __name__ == "__main__":

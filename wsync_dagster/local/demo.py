@@ -7,12 +7,13 @@ enriched profiles read back through the Profile API, and stops everything. Mater
 the project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.local.process import LocalServiceError
+from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
-from wsync_dagster.sync.specs import RegistryError, SyncSpec
+from wsync_dagster.sync.specs import DEFAULT_REGISTRY, RegistryError, SyncSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
@@ -147,20 +149,46 @@ def enriched_profiles(mparticle: MParticleResource, emulator_url: str) -> list[P
     return [client.get_profile(int(p["mpid"])) for p in richest[:SHOWN_PROFILES]]
 
 
-def run_demo() -> int:
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in os.environ (where dagster.EnvVar reads secrets at run time), then restored."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_demo(
+    workdir: Path = WORKDIR,
+    dagster_home: Path = DAGSTER_HOME,
+    sample: SampleConfig | None = None,
+    manual_clock: bool = False,
+    registry_source: Path = DEFAULT_REGISTRY,
+) -> int:
+    """Run the demo; 0 when every sync succeeded, 1 with an explanation otherwise."""
     started = time.monotonic()
     # The single-run backfill policy is deliberate; keep Dagster's "beta" notice out of the demo.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     print("Starting the embedded default: Snowflake stand-in + mParticle emulator on 127.0.0.1 ...")
     try:
-        with LocalStack(WORKDIR) as stack:
-            return _demo(stack, started)
+        with LocalStack(workdir, sample, registry_source, manual_clock) as stack:
+            environment = stack.environment()
+            with _environment(environment):
+                return _demo(stack, environment, prepare_dagster_home(dagster_home), started)
     except (LocalServiceError, SettingsError, RegistryError, WarehouseSyncError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
-def _demo(stack: LocalStack, started: float) -> int:
+def _demo(
+    stack: LocalStack, environment: Mapping[str, str], dagster_home: Path, started: float
+) -> int:
     from wsync_dagster.definitions import build_definitions
     from wsync_dagster.sync.specs import load_registry
 
@@ -168,12 +196,9 @@ def _demo(stack: LocalStack, started: float) -> int:
     for table in stack.summary.tables:
         print(f"  seeded {table.name}: {table.rows:,} rows")
     print(f"  emulator at {stack.emulator_url}; local registry {stack.registry_path}")
-    environment = stack.environment()
-    os.environ.update(environment)  # secrets are read through dagster.EnvVar at run time
-    os.environ["DAGSTER_HOME"] = str(prepare_dagster_home())
     defs = build_definitions(environment)
     registry = load_registry(stack.registry_path)
-    instance = dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
 
     rows: list[tuple[str, ...]] = []
     failures: list[str] = []

@@ -104,12 +104,14 @@ class LocalStack:
         workdir: Path,
         sample: SampleConfig | None = None,
         registry_source: Path = DEFAULT_REGISTRY,
-        emulator_args: tuple[str, ...] = (),
+        manual_clock: bool = False,
     ) -> None:
+        """``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
+        materialization waits (deterministic, no sleeping); else it is the wall clock."""
         self.workdir = workdir
         self.sample = sample or SampleConfig()
         self.registry_source = registry_source
-        self.emulator_args = emulator_args
+        self.manual_clock = manual_clock
         self.snowflake = LocalSnowflake()
         self.emulator: ServiceProcess | None = None
         self.summary: SampleSummary | None = None
@@ -148,8 +150,10 @@ class LocalStack:
             "--org-id": str(LOCAL_MPARTICLE.org_id),
             "--account-id": str(LOCAL_MPARTICLE.account_id),
         }
+        if self.manual_clock:
+            options |= {"--clock": "manual", "--clock-start": self.sample.anchor.isoformat()}
         flat = [part for option in options.items() for part in option]
-        return [sys.executable, "-m", "wsync_dagster.emulator", *flat, *self.emulator_args]
+        return [sys.executable, "-m", "wsync_dagster.emulator", *flat]
 
     @property
     def emulator_url(self) -> str:
@@ -167,6 +171,7 @@ class LocalStack:
             "WSYNC_LOCAL_SNOWFLAKE_HOST": self.snowflake.host,
             "WSYNC_LOCAL_SNOWFLAKE_PORT": str(self.snowflake.port),
             "WSYNC_LOCAL_EMULATOR_URL": self.emulator_url,
+            "WSYNC_LOCAL_EMULATOR_CLOCK": "manual" if self.manual_clock else "real",
             registry.connection.password_env: LOCAL_PASSWORD,
             **feed_keys,
         }

@@ -1,13 +1,12 @@
 """Fixtures for the Dagster tier: the assets, materialized for real against fakesnow + the emulator.
 
 The emulator runs in-process on a manual clock that starts at the sample warehouse's anchor. The
-mParticle resource used here is the real one with its three clock hooks pointed at the emulator, so a
-materialization that "waits" advances the emulator's clock (which runs whatever falls due) instead of
+mParticle resource is the local target's own (LocalMParticleResource with a manual clock), so a
+materialization that waits advances the emulator's clock (which runs whatever falls due) instead of
 sleeping.
 """
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -18,28 +17,10 @@ from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
 from wsync_dagster.local.stack import LOCAL_MPARTICLE, local_registry
 from wsync_dagster.mparticle import clear_token_cache
-from wsync_dagster.resources import MParticleResource, Target, snowflake_resource
+from wsync_dagster.resources import LocalMParticleResource, Target, snowflake_resource
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
-
-
-class EmulatorClockMParticle(MParticleResource):
-    """MParticleResource whose time is the emulator's: waiting advances it, nothing sleeps."""
-
-    emulator_url: str
-
-    def _control(self) -> EmulatorControl:
-        return EmulatorControl(self.emulator_url)
-
-    def sleep(self, seconds: float) -> None:
-        self._control().advance(seconds)
-
-    def now(self) -> datetime:
-        return self._control().clock()
-
-    def monotonic(self) -> float:
-        return self._control().clock().timestamp()
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +64,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     return rebased
 
 
-def mparticle_for(control: EmulatorControl, **overrides: Any) -> EmulatorClockMParticle:
+def mparticle_for(control: EmulatorControl, **overrides: Any) -> LocalMParticleResource:
     settings: dict[str, Any] = {
         "client_id": LOCAL_MPARTICLE.client_id,
         "client_secret": LOCAL_MPARTICLE.client_secret,
@@ -93,12 +74,13 @@ def mparticle_for(control: EmulatorControl, **overrides: Any) -> EmulatorClockMP
         "api_root": control.base_url,
         "token_url": f"{control.base_url}/oauth/token",
         "emulator_url": control.base_url,
+        "manual_clock": True,
         "poll_interval_seconds": 30.0,
         "max_poll_interval_seconds": 600.0,
         "run_timeout_seconds": 4 * 3600.0,
         "retry_budget_seconds": 120.0,
     }
-    return EmulatorClockMParticle(**(settings | overrides))
+    return LocalMParticleResource(**(settings | overrides))
 
 
 @pytest.fixture

@@ -298,3 +298,25 @@ def test_definitions_name_and_partition_assets_from_the_spec(registry) -> None:
     }
     on_demand = assets[dg.AssetKey(["mparticle", "churn_risk_alerts"])]
     assert on_demand.partitions_def is None
+
+
+def test_a_once_sync_attaches_to_its_single_run_and_never_reruns(
+    registry, resources, control
+) -> None:
+    start = SAMPLE_ANCHOR - timedelta(days=3)
+    schedule = registry.sync("customer_scores").schedule.model_copy(
+        update={"interval": "once", "start": start, "end": start + timedelta(days=2)}
+    )
+    once = _with_sync(registry, sql=registry.sync("customer_scores").sql, schedule=schedule)
+    first = materialize(once, resources, "extra_sync")
+    assert first.success, failure_message(first)
+    meta = materializations(first)[""]
+    assert meta["window_start"] == start.timestamp()
+    assert meta["window_end"] == (start + timedelta(days=2)).timestamp()
+    assert meta["preflight/rows"] == meta["mparticle/records_extracted"] > 0
+
+    control.clear_request_log()
+    again = materialize(once, resources, "extra_sync")
+    assert again.success, failure_message(again)
+    assert materializations(again)[""]["mparticle/run_id"] == meta["mparticle/run_id"]
+    assert not _writes(control)

@@ -1,0 +1,109 @@
+"""The main job on the embedded default, and the local registry that keeps it from going stale."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from wsync_dagster.local.demo import run_demo
+from wsync_dagster.local.sample_data import SampleConfig, current_hour
+from wsync_dagster.local.stack import local_registry, rebase_schedule, write_registry
+from wsync_dagster.sync.limits import CATCH_UP
+from wsync_dagster.sync.reconcile import ReconcileError, check_catch_up
+from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Schedule, load_registry
+
+ANCHOR = datetime(2027, 3, 14, 9, 0, tzinfo=UTC)  # a Sunday
+
+
+@pytest.mark.parametrize(
+    ("interval", "start", "expected"),
+    [
+        (
+            "hourly",
+            datetime(2026, 1, 1, 0, 15, tzinfo=UTC),
+            datetime(2027, 3, 11, 9, 15, tzinfo=UTC),
+        ),
+        ("daily", datetime(2026, 1, 1, 6, 30, tzinfo=UTC), datetime(2027, 3, 4, 6, 30, tzinfo=UTC)),
+        (
+            "weekly",
+            datetime(2026, 1, 7, 12, 5, tzinfo=UTC),
+            datetime(2027, 2, 10, 12, 5, tzinfo=UTC),
+        ),
+        (
+            "monthly",
+            datetime(2026, 1, 4, 0, 0, tzinfo=UTC),
+            datetime(2026, 12, 4, 0, 0, tzinfo=UTC),
+        ),
+        (
+            "on_demand",
+            datetime(2026, 1, 1, 0, 0, tzinfo=UTC),
+            datetime(2027, 3, 4, 0, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_rebasing_keeps_the_grid_and_lands_within_catch_up(interval, start, expected) -> None:
+    moved = rebase_schedule(Schedule(interval=interval, start=start), ANCHOR)
+    assert moved.start == expected
+    assert (moved.start.minute, moved.start.hour if interval != "hourly" else 0) == (
+        start.minute,
+        start.hour if interval != "hourly" else 0,
+    )
+    if interval == "weekly":
+        assert moved.start.weekday() == start.weekday()
+    if interval in CATCH_UP:
+        assert moved.start >= CATCH_UP[interval].earliest_start(ANCHOR)
+
+
+def test_the_local_registry_follows_the_seeded_data() -> None:
+    rebased = local_registry(load_registry(DEFAULT_REGISTRY), ANCHOR)
+    assert rebased.sync("ticket_activity").schedule.start == ANCHOR - timedelta(days=3)
+    assert rebased.sync("customer_scores").schedule.start == datetime(2027, 3, 4, tzinfo=UTC)
+    assert rebased.connection.user == "fake"
+    assert [s.sql for s in rebased.syncs] == [s.sql for s in load_registry(DEFAULT_REGISTRY).syncs]
+
+
+def test_the_demo_still_runs_when_the_registry_dates_are_weeks_old(tmp_path: Path, capsys) -> None:
+    """Weeks after syncs.yaml was written, its hourly start is beyond mParticle's 7-day catch-up.
+
+    Moving the registry's dates back is the same as moving the clock ahead (Dagster's own clock
+    cannot be moved). The demo must not care: it rebases the registry onto the data it seeds.
+    """
+    stale = load_registry(DEFAULT_REGISTRY)
+    stale = stale.model_copy(
+        update={
+            "syncs": tuple(
+                s.model_copy(
+                    update={"schedule": s.schedule.model_copy(
+                        update={"start": s.schedule.start - timedelta(weeks=6)}
+                    )}
+                )
+                for s in stale.syncs
+            )
+        }
+    )  # fmt: skip
+    source = write_registry(stale, tmp_path / "stale-syncs.yaml")
+    anchor = current_hour()
+    with pytest.raises(ReconcileError, match="older than mParticle's hourly catch-up limit"):
+        check_catch_up(stale.sync("ticket_activity"), anchor)
+
+    home = tmp_path / "dagster_home"
+    code = run_demo(
+        tmp_path / "work",
+        home,
+        SampleConfig(anchor=anchor),
+        manual_clock=True,
+        registry_source=source,
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    last_hour = (anchor - timedelta(hours=1)).strftime("%Y-%m-%d-%H:%M")
+    assert f"ticket_activity    {last_hour}" in out
+    assert "churn_risk_alerts" in out and "Enriched profiles" in out
+    assert out.count("  MPID ") == 3
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    hourly = instance.get_materialized_partitions(dg.AssetKey(["mparticle", "ticket_activity"]))
+    assert len(hourly) == 6 and last_hour in hourly
+    daily = instance.get_materialized_partitions(dg.AssetKey(["mparticle", "customer_scores"]))
+    assert daily == {(anchor - timedelta(days=1)).strftime("%Y-%m-%d")}
