@@ -43,7 +43,7 @@ from wsync_dagster.sync.preflight import (
     run_preflight,
 )
 from wsync_dagster.sync.reconcile import Reconciled, ReconcileError, reconcile
-from wsync_dagster.sync.runs import WaitSettings, is_terminal, wait_for_windows
+from wsync_dagster.sync.runs import WaitSettings, is_terminal, poll, wait_for_windows
 from wsync_dagster.sync.specs import Registry, SyncSpec
 
 
@@ -323,19 +323,17 @@ def _materialize_single(
 def _wait_for_first_run(ctx: SyncContext, client: WarehouseSyncClient) -> PipelineRun:
     """A new ``once`` pipeline's run appears shortly after creation; poll (bounded) until it does."""
     settings = ctx.wait_settings()
-    deadline = settings.clock() + settings.timeout
-    interval = settings.poll_interval
-    while True:
-        runs = list(client.iter_pipeline_runs(ctx.spec.resolved_pipeline_id, page_size=10))
-        if runs:
-            return runs[0]
-        if settings.clock() >= deadline:
-            raise _fail(
-                f"mParticle created no run for once-sync '{ctx.spec.name}' within "
-                f"{settings.timeout:.0f} s; check the pipeline in mParticle"
-            )
-        settings.sleep(interval)
-        interval = min(interval * 2, settings.max_poll_interval)
+    runs, _ = poll(
+        lambda: list(client.iter_pipeline_runs(ctx.spec.resolved_pipeline_id, page_size=10)),
+        bool,
+        settings,
+    )
+    if not runs:
+        raise _fail(
+            f"mParticle created no run for once-sync '{ctx.spec.name}' within "
+            f"{settings.timeout:.0f} s; check the pipeline in mParticle"
+        )
+    return runs[0]
 
 
 def build_sync_asset(registry: Registry, spec: SyncSpec) -> dg.AssetsDefinition:

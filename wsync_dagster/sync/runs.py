@@ -7,11 +7,14 @@ for success: a window whose run is in a state this code does not know stays pend
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
 from wsync_dagster.sync.preflight import Window
 
 LISTING_PAGE_SIZE = 500
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,28 @@ def list_window_runs(
     return runs_by_window(runs, windows)
 
 
+def poll(
+    fetch: Callable[[], T], done: Callable[[T], bool], settings: WaitSettings
+) -> tuple[T, int]:
+    """Call ``fetch`` until ``done`` says so or the timeout passes, backing off in between.
+
+    Returns the last result (done or not) and the number of calls.
+    """
+    deadline = settings.clock() + settings.timeout
+    interval = settings.poll_interval
+    polls = 0
+    while True:
+        result = fetch()
+        polls += 1
+        if done(result):
+            return result, polls
+        remaining = deadline - settings.clock()
+        if remaining <= 0:
+            return result, polls
+        settings.sleep(min(interval, remaining))
+        interval = min(interval * 2, settings.max_poll_interval)
+
+
 def wait_for_windows(
     client: WarehouseSyncClient,
     pipeline_id: str,
@@ -63,16 +88,8 @@ def wait_for_windows(
     Windows still without a terminal run at the timeout are simply absent or non-terminal in the
     result; the caller reports them.
     """
-    deadline = settings.clock() + settings.timeout
-    interval = settings.poll_interval
-    polls = 0
-    while True:
-        found = list_window_runs(client, pipeline_id, windows)
-        polls += 1
-        if all(is_terminal(found.get(w.key)) for w in windows):
-            return found, polls
-        remaining = deadline - settings.clock()
-        if remaining <= 0:
-            return found, polls
-        settings.sleep(min(interval, remaining))
-        interval = min(interval * 2, settings.max_poll_interval)
+    return poll(
+        lambda: list_window_runs(client, pipeline_id, windows),
+        lambda found: all(is_terminal(found.get(w.key)) for w in windows),
+        settings,
+    )

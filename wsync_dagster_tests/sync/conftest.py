@@ -23,24 +23,29 @@ from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 
+def local_emulator_config(stand_in: LocalSnowflake, **overrides: Any) -> EmulatorConfig:
+    """The local stack's emulator settings, on a manual clock that starts at the sample anchor."""
+    settings: dict[str, Any] = {
+        "snowflake_host": stand_in.host,
+        "snowflake_port": stand_in.port,
+        "snowflake_user": LOCAL_USER,
+        "snowflake_password": LOCAL_PASSWORD,
+        "client_id": LOCAL_MPARTICLE.client_id,
+        "client_secret": LOCAL_MPARTICLE.client_secret,
+        "workspace_id": LOCAL_MPARTICLE.workspace_id,
+        "org_id": LOCAL_MPARTICLE.org_id,
+        "account_id": LOCAL_MPARTICLE.account_id,
+        "clock": "manual",
+        "clock_start": SAMPLE_ANCHOR,
+    }
+    return EmulatorConfig(**(settings | overrides))
+
+
 @pytest.fixture(scope="session")
 def sync_emulator(
     local_snowflake: LocalSnowflake, sample_warehouse: SampleSummary
 ) -> Iterator[EmulatorServer]:
-    config = EmulatorConfig(
-        snowflake_host=local_snowflake.host,
-        snowflake_port=local_snowflake.port,
-        snowflake_user=LOCAL_USER,
-        snowflake_password=LOCAL_PASSWORD,
-        client_id=LOCAL_MPARTICLE.client_id,
-        client_secret=LOCAL_MPARTICLE.client_secret,
-        workspace_id=LOCAL_MPARTICLE.workspace_id,
-        org_id=LOCAL_MPARTICLE.org_id,
-        account_id=LOCAL_MPARTICLE.account_id,
-        clock="manual",
-        clock_start=SAMPLE_ANCHOR,
-    )
-    with EmulatorServer(config) as server:
+    with EmulatorServer(local_emulator_config(local_snowflake)) as server:
         yield server
 
 

@@ -4,15 +4,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
-from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
-from wsync_dagster.local.stack import LOCAL_MPARTICLE
+from wsync_dagster.emulator import EmulatorControl, EmulatorServer
+from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster.resources import Target, snowflake_resource
 from wsync_dagster.sync.reconcile import reconcile
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
     failure_message,
+    local_emulator_config,
     materializations,
     materialize,
     mparticle_for,
@@ -24,19 +24,7 @@ RUN_SECONDS = 300
 @pytest.fixture(scope="module")
 def slow_control(local_snowflake: LocalSnowflake, sample_warehouse) -> Iterator[EmulatorControl]:
     """An emulator whose runs take five minutes of its (manual) clock."""
-    config = EmulatorConfig(
-        snowflake_host=local_snowflake.host,
-        snowflake_port=local_snowflake.port,
-        snowflake_user=LOCAL_USER,
-        snowflake_password=LOCAL_PASSWORD,
-        workspace_id=LOCAL_MPARTICLE.workspace_id,
-        org_id=LOCAL_MPARTICLE.org_id,
-        account_id=LOCAL_MPARTICLE.account_id,
-        clock="manual",
-        clock_start=SAMPLE_ANCHOR,
-        run_seconds=RUN_SECONDS,
-    )
-    with EmulatorServer(config) as server:
+    with EmulatorServer(local_emulator_config(local_snowflake, run_seconds=RUN_SECONDS)) as server:
         assert server.url is not None
         clear_token_cache()
         yield EmulatorControl(server.url)
