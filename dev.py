@@ -75,7 +75,13 @@ def ensure_venv() -> Path:
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> int:
     print(f"[dev] $ {' '.join(argv)}", flush=True)
-    return subprocess.run(argv, cwd=ROOT, env=env).returncode
+    child = subprocess.Popen(argv, cwd=ROOT, env=env)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too: let it stop its servers cleanly instead of killing it.
+            continue
 
 
 def _bin(python: Path, name: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.definitions import build_definitions
-from wsync_dagster.resources import SettingsError
+from wsync_dagster.resources import MParticleResource, SettingsError
 
 # Runs in a fresh interpreter with an empty environment and every socket operation forbidden.
 _IMPORT_OFFLINE = textwrap.dedent(
@@ -51,9 +51,29 @@ def test_real_target_names_every_missing_setting() -> None:
     with pytest.raises(SettingsError) as raised:
         build_definitions({"WSYNC_TARGET": "mparticle", "SNOWFLAKE_USER": "svc_wsync"})
     message = str(raised.value)
-    assert "SNOWFLAKE_ACCOUNT" in message and "SNOWFLAKE_PASSWORD" in message
+    for missing in (
+        "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_PASSWORD", "MPARTICLE_CLIENT_ID", "MPARTICLE_CLIENT_SECRET",
+        "MPARTICLE_WORKSPACE_ID",
+    ):  # fmt: skip
+        assert f"{missing} is not set" in message
+    assert "needs 5 more setting(s)" in message
     assert "SNOWFLAKE_USER" not in message  # it is set
-    assert "SNOWFLAKE_ROLE" not in message  # optional
+    assert "SNOWFLAKE_ROLE" not in message and "MPARTICLE_ORG_ID" not in message  # optional
+
+
+def test_malformed_ids_are_named() -> None:
+    with pytest.raises(SettingsError, match=r"MPARTICLE_WORKSPACE_ID='ws-1' is not a whole number"):
+        build_definitions(
+            {
+                "WSYNC_TARGET": "mparticle",
+                "SNOWFLAKE_ACCOUNT": "xy12345",
+                "SNOWFLAKE_USER": "svc_wsync",
+                "SNOWFLAKE_PASSWORD": "hunter2",
+                "MPARTICLE_CLIENT_ID": "id",
+                "MPARTICLE_CLIENT_SECRET": "s3cret",
+                "MPARTICLE_WORKSPACE_ID": "ws-1",
+            }
+        )
 
 
 def test_local_target_needs_the_launchers_port() -> None:
@@ -79,8 +99,15 @@ def test_real_target_keeps_secrets_in_env_vars() -> None:
             "SNOWFLAKE_ACCOUNT": "xy12345",
             "SNOWFLAKE_USER": "svc_wsync",
             "SNOWFLAKE_PASSWORD": "hunter2",
+            "MPARTICLE_CLIENT_ID": "id",
+            "MPARTICLE_CLIENT_SECRET": "s3cret",
+            "MPARTICLE_WORKSPACE_ID": "5328",
         }
     )
+    mparticle = defs.resources["mparticle"]
+    assert isinstance(mparticle, MParticleResource)
+    assert "s3cret" not in repr(mparticle)
+    assert mparticle.client_secret == dg.EnvVar("MPARTICLE_CLIENT_SECRET")
     snowflake = defs.resources["snowflake"]
     assert isinstance(snowflake, SnowflakeResource)
     assert "hunter2" not in repr(snowflake)

@@ -16,6 +16,7 @@ from types import FrameType
 from wsync_dagster.emulator.clock import parse_iso_instant
 from wsync_dagster.emulator.config import EmulatorConfig
 from wsync_dagster.emulator.server import READY_MARKER, EmulatorServer
+from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, exit_when_parent_exits
 
 
 def _instant(value: str) -> datetime:
@@ -25,7 +26,8 @@ def _instant(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 instant with a zone: {value}") from None
 
 
-def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
+def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
+    """The emulator's settings, and whether to stop when stdin closes (the parent is gone)."""
     defaults = EmulatorConfig()
     parser = argparse.ArgumentParser(
         prog="python -m wsync_dagster.emulator",
@@ -53,8 +55,9 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
     add("--clock", choices=("real", "manual"), default=defaults.clock)
     add("--clock-start", type=_instant, default=None, help="initial clock time (ISO-8601)")
     add("--seed", type=int, default=defaults.seed, help="seed of the MPID generator")
+    add(EXIT_WITH_PARENT_FLAG, action="store_true", help="stop when stdin closes (parent gone)")
     args = parser.parse_args(argv)
-    return EmulatorConfig(
+    config = EmulatorConfig(
         host=args.host,
         port=args.port,
         snowflake_host=args.snowflake_host,
@@ -72,10 +75,11 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         clock_start=args.clock_start,
         seed=args.seed,
     )
+    return config, args.exit_with_parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    config, exit_with_parent = parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if exit_with_parent:
+        exit_when_parent_exits(stop.set)
     with EmulatorServer(config) as server:
         # The readiness protocol, not a log line.
         print(f"{READY_MARKER} {server.url}", flush=True)

@@ -1,6 +1,7 @@
 """``python -m wsync_dagster.local demo|ui``: the embedded default's entry points (see dev.py)."""
 
 import argparse
+import signal
 import sys
 
 from wsync_dagster.local.demo import run_demo, run_ui
@@ -18,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     ui = commands.add_parser("ui", help="open the Dagster UI on the embedded default")
     ui.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to `dagster dev`")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the local stack's servers are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     if args.command == "ui":
         return run_ui(args.dagster_args)
     return run_demo(manual_clock=args.manual_clock)

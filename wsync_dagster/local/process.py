@@ -3,6 +3,10 @@
 Shared by the local Snowflake stand-in and the mParticle emulator. The protocol is one line on the
 child's stdout that contains its base URL (``http://127.0.0.1:PORT``); everything else the child writes
 goes to a log file, so a failed start can be reported with the child's own last words.
+
+The child's stdin is a pipe that the parent never writes to: when the parent dies, however it dies
+(even SIGKILL), the pipe closes, and a child started with ``EXIT_WITH_PARENT_FLAG`` shuts down
+(:func:`exit_when_parent_exits`). No orphaned servers.
 """
 
 import os
@@ -13,12 +17,25 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 _URL_RE = re.compile(r"(https?://[\w.\-\[\]:]+)")
+
+EXIT_WITH_PARENT_FLAG = "--exit-with-parent"
+
+
+def exit_when_parent_exits(shutdown: Callable[[], None]) -> None:
+    """Call ``shutdown`` once stdin reaches end-of-file (the parent closed it or died)."""
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        shutdown()
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class LocalServiceError(RuntimeError):
@@ -74,7 +91,7 @@ class ServiceProcess:
                 self.argv,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,  # never written: closes when we die (see module doc)
                 text=True,
                 env=self.env,
                 # Own process group: a Ctrl-C in the terminal reaches us, and we stop the child.
@@ -145,8 +162,9 @@ class ServiceProcess:
                 proc.wait(timeout=timeout)
             except ProcessLookupError:
                 proc.wait(timeout=timeout)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
         if self._reader is not None:
             self._reader.join(timeout=timeout)
         if self._owned_log:

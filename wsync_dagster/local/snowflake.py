@@ -4,7 +4,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from wsync_dagster.local.process import ServiceProcess
+from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, ServiceProcess
 from wsync_dagster.local.snowflake_server import READY_MARKER
 
 # fakesnow accepts any credentials; these make the connection arguments look like a real account's.
@@ -48,6 +48,7 @@ class LocalSnowflake(ServiceProcess):
                 host,
                 "--port",
                 str(port),
+                EXIT_WITH_PARENT_FLAG,
             ],
             ready_marker=READY_MARKER,
             start_timeout=start_timeout,

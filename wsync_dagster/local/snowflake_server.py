@@ -27,6 +27,8 @@ import sys
 import tempfile
 from typing import Any
 
+from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, exit_when_parent_exits
+
 # Quoted identifiers ("a""b") and string literals ('it''s', 'a\'b'), which variables never occur in.
 _QUOTED = re.compile(r"(\"(?:[^\"]|\"\")*\"|'(?:[^'\\]|\\.|'')*')", re.DOTALL)
 # A session variable reference: $name, but not $1 (positional) and not part of a $$ or a word.
@@ -83,7 +85,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, exit_with_parent: bool = False) -> None:
     import uvicorn
 
     stage_dir = tempfile.mkdtemp(prefix="wsync-snowflake-stages-")
@@ -111,6 +113,8 @@ def serve(host: str, port: int) -> None:
             fakesnow.server.app, log_level="warning", access_log=False, lifespan="off"
         )
         server = _Server(config)
+        if exit_with_parent:
+            exit_when_parent_exits(lambda: setattr(server, "should_exit", True))
         asyncio.run(server.serve(sockets=[sock]))
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
@@ -123,11 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        EXIT_WITH_PARENT_FLAG, action="store_true", help="stop when stdin closes (parent gone)"
+    )
     args = parser.parse_args(argv)
     # uvicorn turns SIGTERM into a graceful shutdown; make SIGINT do the same when run by hand.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
-        serve(args.host, args.port)
+        serve(args.host, args.port, args.exit_with_parent)
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Self
 
 import yaml
 
-from wsync_dagster.local.process import ServiceProcess
+from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, ServiceProcess
 from wsync_dagster.local.sample_data import (
     CUSTOMER_SCORES_DAYS,
     TICKET_ACTIVITY_DAYS,
@@ -153,7 +153,7 @@ class LocalStack:
         if self.manual_clock:
             options |= {"--clock": "manual", "--clock-start": self.sample.anchor.isoformat()}
         flat = [part for option in options.items() for part in option]
-        return [sys.executable, "-m", "wsync_dagster.emulator", *flat]
+        return [sys.executable, "-m", "wsync_dagster.emulator", *flat, EXIT_WITH_PARENT_FLAG]
 
     @property
     def emulator_url(self) -> str:

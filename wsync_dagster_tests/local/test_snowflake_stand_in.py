@@ -1,4 +1,5 @@
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -138,3 +139,27 @@ def test_variable_substitution_skips_quoted_text(sql: str, expected: str | None)
             inline_variables_outside_quotes({"v": "7"}, sql)
     else:
         assert inline_variables_outside_quotes({"v": "7"}, sql) == expected
+
+
+def test_the_stand_in_stops_when_its_parent_is_killed() -> None:
+    """Even a SIGKILLed parent leaves no server behind: the child watches its stdin pipe."""
+    script = (
+        "import threading\n"
+        "from wsync_dagster.local.snowflake import LocalSnowflake\n"
+        "stand_in = LocalSnowflake()\n"
+        "stand_in.start()\n"
+        "print(stand_in.pid, flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    exited = os.pidfd_open(child)  # readable once the process has exited
+    try:
+        parent.kill()
+        parent.wait()
+        readable, _, _ = select.select([exited], [], [], 60)
+        assert readable, f"stand-in {child} outlived its killed parent"
+    finally:
+        os.close(exited)
+        parent.stdout.close()
