@@ -72,7 +72,6 @@ def make_client(fake_time: FakeTime) -> Iterator[ClientFactory]:
             "retry_policy": TEST_POLICY,
             "sleep": fake_time.sleep,
             "clock": fake_time.monotonic,
-            "wall_clock": fake_time.wall,
             **overrides,
         }
         client = WarehouseSyncClient(credentials, WORKSPACE_ID, **options)
@@ -127,7 +126,6 @@ def live_on(make_client: ClientFactory) -> LiveFactory:
             "account_id": config.account_id,
             "sleep": time.sleep,
             "clock": time.monotonic,
-            "wall_clock": time.wall,
             **overrides,
         }
         return Live(make_client(server.url, token_url, **options), control, time, config)

@@ -53,7 +53,7 @@ class FakeTime:
 
 
 class EmulatorTime:
-    """The client's sleep, clock and wall clock on a live emulator's (manual) clock.
+    """The client's sleep and clock on a live emulator's (manual) clock.
 
     Sleeping advances the emulator clock, which runs whatever falls due on the way; reading the
     clock asks the emulator. Nothing waits for real. ``sleeps`` records every requested sleep.
@@ -65,9 +65,6 @@ class EmulatorTime:
 
     def monotonic(self) -> float:
         return self.control.clock().timestamp()
-
-    def wall(self) -> datetime:
-        return self.control.clock()
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)

@@ -573,3 +573,23 @@ def test_profiles_written_by_runs_are_read_by_mpid_and_by_customer_id(
     other = client.resolve_profile("email", "c2@example.com", "development")
     assert other.mpid != resolved.mpid
     assert other.user_attributes == {"SCORE": "3.0", "ACTIVE": "false"}
+
+
+def test_a_trigger_refused_with_a_5xx_soon_after_an_earlier_run_is_sent_again(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    earlier = client.trigger_pipeline(PIPELINE_ID)
+    done = client.wait_for_run(PIPELINE_ID, earlier.pipeline_run_id, timeout=600)
+    live.control.advance(5)
+    # The next trigger POST fails before the emulator creates anything.
+    live.control.fail_requests(1, status=500, method="POST", path=f"/pipelines/{PIPELINE_ID}$")
+
+    result = client.trigger_pipeline(PIPELINE_ID)
+
+    assert result.pipeline_run_id != earlier.pipeline_run_id
+    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [200, 500, 200]
+    new = client.get_pipeline_run(PIPELINE_ID, result.pipeline_run_id)
+    assert new.data_interval_start == done.data_interval_end
