@@ -368,7 +368,9 @@ class WarehouseSyncClient:
         """Every run of the pipeline in the range, newest first, fetching pages as needed.
 
         Pages ``currentPage`` from 1 until a page holds fewer than ``page_size`` runs (spec §7 #15).
-        Arguments are checked at once, before the first page is requested.
+        Arguments are checked at once, before the first page is requested. A run created while
+        paging pushes the later pages down by one; a run that was already yielded is not yielded
+        again (runs newer than the first page are not picked up).
 
         Args:
             pipeline_id: The pipeline.
@@ -661,9 +663,13 @@ class WarehouseSyncClient:
         self, pipeline_id: str, query: dict[str, str | int], page_size: int
     ) -> Iterator[PipelineRun]:
         page = 1
+        seen: set[int] = set()
         while True:
             runs = self._runs_page(pipeline_id, {**query, "currentPage": page})
-            yield from runs
+            for run in runs:
+                if run.pipeline_run_id not in seen:
+                    seen.add(run.pipeline_run_id)
+                    yield run
             if len(runs) < page_size:
                 return
             page += 1

@@ -267,6 +267,24 @@ def test_iter_pipeline_runs_filters_on_logical_date_inclusively(
     assert logical_hours(end="2026-11-28T13:00:00Z") == [1, 0]
 
 
+def test_iter_pipeline_runs_yields_each_run_once_while_new_runs_arrive(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly())
+    live.control.advance(3 * 3600)
+    runs = client.iter_pipeline_runs(PIPELINE_ID, page_size=2)
+    first_page = [next(runs), next(runs)]
+    live.control.advance(3600)  # a new run arrives at the head: later pages shift by one
+
+    hours = [
+        (run.logical_date - CLOCK_START) // HOUR for run in [*first_page, *runs] if run.logical_date
+    ]
+
+    assert hours == [2, 1, 0]
+
+
 # ------------------------------------------------------------------------------ waiting for runs
 
 
