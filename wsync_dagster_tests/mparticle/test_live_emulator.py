@@ -7,6 +7,7 @@ the client did is checked against the emulator's own request log and state.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from wsync_dagster.mparticle import (
     RunState,
     RunType,
     UnknownRunStateError,
+    WaitTimeoutError,
     WarehouseSyncError,
     WarehouseUnreachableError,
 )
@@ -46,6 +48,8 @@ TOKEN_PATH = "/oauth/token"
 CONNECTION_ID = "sf-connection"
 MODEL_ID = "orders-model"
 PIPELINE_ID = "p1"
+
+StartEmulator = Callable[..., EmulatorServer]
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -129,20 +133,19 @@ def test_created_resources_come_back_as_stored_and_are_listed_and_read(
 
 def test_secrets_are_masked_in_every_response(live: Live, events_table: str) -> None:
     client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
+    connections = [client.create_connection(warehouse_connection(live))]
+    client.create_data_model(data_model(sql_query=f"SELECT * FROM {events_table}"))
+    pipelines = [client.create_pipeline(hourly())]
 
-    connections = [
-        *client.list_connections(),
-        client.get_connection(CONNECTION_ID),
-    ]
-    pipelines = [*client.list_pipelines(), client.get_pipeline(PIPELINE_ID)]
+    connections += [*client.list_connections(), client.get_connection(CONNECTION_ID)]
+    pipelines += [*client.list_pipelines(), client.get_pipeline(PIPELINE_ID)]
+
     assert [c.password and c.password.get_secret_value() for c in connections] == [
         MASKED_SECRET
-    ] * 2
+    ] * 3
     assert [p.partner_feed_key and p.partner_feed_key.get_secret_value() for p in pipelines] == [
         MASKED_SECRET
-    ] * 2
+    ] * 3
 
 
 def test_update_replaces_the_pipeline_and_sets_last_modified(live: Live, events_table: str) -> None:
@@ -264,7 +267,7 @@ def test_iter_pipeline_runs_filters_on_logical_date_inclusively(
     assert logical_hours() == [5, 4, 3, 2, 1, 0]
     assert logical_hours(start=CLOCK_START + 2 * HOUR, end=CLOCK_START + 4 * HOUR) == [4, 3, 2]
     assert logical_hours(start=CLOCK_START + 4 * HOUR) == [5, 4]
-    assert logical_hours(end="2026-11-28T13:00:00Z") == [1, 0]
+    assert logical_hours(end="2026-11-28T13:00:00Z") == [1, 0]  # a "...Z" string works too
 
 
 def test_iter_pipeline_runs_yields_each_run_once_while_new_runs_arrive(
@@ -289,10 +292,9 @@ def test_iter_pipeline_runs_yields_each_run_once_while_new_runs_arrive(
 
 
 def test_wait_for_run_polls_until_success_and_returns_the_record_counts(
-    start_emulator: Any, live_on: LiveFactory, events_table: str
+    start_emulator: StartEmulator, live_on: LiveFactory, events_table: str
 ) -> None:
-    server: EmulatorServer = start_emulator(run_seconds=600)
-    live = live_on(server)
+    live = live_on(start_emulator(run_seconds=600))
     client = live.client
     create_source(live)
     client.create_pipeline(pipeline())  # on demand, window from 2024: every row of the table
@@ -349,6 +351,23 @@ def test_wait_for_a_run_in_an_unknown_state_fails_closed_after_the_timeout_namin
     assert caught.value.state == "paused_by_support"
     assert "paused_by_support" in str(caught.value)
     assert elapsed(live) == timedelta(seconds=300)
+
+
+def test_wait_for_a_run_still_running_at_the_timeout_raises_wait_timeout_naming_its_state(
+    start_emulator: StartEmulator, live_on: LiveFactory, events_table: str
+) -> None:
+    live = live_on(start_emulator(run_seconds=600))
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    triggered = client.trigger_pipeline(PIPELINE_ID)
+
+    with pytest.raises(WaitTimeoutError) as caught:
+        client.wait_for_run(PIPELINE_ID, triggered.pipeline_run_id, timeout=120)
+
+    assert caught.value.run.state is RunState.RUNNING
+    assert "'running' after 120 s" in str(caught.value)
+    assert elapsed(live) == timedelta(seconds=120)
 
 
 # ---------------------------------------------------------------------------------- triggering
@@ -411,6 +430,40 @@ def test_a_lost_trigger_response_returns_the_run_the_first_attempt_created(
     assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [None]
 
 
+def test_a_trigger_refused_with_a_5xx_soon_after_an_earlier_run_is_sent_again(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    earlier = client.trigger_pipeline(PIPELINE_ID)
+    done = client.wait_for_run(PIPELINE_ID, earlier.pipeline_run_id, timeout=600)
+    live.control.advance(5)
+    # The next trigger POST fails before the emulator creates anything.
+    live.control.fail_requests(1, status=500, method="POST", path=f"/pipelines/{PIPELINE_ID}$")
+
+    result = client.trigger_pipeline(PIPELINE_ID)
+
+    assert result.pipeline_run_id != earlier.pipeline_run_id
+    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [200, 500, 200]
+    new = client.get_pipeline_run(PIPELINE_ID, result.pipeline_run_id)
+    assert new.data_interval_start == done.data_interval_end
+
+
+def test_a_trigger_the_emulator_refuses_is_a_bad_request_and_not_retried(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly())
+
+    with pytest.raises(BadRequestError, match="only on_demand pipelines can be triggered"):
+        client.trigger_pipeline(PIPELINE_ID)
+
+    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [400]
+    assert live.time.sleeps == []
+
+
 # -------------------------------------------------------------------------------------- tokens
 
 
@@ -427,7 +480,7 @@ def test_many_calls_from_two_clients_make_one_token_request(
 
 
 def test_a_token_expired_on_the_emulator_clock_is_replaced_before_it_fails(
-    start_emulator: Any, live_on: LiveFactory
+    start_emulator: StartEmulator, live_on: LiveFactory
 ) -> None:
     live = live_on(start_emulator(token_ttl=600))
     live.client.list_connections()
@@ -473,6 +526,16 @@ def test_a_wrong_secret_is_an_authentication_error_naming_the_client_id_not_the_
     assert wrong not in str(caught.value) + repr(caught.value)
     assert token_requests(live) == [401]  # not retried
     assert api_statuses(live) == []
+
+
+def test_a_failing_token_endpoint_is_retried_within_the_calls_budget(live: Live) -> None:
+    live.control.fail_token(2)
+
+    assert live.client.list_connections() == []
+
+    assert token_requests(live) == [500, 500, 200]
+    assert api_statuses(live) == [200]
+    assert len(live.time.sleeps) == 2
 
 
 # -------------------------------------------------------------------------------------- faults
@@ -591,23 +654,3 @@ def test_profiles_written_by_runs_are_read_by_mpid_and_by_customer_id(
     other = client.resolve_profile("email", "c2@example.com", "development")
     assert other.mpid != resolved.mpid
     assert other.user_attributes == {"SCORE": "3.0", "ACTIVE": "false"}
-
-
-def test_a_trigger_refused_with_a_5xx_soon_after_an_earlier_run_is_sent_again(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
-    earlier = client.trigger_pipeline(PIPELINE_ID)
-    done = client.wait_for_run(PIPELINE_ID, earlier.pipeline_run_id, timeout=600)
-    live.control.advance(5)
-    # The next trigger POST fails before the emulator creates anything.
-    live.control.fail_requests(1, status=500, method="POST", path=f"/pipelines/{PIPELINE_ID}$")
-
-    result = client.trigger_pipeline(PIPELINE_ID)
-
-    assert result.pipeline_run_id != earlier.pipeline_run_id
-    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [200, 500, 200]
-    new = client.get_pipeline_run(PIPELINE_ID, result.pipeline_run_id)
-    assert new.data_interval_start == done.data_interval_end
