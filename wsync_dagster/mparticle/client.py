@@ -27,6 +27,7 @@ from wsync_dagster.mparticle.errors import (
     BadRequestError,
     InvalidRequestError,
     MalformedResponseError,
+    NotFoundError,
     RunFailedError,
     UnknownRunStateError,
     WaitTimeoutError,
@@ -292,7 +293,12 @@ class WarehouseSyncClient:
         """
         url = self._warehouse_url("pipelines", check_id(pipeline_id, "pipeline id"))
         deadline = self._retrier.deadline()
-        existing = {run.pipeline_run_id for run in self._recent_runs(pipeline_id, deadline)}
+        try:
+            existing = {run.pipeline_run_id for run in self._recent_runs(pipeline_id, deadline)}
+        except NotFoundError:
+            # A new pipeline's status can be 404 for about a minute (spec §2.5): it has no runs
+            # yet. If the pipeline really does not exist, the POST says so.
+            existing = set[int]()
         ambiguous = False
 
         def attempt() -> TriggerResult:

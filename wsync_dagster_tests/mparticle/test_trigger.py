@@ -7,6 +7,7 @@ import pytest
 
 from wsync_dagster.mparticle import (
     BadRequestError,
+    NotFoundError,
     TriggerResult,
     WarehouseSyncClient,
     WarehouseUnreachableError,
@@ -141,6 +142,24 @@ def test_a_manual_run_made_just_before_the_call_is_not_taken_for_the_lost_attemp
     result = client.trigger_pipeline("p1")
     assert result == TriggerResult(pipeline_run_id=13326, status="trigger_requested")
     assert len(posts(fake, runs)) == 2
+
+
+def test_a_runs_listing_still_404_after_creation_does_not_stop_the_trigger(
+    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+) -> None:
+    fake.on("GET", runs.list_path, ws_error(404, "Pipeline p1 not found."))
+    fake.on("POST", runs.trigger_path, runs.accept)
+    assert client.trigger_pipeline("p1").pipeline_run_id == 13325
+    assert len(posts(fake, runs)) == 1
+
+
+def test_an_unknown_pipeline_is_reported_by_the_trigger_post(
+    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+) -> None:
+    fake.on("GET", runs.list_path, ws_error(404, "Pipeline p1 not found."))
+    fake.on("POST", runs.trigger_path, ws_error(404, "Pipeline p1 not found."))
+    with pytest.raises(NotFoundError, match=r"POST .*/pipelines/p1 -> 404"):
+        client.trigger_pipeline("p1")
 
 
 def test_429_on_trigger_is_retried_directly(
