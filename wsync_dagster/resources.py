@@ -275,7 +275,6 @@ class MParticleResource(dg.ConfigurableResource):
                     ),
                     sleep=self.sleep,
                     clock=self.monotonic,
-                    wall_clock=self.now,
                 )
                 _CLIENTS[key] = client
             return client

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
 from typing import Self, TypeVar
@@ -27,6 +27,7 @@ from wsync_dagster.mparticle.errors import (
     BadRequestError,
     InvalidRequestError,
     MalformedResponseError,
+    NotFoundError,
     RunFailedError,
     UnknownRunStateError,
     WaitTimeoutError,
@@ -89,10 +90,6 @@ class ClientStats:
     token_requests: int
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class WarehouseSyncClient:
     """Client for mParticle's experimental Warehouse Sync API and the Profile API.
 
@@ -114,9 +111,6 @@ class WarehouseSyncClient:
             None. An injected session is not closed by :meth:`close`.
         sleep: Called to wait between retries and polls (inject a fake in tests).
         clock: Monotonic clock in seconds, for retry budgets, waits and token expiry.
-        wall_clock: Current UTC time, compared with run ``created_on`` after an ambiguous trigger.
-        trigger_clock_skew: Seconds of clock difference to allow when deciding whether a run was
-            created by a trigger attempt whose response was lost.
 
     Raises:
         InvalidRequestError: If ``workspace_id``, ``org_id``, ``account_id`` or ``api_root`` is
@@ -136,8 +130,6 @@ class WarehouseSyncClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = _utc_now,
-        trigger_clock_skew: float = 30.0,
     ) -> None:
         self.workspace_id = _positive_int(workspace_id, "workspace_id")
         self.org_id = None if org_id is None else _positive_int(org_id, "org_id")
@@ -153,8 +145,6 @@ class WarehouseSyncClient:
         self._session = requests.Session() if session is None else session
         self._sleep = sleep
         self._clock = clock
-        self._wall_clock = wall_clock
-        self._trigger_clock_skew = timedelta(seconds=trigger_clock_skew)
         self._transport = HttpTransport(self._session, timeout)
         self._retrier = Retrier(
             retry_policy or RetryPolicy(), sleep=sleep, clock=clock, on_retry=self._count_retry
@@ -283,13 +273,14 @@ class WarehouseSyncClient:
     def trigger_pipeline(self, pipeline_id: str) -> TriggerResult:
         """Start an on-demand run, without ever starting two.
 
-        The trigger POST is not retried blindly. After an ambiguous failure (the connection broke
-        or timed out after sending, or a 5xx), the pipeline's newest runs are read first: a run in
-        progress, or a manual run created since this call began, is the one the lost attempt
-        created and is returned. Only when there is clearly none is the trigger sent again (within
-        the retry policy). A 429 is retried directly (nothing was accepted). If the pipeline is
-        already busy (400 "already in progress"), the run in flight is returned with
-        ``attached=True`` instead of an error.
+        The trigger POST is not retried blindly. Before it, the ids of the pipeline's newest runs
+        are read. After an ambiguous failure (the connection broke or timed out after sending, or
+        a 5xx), the newest runs are read again: a run in progress or a manual run that was not
+        there before is the one the lost attempt created, and is returned. Only when there is none
+        is the trigger sent again (within the retry policy). Run ids are compared, not clocks, so
+        a run triggered moments before this call is never taken for this call's. A 429 is retried
+        directly (nothing was accepted). If the pipeline is already busy (400 "already in
+        progress"), the run in flight is returned with ``attached=True`` instead of an error.
 
         Args:
             pipeline_id: The on-demand pipeline.
@@ -301,14 +292,19 @@ class WarehouseSyncClient:
             BadRequestError: mParticle refused the trigger (e.g. not on-demand, inactive, draft).
         """
         url = self._warehouse_url("pipelines", check_id(pipeline_id, "pipeline id"))
-        started = self._wall_clock()
         deadline = self._retrier.deadline()
+        try:
+            existing = {run.pipeline_run_id for run in self._recent_runs(pipeline_id, deadline)}
+        except NotFoundError:
+            # A new pipeline's status can be 404 for about a minute (spec §2.5): it has no runs
+            # yet. If the pipeline really does not exist, the POST says so.
+            existing = set[int]()
         ambiguous = False
 
         def attempt() -> TriggerResult:
             nonlocal ambiguous
             if ambiguous:
-                earlier = self._run_created_since(pipeline_id, started, deadline)
+                earlier = self._new_run(pipeline_id, existing, deadline)
                 if earlier is not None:
                     _log.info(
                         "trigger of %s: the lost attempt created run %d; not triggering again",
@@ -378,7 +374,9 @@ class WarehouseSyncClient:
         """Every run of the pipeline in the range, newest first, fetching pages as needed.
 
         Pages ``currentPage`` from 1 until a page holds fewer than ``page_size`` runs (spec §7 #15).
-        Arguments are checked at once, before the first page is requested.
+        Arguments are checked at once, before the first page is requested. A run created while
+        paging pushes the later pages down by one; a run that was already yielded is not yielded
+        again (runs newer than the first page are not picked up).
 
         Args:
             pipeline_id: The pipeline.
@@ -671,9 +669,13 @@ class WarehouseSyncClient:
         self, pipeline_id: str, query: dict[str, str | int], page_size: int
     ) -> Iterator[PipelineRun]:
         page = 1
+        seen: set[int] = set()
         while True:
             runs = self._runs_page(pipeline_id, {**query, "currentPage": page})
-            yield from runs
+            for run in runs:
+                if run.pipeline_run_id not in seen:
+                    seen.add(run.pipeline_run_id)
+                    yield run
             if len(runs) < page_size:
                 return
             page += 1
@@ -682,16 +684,12 @@ class WarehouseSyncClient:
         query = {"currentPage": 1, "pageSize": DEFAULT_PAGE_SIZE}
         return self._runs_page(pipeline_id, query, deadline)
 
-    def _run_created_since(
-        self, pipeline_id: str, started: datetime, deadline: float
-    ) -> PipelineRun | None:
-        """The run a lost trigger attempt created: one in progress, or a manual one made since."""
-        since = started - self._trigger_clock_skew
+    def _new_run(self, pipeline_id: str, existing: set[int], deadline: float) -> PipelineRun | None:
+        """The run a lost trigger attempt created: in progress or manual, and not in ``existing``
+        (the ids of the newest runs before the first attempt)."""
         for run in self._recent_runs(pipeline_id, deadline):
             manual = run.is_externally_triggered or run.run_type is RunType.MANUAL
-            if run.in_progress or (
-                manual and run.created_on is not None and run.created_on >= since
-            ):
+            if run.pipeline_run_id not in existing and (run.in_progress or manual):
                 return run
         return None
 

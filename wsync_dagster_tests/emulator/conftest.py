@@ -1,106 +1,23 @@
-"""Emulator fixtures: one in-process emulator per session (manual clock), reset before each test.
+"""Emulator fixtures: plain-``requests`` access to the session emulator.
 
-Tests talk to it over real HTTP with plain ``requests``; its warehouse is the session's local
-Snowflake stand-in. ``EMU.PUBLIC.EVENTS`` is a small table with known rows for window tests.
+The emulator itself (``emulator``, ``control``, ``start_emulator``), its configuration and the
+``EMU.PUBLIC.EVENTS`` table come from the top-level ``wsync_dagster_tests/conftest.py``, which the
+client's live tests share. Tests here talk to the emulator over real HTTP with plain ``requests``.
 """
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
-from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
+from wsync_dagster.emulator import EmulatorServer
 from wsync_dagster_tests.emulator.helpers import Api
-
-# The emulator clock starts here after every reset (the sample warehouse's anchor, a Saturday noon).
-CLOCK_START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-EVENTS = "EMU.PUBLIC.EVENTS"
-# (CUSTOMER_ID, EMAIL, SCORE, ACTIVE, TAGS, UPDATED_AT) — two rows sit exactly on 10:00.
-EVENT_ROWS = [
-    ("c1", "c1@example.com", 12.5, True, ["a", "b"], "2026-11-28 09:00:00"),
-    ("c2", "c2@example.com", 3, False, None, "2026-11-28 09:30:00"),
-    (None, None, 7, None, None, "2026-11-28 09:45:00"),
-    ("c3", None, None, None, ["x"], "2026-11-28 10:00:00"),
-    ("c4", "c4@example.com", 1.25, True, [], "2026-11-28 10:00:00"),
-    ("c1", "c1@new.example.com", 99, True, ["c"], "2026-11-28 10:59:59"),
-    ("c5", "c5@example.com", 5, False, None, "2026-11-28 11:00:01"),
-]
-
-
-def emulator_config(stand_in: LocalSnowflake, **overrides: Any) -> EmulatorConfig:
-    settings: dict[str, Any] = {
-        "snowflake_host": stand_in.host,
-        "snowflake_port": stand_in.port,
-        "snowflake_user": LOCAL_USER,
-        "snowflake_password": LOCAL_PASSWORD,
-        "clock": "manual",
-        "clock_start": CLOCK_START,
-    }
-    return EmulatorConfig(**(settings | overrides))
-
-
-@pytest.fixture(scope="session")
-def events_table(local_snowflake: LocalSnowflake) -> str:
-    connection = local_snowflake.connect()
-    try:
-        cursor = connection.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS EMU")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS EMU.PUBLIC")
-        cursor.execute(
-            f"CREATE OR REPLACE TABLE {EVENTS} (CUSTOMER_ID VARCHAR, EMAIL VARCHAR, "
-            "SCORE FLOAT, ACTIVE BOOLEAN, TAGS ARRAY, UPDATED_AT TIMESTAMP_NTZ)"
-        )
-        for row in EVENT_ROWS:
-            tags = "NULL" if row[4] is None else f"ARRAY_CONSTRUCT({', '.join(map(repr, row[4]))})"
-            values = ", ".join("NULL" if v is None else repr(v) for v in row[:4])
-            cursor.execute(f"INSERT INTO {EVENTS} SELECT {values}, {tags}, '{row[5]}'")
-    finally:
-        connection.close()
-    return EVENTS
-
-
-@pytest.fixture(scope="session")
-def emulator_server(local_snowflake: LocalSnowflake) -> Iterator[EmulatorServer]:
-    with EmulatorServer(emulator_config(local_snowflake)) as server:
-        yield server
-
-
-@pytest.fixture
-def emulator(emulator_server: EmulatorServer) -> EmulatorServer:
-    """The session emulator, reset to a clean state and the start of its clock."""
-    assert emulator_server.url is not None
-    EmulatorControl(emulator_server.url).reset()
-    return emulator_server
-
-
-@pytest.fixture
-def control(emulator: EmulatorServer) -> EmulatorControl:
-    assert emulator.url is not None
-    return EmulatorControl(emulator.url)
 
 
 @pytest.fixture
 def api(emulator: EmulatorServer) -> Api:
     assert emulator.url is not None
     return Api(emulator.url, emulator.config)
-
-
-@pytest.fixture
-def start_emulator(local_snowflake: LocalSnowflake) -> Iterator[Callable[..., EmulatorServer]]:
-    """Start extra emulators with other settings (stopped after the test)."""
-    started: list[EmulatorServer] = []
-
-    def start(**overrides: Any) -> EmulatorServer:
-        server = EmulatorServer(emulator_config(local_snowflake, **overrides))
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture

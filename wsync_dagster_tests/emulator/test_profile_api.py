@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster_tests.emulator.conftest import CLOCK_START
+from wsync_dagster_tests.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import Api, documented, error_messages, instant
 
 ALL = "device_identities,user_identities,user_attributes,audience_memberships"

@@ -10,7 +10,7 @@ import pytest
 
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster.local.snowflake import LocalSnowflake
-from wsync_dagster_tests.emulator.conftest import CLOCK_START
+from wsync_dagster_tests.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import (
     Api,
     clients,

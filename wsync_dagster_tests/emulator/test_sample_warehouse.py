@@ -15,7 +15,7 @@ from wsync_dagster.local.sample_data import (
     customer_score_rows,
     ticket_activity_rows,
 )
-from wsync_dagster_tests.emulator.conftest import CLOCK_START
+from wsync_dagster_tests.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import Api, instant
 
 ALL = "device_identities,user_identities,user_attributes"

@@ -1,14 +1,17 @@
 """Fixtures for the client tests: a scripted fake mParticle, fake time, and a client factory.
 
-``make_client(api_root, token_url)`` builds a client against any server on 127.0.0.1, so tests
-against the live emulator can reuse it with the emulator's URLs.
+``make_client(api_root, token_url)`` builds a client against any server on 127.0.0.1; ``live_on``
+uses it to connect the client to a live emulator (the session one from the top-level conftest, or
+one from ``start_emulator``), with the client's time on the emulator's clock.
 """
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
 from wsync_dagster.mparticle import ClientCredentials, WarehouseSyncClient, clear_token_cache
 from wsync_dagster_tests.mparticle.fake_server import FakeMParticle
 from wsync_dagster_tests.mparticle.helpers import (
@@ -18,6 +21,7 @@ from wsync_dagster_tests.mparticle.helpers import (
     ORG_ID,
     TEST_POLICY,
     WORKSPACE_ID,
+    EmulatorTime,
     FakeTime,
 )
 
@@ -68,7 +72,6 @@ def make_client(fake_time: FakeTime) -> Iterator[ClientFactory]:
             "retry_policy": TEST_POLICY,
             "sleep": fake_time.sleep,
             "clock": fake_time.monotonic,
-            "wall_clock": fake_time.wall,
             **overrides,
         }
         client = WarehouseSyncClient(credentials, WORKSPACE_ID, **options)
@@ -84,3 +87,53 @@ def make_client(fake_time: FakeTime) -> Iterator[ClientFactory]:
 def client(fake: FakeMParticle, make_client: ClientFactory) -> WarehouseSyncClient:
     """A client wired to the scripted server."""
     return make_client(fake.url, fake.token_url)
+
+
+@dataclass(frozen=True)
+class Live:
+    """A real client connected to a live emulator, with the emulator's admin API and clock."""
+
+    client: WarehouseSyncClient
+    control: EmulatorControl
+    time: EmulatorTime
+    config: EmulatorConfig
+
+
+LiveFactory = Callable[..., Live]
+
+
+@pytest.fixture
+def live_on(make_client: ClientFactory) -> LiveFactory:
+    """Connect a client to ``server`` over 127.0.0.1 with the emulator's credentials and ids.
+
+    The client's sleep advances the emulator clock and its clocks read it. Keyword arguments
+    override the client's constructor arguments (``credentials`` too).
+    """
+
+    def connect(server: EmulatorServer, **overrides: Any) -> Live:
+        assert server.url is not None
+        config = server.config
+        assert config.workspace_id == WORKSPACE_ID, "make_client builds clients for WORKSPACE_ID"
+        control = EmulatorControl(server.url)
+        time = EmulatorTime(control)
+        token_url = f"{server.url}/oauth/token"
+        credentials = ClientCredentials(
+            client_id=config.client_id, client_secret=config.client_secret, token_url=token_url
+        )
+        options: dict[str, Any] = {
+            "credentials": credentials,
+            "org_id": config.org_id,
+            "account_id": config.account_id,
+            "sleep": time.sleep,
+            "clock": time.monotonic,
+            **overrides,
+        }
+        return Live(make_client(server.url, token_url, **options), control, time, config)
+
+    return connect
+
+
+@pytest.fixture
+def live(emulator: EmulatorServer, live_on: LiveFactory) -> Live:
+    """A client on the session emulator, reset (manual clock at ``CLOCK_START``)."""
+    return live_on(emulator)

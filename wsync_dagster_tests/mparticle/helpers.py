@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.mparticle import Connection, DataModel, Pipeline, RetryPolicy
 
 WORKSPACE_ID = 5328
@@ -49,6 +50,25 @@ class FakeTime:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class EmulatorTime:
+    """The client's sleep and clock on a live emulator's (manual) clock.
+
+    Sleeping advances the emulator clock, which runs whatever falls due on the way; reading the
+    clock asks the emulator. Nothing waits for real. ``sleeps`` records every requested sleep.
+    """
+
+    def __init__(self, control: EmulatorControl) -> None:
+        self.control = control
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.control.clock().timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.control.advance(seconds)
 
 
 def audit_time(moment: datetime) -> str:

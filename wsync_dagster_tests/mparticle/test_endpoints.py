@@ -47,6 +47,8 @@ class Case:
     check: Callable[[Any], bool]
     query: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
     body: Any = None
+    # GETs the call makes before its own request: (path as above, reply).
+    reads_first: tuple[tuple[str, Reply], ...] = ()
 
 
 CASES: dict[str, Case] = {
@@ -178,6 +180,7 @@ CASES: dict[str, Case] = {
         "pipelines/p1",
         Reply(200, payload("trigger_response.json")),
         lambda r: r == TriggerResult(pipeline_run_id=13325, status="trigger_requested"),
+        reads_first=(("pipelines/p1/status/runs", Reply(200, {"items": []})),),
     ),
     "get_pipeline_status": Case(
         lambda c: c.get_pipeline_status("example-pipeline-2"),
@@ -253,11 +256,16 @@ def test_endpoint(name: str, fake: FakeMParticle, client: WarehouseSyncClient) -
     case = CASES[name]
     path = case.path if case.path.startswith("/") else fake.ws(case.path)
     fake.on(case.method, path, case.reply)
+    for read_path, reply in case.reads_first:
+        fake.on("GET", fake.ws(read_path), reply)
 
     result = case.call(client)
 
     assert case.check(result), result
-    [sent] = fake.requests
+    *reads, sent = fake.requests
+    assert [(r.method, r.path) for r in reads] == [
+        ("GET", fake.ws(read_path)) for read_path, _ in case.reads_first
+    ]
     assert (sent.method, sent.path, sent.query) == (case.method, path, case.query)
     assert sent.headers["authorization"] == f"Bearer {fake.issued[0]}"
     assert sent.headers["accept"] == "application/json"

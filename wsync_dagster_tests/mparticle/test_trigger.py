@@ -7,6 +7,7 @@ import pytest
 
 from wsync_dagster.mparticle import (
     BadRequestError,
+    NotFoundError,
     TriggerResult,
     WarehouseSyncClient,
     WarehouseUnreachableError,
@@ -82,7 +83,8 @@ def test_a_plain_trigger_creates_one_run(
     fake.on("POST", runs.trigger_path, runs.accept)
     result = client.trigger_pipeline("p1")
     assert result == TriggerResult(pipeline_run_id=13325, status="trigger_requested")
-    assert listings(fake, runs) == []
+    assert len(listings(fake, runs)) == 1  # the runs that exist before sending
+    assert len(posts(fake, runs)) == 1
 
 
 @pytest.mark.parametrize(
@@ -128,8 +130,36 @@ def test_when_the_lost_attempt_created_nothing_the_trigger_is_sent_again(
     result = client.trigger_pipeline("p1")
     assert result == TriggerResult(pipeline_run_id=13326, status="trigger_requested")
     assert len(posts(fake, runs)) == 2
-    assert len(listings(fake, runs)) == 1  # looked before sending again
+    assert len(listings(fake, runs)) == 2  # before the first POST, and before sending again
     assert [r["pipeline_run_id"] for r in runs.items] == [13326, 13325]
+
+
+def test_a_manual_run_made_just_before_the_call_is_not_taken_for_the_lost_attempts(
+    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+) -> None:
+    runs.create("success", age=5)  # triggered 5 s earlier, already done: not this call's run
+    fake.on("POST", runs.trigger_path, ws_error(500, "internal"), runs.accept)
+    result = client.trigger_pipeline("p1")
+    assert result == TriggerResult(pipeline_run_id=13326, status="trigger_requested")
+    assert len(posts(fake, runs)) == 2
+
+
+def test_a_runs_listing_still_404_after_creation_does_not_stop_the_trigger(
+    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+) -> None:
+    fake.on("GET", runs.list_path, ws_error(404, "Pipeline p1 not found."))
+    fake.on("POST", runs.trigger_path, runs.accept)
+    assert client.trigger_pipeline("p1").pipeline_run_id == 13325
+    assert len(posts(fake, runs)) == 1
+
+
+def test_an_unknown_pipeline_is_reported_by_the_trigger_post(
+    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+) -> None:
+    fake.on("GET", runs.list_path, ws_error(404, "Pipeline p1 not found."))
+    fake.on("POST", runs.trigger_path, ws_error(404, "Pipeline p1 not found."))
+    with pytest.raises(NotFoundError, match=r"POST .*/pipelines/p1 -> 404"):
+        client.trigger_pipeline("p1")
 
 
 def test_429_on_trigger_is_retried_directly(
@@ -138,7 +168,7 @@ def test_429_on_trigger_is_retried_directly(
     fake.on("POST", runs.trigger_path, Reply(429, b"", {"Retry-After": "3"}), runs.accept)
     assert client.trigger_pipeline("p1").pipeline_run_id == 13325
     assert fake_time.sleeps == [3.0]
-    assert listings(fake, runs) == []  # nothing was accepted, nothing to look for
+    assert len(listings(fake, runs)) == 1  # only the one before sending: nothing to look for
     assert len(posts(fake, runs)) == 2
 
 
@@ -167,13 +197,14 @@ def test_already_in_progress_but_finished_meanwhile_attaches_to_the_newest_run(
     assert (result.pipeline_run_id, result.status, result.attached) == (13325, "success", True)
 
 
-def test_other_400s_are_raised_without_looking_at_runs(
+def test_other_400s_are_raised_without_looking_at_runs_again(
     fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     fake.on("POST", runs.trigger_path, ws_error(400, "Pipeline p1 is not an on_demand pipeline."))
     with pytest.raises(BadRequestError, match="not an on_demand pipeline"):
         client.trigger_pipeline("p1")
-    assert listings(fake, runs) == []
+    assert len(listings(fake, runs)) == 1  # only the one before sending
+    assert len(posts(fake, runs)) == 1
 
 
 def test_505_on_trigger_is_not_retried(
@@ -191,5 +222,6 @@ def test_a_token_failure_before_the_trigger_is_not_ambiguous(
     fake.on("POST", "/oauth/token", Reply(503), fake.issue_token)
     fake.on("POST", runs.trigger_path, runs.accept)
     assert client.trigger_pipeline("p1").pipeline_run_id == 13325
-    assert listings(fake, runs) == []
+    assert len(listings(fake, runs)) == 1  # only the one before sending
+    assert len(posts(fake, runs)) == 1
     assert fake_time.sleeps == [TEST_POLICY.delay(1)]

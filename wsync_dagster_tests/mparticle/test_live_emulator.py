@@ -1,0 +1,656 @@
+"""The real client against the live emulator over 127.0.0.1 (issue 3, second half).
+
+Black-box: a real ``WarehouseSyncClient`` sends real HTTP to a real in-process ``EmulatorServer``
+(port 0, manual clock). The client's sleep advances the emulator clock and its clocks read it, so
+waiting, backing off and token expiry happen on emulator time and nothing sleeps for real. What
+the client did is checked against the emulator's own request log and state.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from wsync_dagster.emulator import EmulatorServer
+from wsync_dagster.mparticle import (
+    MASKED_SECRET,
+    AuthenticationError,
+    BadRequestError,
+    ClientCredentials,
+    Connection,
+    NotFoundError,
+    Pipeline,
+    RunFailedError,
+    RunState,
+    RunType,
+    UnknownRunStateError,
+    WaitTimeoutError,
+    WarehouseSyncError,
+    WarehouseUnreachableError,
+)
+from wsync_dagster_tests.conftest import CLOCK_START, EVENTS
+from wsync_dagster_tests.mparticle.conftest import Live, LiveFactory
+from wsync_dagster_tests.mparticle.helpers import (
+    FEED_KEY,
+    PASSWORD,
+    WORKSPACE_ID,
+    data_model,
+    pipeline,
+    snowflake_connection,
+)
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+WS = f"/platform/experimental/workspaces/{WORKSPACE_ID}/inputs/warehouse"
+TOKEN_PATH = "/oauth/token"
+CONNECTION_ID = "sf-connection"
+MODEL_ID = "orders-model"
+PIPELINE_ID = "p1"
+
+StartEmulator = Callable[..., EmulatorServer]
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def warehouse_connection(live: Live, **changes: Any) -> Connection:
+    """A Snowflake connection the emulator can log in with (the stand-in's user and password)."""
+    config = live.config
+    fields: dict[str, Any] = {
+        "database": "EMU",
+        "user": config.snowflake_user,
+        "password": config.snowflake_password,
+    }
+    return snowflake_connection(**{**fields, **changes})
+
+
+def create_source(live: Live, sql: str = f"SELECT * FROM {EVENTS}") -> None:
+    """The connection and data model a pipeline needs, over ``sql``."""
+    live.client.create_connection(warehouse_connection(live))
+    live.client.create_data_model(data_model(sql_query=sql))
+
+
+def hourly(start_offset: timedelta = timedelta(0), **changes: Any) -> Pipeline:
+    """An hourly pipeline starting ``start_offset`` after the emulator's start time."""
+    return pipeline(
+        schedule_interval="hourly", schedule_start_time=CLOCK_START + start_offset, **changes
+    )
+
+
+def statuses(live: Live, method: str, path: str) -> list[int | None]:
+    """Statuses of the requests the emulator logged for ``method path`` (``None``: dropped)."""
+    return [
+        entry["status"]
+        for entry in live.control.request_log()
+        if entry["method"] == method and entry["path"] == path
+    ]
+
+
+def api_statuses(live: Live) -> list[int | None]:
+    """Statuses of every logged request except token requests, in order."""
+    return [entry["status"] for entry in live.control.request_log() if entry["path"] != TOKEN_PATH]
+
+
+def token_requests(live: Live) -> list[int | None]:
+    return statuses(live, "POST", TOKEN_PATH)
+
+
+def elapsed(live: Live) -> timedelta:
+    """Emulator time since the reset."""
+    return live.control.clock() - CLOCK_START
+
+
+# ------------------------------------------------------------------------- resource lifecycle
+
+
+def test_created_resources_come_back_as_stored_and_are_listed_and_read(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    connection = client.create_connection(warehouse_connection(live))
+    model = client.create_data_model(data_model(sql_query=f"SELECT * FROM {events_table}"))
+    created = client.create_pipeline(hourly(-DAY))
+
+    for resource in (connection, model, created):
+        assert resource.workspace_id == WORKSPACE_ID
+        assert resource.created_on == CLOCK_START
+        assert resource.created_by == live.config.credential_email
+        assert (resource.last_modified_on, resource.last_modified_by) == (None, None)
+    assert created.schedule_start_time == CLOCK_START - DAY
+    assert created.partner_feed_id is not None
+    assert not created.is_faulted
+
+    assert client.list_connections() == [connection]
+    assert client.list_connections(type="bigquery") == []
+    assert client.list_data_models() == [model]
+    assert client.list_pipelines() == [created]
+    assert client.get_connection(CONNECTION_ID) == connection
+    assert client.get_data_model(MODEL_ID) == model
+    assert client.get_pipeline(PIPELINE_ID) == created
+
+
+def test_secrets_are_masked_in_every_response(live: Live, events_table: str) -> None:
+    client = live.client
+    connections = [client.create_connection(warehouse_connection(live))]
+    client.create_data_model(data_model(sql_query=f"SELECT * FROM {events_table}"))
+    pipelines = [client.create_pipeline(hourly())]
+
+    connections += [*client.list_connections(), client.get_connection(CONNECTION_ID)]
+    pipelines += [*client.list_pipelines(), client.get_pipeline(PIPELINE_ID)]
+
+    assert [c.password and c.password.get_secret_value() for c in connections] == [
+        MASKED_SECRET
+    ] * 3
+    assert [p.partner_feed_key and p.partner_feed_key.get_secret_value() for p in pipelines] == [
+        MASKED_SECRET
+    ] * 3
+
+
+def test_update_replaces_the_pipeline_and_sets_last_modified(live: Live, events_table: str) -> None:
+    client = live.client
+    create_source(live)
+    original = hourly(name="Orders", schedule_end_time=CLOCK_START + 30 * DAY)
+    client.create_pipeline(original)
+    live.control.advance(90)
+
+    changed = original.model_copy(
+        update={"name": "Orders, daily", "schedule_interval": "daily", "schedule_end_time": None}
+    )
+    updated = client.update_pipeline(changed)
+
+    assert (updated.name, updated.schedule_interval, updated.schedule_end_time) == (
+        "Orders, daily",
+        "daily",
+        None,
+    )
+    assert updated.created_on == CLOCK_START
+    assert updated.last_modified_on == CLOCK_START + timedelta(seconds=90)
+    assert updated.last_modified_by == live.config.credential_email
+    assert client.get_pipeline(PIPELINE_ID) == updated
+    assert statuses(live, "PUT", f"{WS}/pipelines/{PIPELINE_ID}") == [200]
+
+
+def test_delete_removes_resources_once_nothing_uses_them(live: Live, events_table: str) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly())
+
+    with pytest.raises(BadRequestError, match="used by pipeline"):
+        client.delete_connection(CONNECTION_ID)
+    client.delete_pipeline(PIPELINE_ID)
+    client.delete_data_model(MODEL_ID)
+    client.delete_connection(CONNECTION_ID)
+
+    assert (client.list_pipelines(), client.list_data_models(), client.list_connections()) == (
+        [],
+        [],
+        [],
+    )
+    with pytest.raises(NotFoundError) as caught:
+        client.get_pipeline(PIPELINE_ID)
+    assert caught.value.status == 404
+    assert caught.value.messages == (f"Pipeline {PIPELINE_ID} not found.",)
+
+
+def test_secrets_never_show_in_the_clients_repr_errors_or_logs(
+    live: Live, events_table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wsync_dagster.mparticle")
+    client = live.client
+    create_source(live)
+    # A connection whose password the warehouse rejects: its pipeline gets a 505 naming the user.
+    rejected = snowflake_connection(id="rejected", database="EMU", password=PASSWORD)
+    errors: list[WarehouseSyncError] = []
+    for send in (
+        lambda: client.create_connection(rejected),
+        lambda: client.create_connection(rejected),  # 400: already exists
+        lambda: client.create_pipeline(pipeline(connection_id="rejected")),  # 505
+        lambda: client.create_pipeline(pipeline()),
+        lambda: client.create_pipeline(pipeline()),  # 400: already exists
+    ):
+        try:
+            send()
+        except WarehouseSyncError as error:
+            errors.append(error)
+    assert [type(e).__name__ for e in errors] == [
+        "BadRequestError",
+        "WarehouseUnreachableError",
+        "BadRequestError",
+    ]
+
+    shown = "\n".join(
+        [repr(client), repr(rejected), repr(pipeline()), caplog.text]
+        + [text for error in errors for text in (str(error), repr(error))]
+    )
+    assert live.config.client_id in shown  # the texts are about this client...
+    for secret in (live.config.client_secret, PASSWORD, FEED_KEY):
+        assert secret not in shown  # ...and never show its secrets
+
+
+# ----------------------------------------------------------------------------- scheduled runs
+
+
+def test_iter_pipeline_runs_pages_through_a_week_of_hourly_runs_newest_first(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly())
+    live.control.advance(7 * 24 * 3600)
+    live.control.clear_request_log()
+
+    runs = list(client.iter_pipeline_runs(PIPELINE_ID, page_size=50))
+
+    assert [run.logical_date for run in runs] == [
+        CLOCK_START + k * HOUR for k in range(167, -1, -1)
+    ]
+    assert len({run.pipeline_run_id for run in runs}) == 168
+    assert {(run.state, run.run_type) for run in runs} == {(RunState.SUCCESS, RunType.SCHEDULED)}
+    # 50 + 50 + 50 + 18: the short fourth page ends the paging.
+    assert statuses(live, "GET", f"{WS}/pipelines/{PIPELINE_ID}/status/runs") == [200] * 4
+
+
+def test_iter_pipeline_runs_filters_on_logical_date_inclusively(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly())
+    live.control.advance(6 * 3600)
+
+    def logical_hours(**bounds: Any) -> list[int]:
+        runs = client.iter_pipeline_runs(PIPELINE_ID, page_size=2, **bounds)
+        return [(run.logical_date - CLOCK_START) // HOUR for run in runs if run.logical_date]
+
+    assert logical_hours() == [5, 4, 3, 2, 1, 0]
+    assert logical_hours(start=CLOCK_START + 2 * HOUR, end=CLOCK_START + 4 * HOUR) == [4, 3, 2]
+    assert logical_hours(start=CLOCK_START + 4 * HOUR) == [5, 4]
+    assert logical_hours(end="2026-11-28T13:00:00Z") == [1, 0]  # a "...Z" string works too
+
+
+def test_iter_pipeline_runs_yields_each_run_once_while_new_runs_arrive(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly())
+    live.control.advance(3 * 3600)
+    runs = client.iter_pipeline_runs(PIPELINE_ID, page_size=2)
+    first_page = [next(runs), next(runs)]
+    live.control.advance(3600)  # a new run arrives at the head: later pages shift by one
+
+    hours = [
+        (run.logical_date - CLOCK_START) // HOUR for run in [*first_page, *runs] if run.logical_date
+    ]
+
+    assert hours == [2, 1, 0]
+
+
+# ------------------------------------------------------------------------------ waiting for runs
+
+
+def test_wait_for_run_polls_until_success_and_returns_the_record_counts(
+    start_emulator: StartEmulator, live_on: LiveFactory, events_table: str
+) -> None:
+    live = live_on(start_emulator(run_seconds=600))
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())  # on demand, window from 2024: every row of the table
+    triggered = client.trigger_pipeline(PIPELINE_ID)
+
+    run = client.wait_for_run(
+        PIPELINE_ID, triggered.pipeline_run_id, timeout=3600, poll_interval=5, max_poll_interval=60
+    )
+
+    assert run.state is RunState.SUCCESS
+    # 7 rows; one has no identity column, so it is extracted but not mapped.
+    assert (run.records_extracted, run.records_mapped, run.event_batches_generated) == (7, 6, 6)
+    assert run.start_date is not None and run.end_date is not None
+    assert run.end_date - run.start_date == timedelta(seconds=600)
+    polls = statuses(live, "GET", f"{WS}/pipelines/{PIPELINE_ID}/status/runs/{run.pipeline_run_id}")
+    assert len(polls) == len(live.time.sleeps) + 1 > 2
+    assert max(live.time.sleeps) <= 60
+    # It noticed the end within one poll interval.
+    assert timedelta(0) <= live.control.clock() - run.end_date <= timedelta(seconds=60)
+
+
+def test_wait_for_a_failed_run_raises_run_failed_with_the_reason(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    reason = "Injected: the warehouse ran out of credits."
+    live.control.fail_next_run(reason, pipeline_id=PIPELINE_ID)
+    triggered = client.trigger_pipeline(PIPELINE_ID)
+
+    with pytest.raises(RunFailedError) as caught:
+        client.wait_for_run(PIPELINE_ID, triggered.pipeline_run_id, timeout=600)
+
+    assert caught.value.faulted_reason == reason
+    assert reason in str(caught.value)
+    assert caught.value.run.pipeline_run_id == triggered.pipeline_run_id
+    assert caught.value.run.state is RunState.FAILED
+
+
+def test_wait_for_a_run_in_an_unknown_state_fails_closed_after_the_timeout_naming_it(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    triggered = client.trigger_pipeline(PIPELINE_ID)
+    # The run really succeeds at the first poll's clock advance; it is only reported as unknown.
+    live.control.unknown_run_states(1000, state="paused_by_support")
+
+    with pytest.raises(UnknownRunStateError) as caught:
+        client.wait_for_run(PIPELINE_ID, triggered.pipeline_run_id, timeout=300)
+
+    assert caught.value.state == "paused_by_support"
+    assert "paused_by_support" in str(caught.value)
+    assert elapsed(live) == timedelta(seconds=300)
+
+
+def test_wait_for_a_run_still_running_at_the_timeout_raises_wait_timeout_naming_its_state(
+    start_emulator: StartEmulator, live_on: LiveFactory, events_table: str
+) -> None:
+    live = live_on(start_emulator(run_seconds=600))
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    triggered = client.trigger_pipeline(PIPELINE_ID)
+
+    with pytest.raises(WaitTimeoutError) as caught:
+        client.wait_for_run(PIPELINE_ID, triggered.pipeline_run_id, timeout=120)
+
+    assert caught.value.run.state is RunState.RUNNING
+    assert "'running' after 120 s" in str(caught.value)
+    assert elapsed(live) == timedelta(seconds=120)
+
+
+# ---------------------------------------------------------------------------------- triggering
+
+
+def test_trigger_creates_a_manual_run_up_to_now(live: Live, events_table: str) -> None:
+    client = live.client
+    create_source(live)
+    created = client.create_pipeline(pipeline())
+
+    result = client.trigger_pipeline(PIPELINE_ID)
+
+    assert (result.status, result.attached) == ("trigger_requested", False)
+    run = client.get_pipeline_run(PIPELINE_ID, result.pipeline_run_id)
+    assert (run.state, run.run_type, run.is_externally_triggered) == (
+        RunState.TRIGGERED,
+        RunType.MANUAL,
+        True,
+    )
+    assert (run.data_interval_start, run.data_interval_end) == (
+        created.schedule_start_time,
+        CLOCK_START,
+    )
+
+
+def test_a_second_trigger_while_the_first_run_is_in_progress_attaches_to_it(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+
+    first = client.trigger_pipeline(PIPELINE_ID)
+    second = client.trigger_pipeline(PIPELINE_ID)
+
+    assert second.attached and not first.attached
+    assert second.pipeline_run_id == first.pipeline_run_id
+    assert [run.pipeline_run_id for run in client.iter_pipeline_runs(PIPELINE_ID)] == [
+        first.pipeline_run_id
+    ]
+    # The emulator did refuse the second one ("already in progress").
+    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [200, 400]
+
+
+def test_a_lost_trigger_response_returns_the_run_the_first_attempt_created(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    live.control.drop_next_trigger_response()
+
+    result = client.trigger_pipeline(PIPELINE_ID)
+
+    runs = list(client.iter_pipeline_runs(PIPELINE_ID))
+    assert [(run.pipeline_run_id, run.run_type) for run in runs] == [
+        (result.pipeline_run_id, RunType.MANUAL)
+    ]
+    # One trigger POST, whose response never came; no second POST.
+    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [None]
+
+
+def test_a_trigger_refused_with_a_5xx_soon_after_an_earlier_run_is_sent_again(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(pipeline())
+    earlier = client.trigger_pipeline(PIPELINE_ID)
+    done = client.wait_for_run(PIPELINE_ID, earlier.pipeline_run_id, timeout=600)
+    live.control.advance(5)
+    # The next trigger POST fails before the emulator creates anything.
+    live.control.fail_requests(1, status=500, method="POST", path=f"/pipelines/{PIPELINE_ID}$")
+
+    result = client.trigger_pipeline(PIPELINE_ID)
+
+    assert result.pipeline_run_id != earlier.pipeline_run_id
+    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [200, 500, 200]
+    new = client.get_pipeline_run(PIPELINE_ID, result.pipeline_run_id)
+    assert new.data_interval_start == done.data_interval_end
+
+
+def test_a_trigger_the_emulator_refuses_is_a_bad_request_and_not_retried(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly())
+
+    with pytest.raises(BadRequestError, match="only on_demand pipelines can be triggered"):
+        client.trigger_pipeline(PIPELINE_ID)
+
+    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [400]
+    assert live.time.sleeps == []
+
+
+# -------------------------------------------------------------------------------------- tokens
+
+
+def test_many_calls_from_two_clients_make_one_token_request(
+    live: Live, emulator: EmulatorServer, live_on: LiveFactory
+) -> None:
+    other = live_on(emulator).client
+    for _ in range(10):
+        live.client.list_connections()
+        other.list_pipelines()
+
+    assert token_requests(live) == [200]
+    assert api_statuses(live) == [200] * 20
+
+
+def test_a_token_expired_on_the_emulator_clock_is_replaced_before_it_fails(
+    start_emulator: StartEmulator, live_on: LiveFactory
+) -> None:
+    live = live_on(start_emulator(token_ttl=600))
+    live.client.list_connections()
+    live.control.advance(900)  # past the token's lifetime, on the emulator clock only
+
+    assert live.client.list_connections() == []
+
+    assert token_requests(live) == [200, 200]
+    assert api_statuses(live) == [200, 200]  # refreshed in time: never a 401
+
+
+def test_a_token_the_emulator_no_longer_accepts_is_replaced_once_on_401(live: Live) -> None:
+    live.client.list_connections()
+    live.control.reset()  # the emulator forgets every token it issued
+
+    assert live.client.list_connections() == []
+
+    assert [(e["path"], e["status"]) for e in live.control.request_log()] == [
+        (f"{WS}/connections", 401),
+        (TOKEN_PATH, 200),
+        (f"{WS}/connections", 200),
+    ]
+
+
+def test_a_wrong_secret_is_an_authentication_error_naming_the_client_id_not_the_secret(
+    emulator: EmulatorServer, live_on: LiveFactory
+) -> None:
+    assert emulator.url is not None
+    wrong = "wrong-secret-DO-NOT-LEAK"
+    credentials = ClientCredentials(
+        client_id=emulator.config.client_id,
+        client_secret=wrong,
+        token_url=f"{emulator.url}/oauth/token",
+    )
+    live = live_on(emulator, credentials=credentials)
+
+    with pytest.raises(AuthenticationError) as caught:
+        live.client.list_connections()
+
+    assert caught.value.status == 401
+    assert repr(emulator.config.client_id) in str(caught.value)
+    assert "access_denied" in str(caught.value)
+    assert wrong not in str(caught.value) + repr(caught.value)
+    assert token_requests(live) == [401]  # not retried
+    assert api_statuses(live) == []
+
+
+def test_a_failing_token_endpoint_is_retried_within_the_calls_budget(live: Live) -> None:
+    live.control.fail_token(2)
+
+    assert live.client.list_connections() == []
+
+    assert token_requests(live) == [500, 500, 200]
+    assert api_statuses(live) == [200]
+    assert len(live.time.sleeps) == 2
+
+
+# -------------------------------------------------------------------------------------- faults
+
+
+def test_throttled_calls_wait_the_retry_after_then_succeed(live: Live) -> None:
+    live.control.throttle(2, retry_after=7)
+
+    assert live.client.list_connections() == []
+
+    assert live.time.sleeps == [7, 7]
+    assert api_statuses(live) == [429, 429, 200]
+    assert elapsed(live) == timedelta(seconds=14)
+
+
+def test_server_errors_are_retried_with_growing_backoff_then_succeed(live: Live) -> None:
+    live.control.fail_requests(2, status=502)
+
+    assert live.client.list_connections() == []
+
+    assert api_statuses(live) == [502, 502, 200]
+    assert len(live.time.sleeps) == 2
+    assert 0 < live.time.sleeps[0] < live.time.sleeps[1]
+
+
+def test_an_unreachable_warehouse_at_pipeline_create_is_505_and_not_retried(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    live.control.set_warehouse_unreachable()
+
+    with pytest.raises(WarehouseUnreachableError) as caught:
+        client.create_pipeline(pipeline())
+
+    assert caught.value.status == 505
+    assert f"Could not connect to the warehouse of connection {CONNECTION_ID}" in str(caught.value)
+    assert statuses(live, "POST", f"{WS}/pipelines") == [505]
+    assert live.time.sleeps == []
+    assert client.get_connection(CONNECTION_ID).is_faulted
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def test_a_sixth_active_pipeline_is_a_bad_request_with_the_emulators_message(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    for index in range(5):
+        client.create_pipeline(pipeline(id=f"p{index}"))
+
+    with pytest.raises(BadRequestError) as caught:
+        client.create_pipeline(pipeline(id="p5"))
+
+    assert caught.value.status == 400
+    (message,) = caught.value.messages
+    assert message.startswith(f"Workspace {WORKSPACE_ID} already has 5 active pipelines")
+    assert "the limit is 5" in message
+    assert len(client.list_pipelines()) == 5
+
+
+def test_a_start_older_than_the_catch_up_limit_names_the_earliest_allowed_start(
+    live: Live, events_table: str
+) -> None:
+    create_source(live)
+
+    with pytest.raises(BadRequestError) as caught:
+        live.client.create_pipeline(hourly(-8 * DAY))
+
+    assert "the earliest allowed start is 2026-11-21T12:00:00Z" in str(caught.value)
+    assert live.client.list_pipelines() == []
+
+
+def test_model_sql_that_fails_in_the_warehouse_is_a_bad_request_at_pipeline_create(
+    live: Live, events_table: str
+) -> None:
+    create_source(live, sql="SELECT * FROM EMU.PUBLIC.NO_SUCH_TABLE")
+
+    with pytest.raises(BadRequestError) as caught:
+        live.client.create_pipeline(pipeline())
+
+    assert f"The data model {MODEL_ID} failed in the warehouse" in str(caught.value)
+    assert "NO_SUCH_TABLE" in str(caught.value).upper()
+
+
+def test_model_sql_that_is_not_a_select_is_a_bad_request_at_model_create(live: Live) -> None:
+    live.client.create_connection(warehouse_connection(live))
+
+    with pytest.raises(BadRequestError, match="must start with SELECT, not DELETE"):
+        live.client.create_data_model(data_model(sql_query=f"DELETE FROM {EVENTS}"))
+
+
+# ---------------------------------------------------------------------------------- profile api
+
+
+def test_profiles_written_by_runs_are_read_by_mpid_and_by_customer_id(
+    live: Live, events_table: str
+) -> None:
+    client = live.client
+    create_source(live)
+    client.create_pipeline(hourly(-3 * HOUR))
+    live.control.settle()  # the three hourly runs 09:00-12:00, oldest first
+    assert {run.state for run in client.iter_pipeline_runs(PIPELINE_ID)} == {RunState.SUCCESS}
+
+    resolved = client.resolve_profile("customer_id", "c1", "development")
+    by_mpid = client.get_profile(resolved.mpid)
+
+    assert by_mpid == resolved
+    assert resolved.identity("customer_id") == "c1"
+    assert resolved.identity("email") == "c1@new.example.com"  # the later row's e-mail
+    assert resolved.user_attributes == {"SCORE": "99.0", "ACTIVE": "true", "TAGS": ["c"]}
+    stored = {p["mpid"]: p for p in live.control.profiles()}[resolved.mpid]
+    assert resolved.user_attributes == stored["user_attributes"]
+    other = client.resolve_profile("email", "c2@example.com", "development")
+    assert other.mpid != resolved.mpid
+    assert other.user_attributes == {"SCORE": "3.0", "ACTIVE": "false"}
