@@ -13,7 +13,6 @@ Interval syncs are partitioned on their pipeline's own grid; materializing parti
 single run. Both are unpartitioned.
 """
 
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,7 +71,9 @@ def _fail(message: str, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=message, metadata=metadata, allow_retries=False)
 
 
-def _preflight(ctx: SyncContext, windows: Sequence[Window], kind: Any = None) -> PreflightReport:
+def _preflight(
+    ctx: SyncContext, windows: Sequence[Window], kind: Any = None, label: str = "Pre-flight"
+) -> PreflightReport:
     with ctx.snowflake.get_connection() as connection:
         cursor = connection.cursor()
         try:
@@ -83,7 +84,7 @@ def _preflight(ctx: SyncContext, windows: Sequence[Window], kind: Any = None) ->
             cursor.close()
     total = sum(c.rows for c in report.counts)
     ctx.log.info(
-        f"Pre-flight of {len(windows)} window(s): {total:,} rows, limit {report.limit:,} per "
+        f"{label} of {len(windows)} window(s): {total:,} rows, limit {report.limit:,} per "
         f"window, {len(report.columns)} columns, identities {', '.join(report.identity_columns)} "
         f"({report.queries} queries, {report.seconds:.2f} s)"
     )
@@ -174,11 +175,10 @@ def _materialize_windows(
     client = ctx.mparticle.get_client()
     before = client.stats
     reconciled = _reconcile(ctx, client)
-    started = time.monotonic()
-    runs, polls = wait_for_windows(
-        client, ctx.spec.resolved_pipeline_id, windows, ctx.wait_settings()
-    )
-    waited = time.monotonic() - started
+    settings = ctx.wait_settings()
+    started = settings.clock()
+    runs, polls = wait_for_windows(client, ctx.spec.resolved_pipeline_id, windows, settings)
+    waited = settings.clock() - started
     after = client.stats
     run_level = {
         "wsync/reconcile": ", ".join(c.describe() for c in reconciled.changes),
@@ -296,7 +296,7 @@ def _materialize_single(
     actual = Window(
         window.key, run.data_interval_start or window.start, run.data_interval_end or now
     )
-    recount = _preflight(ctx, [actual], spec.schedule.interval)
+    recount = _preflight(ctx, [actual], spec.schedule.interval, "Count of the run's exact window")
     count = recount.counts[0]
     after = client.stats
     metadata = _run_metadata(
