@@ -1,45 +1,31 @@
 """Fixtures for the Dagster tier: the assets, materialized for real against fakesnow + the emulator.
 
 The emulator runs in-process on a manual clock that starts at the sample warehouse's anchor. The
-mParticle resource used here is the real one with its three clock hooks pointed at the emulator, so a
-materialization that "waits" advances the emulator's clock (which runs whatever falls due) instead of
-sleeping.
+mParticle resource used here is the real one with its three clock hooks pointed at the emulator
+(:class:`~wsync_dagster.local.materialize.EmulatorClockMParticle`), so a materialization that "waits"
+advances the emulator's clock (which runs whatever falls due) instead of sleeping.
 """
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
 import pytest
 
 from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
+from wsync_dagster.local.materialize import (
+    EmulatorClockMParticle,
+    emulator_clock_mparticle,
+    materialize_partitions,
+)
 from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
 from wsync_dagster.local.stack import LOCAL_MPARTICLE, local_registry
 from wsync_dagster.mparticle import clear_token_cache
-from wsync_dagster.resources import MParticleResource, Target, snowflake_resource
+from wsync_dagster.resources import Target, snowflake_resource
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
-
-
-class EmulatorClockMParticle(MParticleResource):
-    """MParticleResource whose time is the emulator's: waiting advances it, nothing sleeps."""
-
-    emulator_url: str
-
-    def _control(self) -> EmulatorControl:
-        return EmulatorControl(self.emulator_url)
-
-    def sleep(self, seconds: float) -> None:
-        self._control().advance(seconds)
-
-    def now(self) -> datetime:
-        return self._control().clock()
-
-    def monotonic(self) -> float:
-        return self._control().clock().timestamp()
 
 
 @pytest.fixture(scope="session")
@@ -84,21 +70,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
 
 
 def mparticle_for(control: EmulatorControl, **overrides: Any) -> EmulatorClockMParticle:
-    settings: dict[str, Any] = {
-        "client_id": LOCAL_MPARTICLE.client_id,
-        "client_secret": LOCAL_MPARTICLE.client_secret,
-        "workspace_id": LOCAL_MPARTICLE.workspace_id,
-        "org_id": LOCAL_MPARTICLE.org_id,
-        "account_id": LOCAL_MPARTICLE.account_id,
-        "api_root": control.base_url,
-        "token_url": f"{control.base_url}/oauth/token",
-        "emulator_url": control.base_url,
-        "poll_interval_seconds": 30.0,
-        "max_poll_interval_seconds": 600.0,
-        "run_timeout_seconds": 4 * 3600.0,
-        "retry_budget_seconds": 120.0,
-    }
-    return EmulatorClockMParticle(**(settings | overrides))
+    return emulator_clock_mparticle(control.base_url, **overrides)
 
 
 @pytest.fixture
@@ -119,19 +91,8 @@ def materialize(
 ) -> dg.ExecuteInProcessResult:
     """Materialize one sync (a partition range in one run when several keys are given)."""
     assets = {a.key.path[-1]: a for a in build_sync_assets(registry)}
-    tags: dict[str, str] = {}
-    if len(partitions) > 1:
-        tags = {
-            "dagster/asset_partition_range_start": partitions[0],
-            "dagster/asset_partition_range_end": partitions[-1],
-        }
-    return dg.materialize(
-        [assets[name]],
-        resources=resources,
-        partition_key=partitions[0] if len(partitions) == 1 else None,
-        tags=tags,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
+    return materialize_partitions(
+        [assets[name]], partitions, resources=resources, instance=instance
     )
 
 
