@@ -144,7 +144,12 @@ class TargetNotSelected(dg.ConfigurableResource):
 def snowflake_resource(
     target: Target, environ: Mapping[str, str] | None = None
 ) -> SnowflakeResource:
-    """The Snowflake resource for ``target``; call :func:`require_settings` first."""
+    """The Snowflake resource for ``target``; call :func:`require_settings` first.
+
+    The pre-flight only reads, so the session is in autocommit mode (a login parameter, not a
+    statement): dagster-snowflake's ``get_connection`` otherwise sends a ``COMMIT`` on every close,
+    one round trip per materialization that commits nothing.
+    """
     environ = os.environ if environ is None else environ
     if target is Target.LOCAL:
         from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER
@@ -162,6 +167,7 @@ def snowflake_resource(
             password=LOCAL_PASSWORD,
             login_timeout=30,
             network_timeout=120,
+            autocommit=True,
             additional_snowflake_connection_args=connect_args,
         )
     return SnowflakeResource(
@@ -170,6 +176,7 @@ def snowflake_resource(
         password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
         login_timeout=60,
         network_timeout=300,
+        autocommit=True,
         role=dg.EnvVar("SNOWFLAKE_ROLE") if environ.get("SNOWFLAKE_ROLE") else None,
         warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE") if environ.get("SNOWFLAKE_WAREHOUSE") else None,
     )
