@@ -10,6 +10,7 @@ Shared by the demo, the Dagster-tier tests and the benchmarks:
   "waits" advances the emulator's clock (which runs whatever falls due) instead of sleeping.
 """
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -51,13 +52,19 @@ def materialize_partitions(
     )
 
 
+@functools.cache
+def _control(emulator_url: str) -> EmulatorControl:
+    """One admin client (one kept-alive HTTP session) per emulator: the clock is read per request."""
+    return EmulatorControl(emulator_url)
+
+
 class EmulatorClockMParticle(MParticleResource):
     """MParticleResource whose time is the emulator's: waiting advances it, nothing sleeps."""
 
     emulator_url: str
 
     def _control(self) -> EmulatorControl:
-        return EmulatorControl(self.emulator_url)
+        return _control(self.emulator_url)
 
     def sleep(self, seconds: float) -> None:
         self._control().advance(seconds)
