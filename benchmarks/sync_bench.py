@@ -317,8 +317,8 @@ def run_backfill(partitions: int, run_seconds: float, workdir: Path) -> tuple[Ou
         assert isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition)
         keys = asset.partitions_def.get_partition_keys(current_time=anchor)
         print(
-            f"  {len(keys)} hourly partitions {keys[0]} .. {keys[-1]}, {rows:,} rows in those hours; "
-            f"emulator runs take {run_seconds:g} s of emulator time each; polls back off from "
+            f"  {len(keys)} hourly partitions {keys[0]} .. {keys[-1]}, {rows:,} rows in those hours;"
+            f"\n  emulator runs take {run_seconds:g} s of emulator time each; polls back off from "
             f"{POLLING['poll_interval_seconds']:g} s to {POLLING['max_poll_interval_seconds']:g} s",
             flush=True,
         )
@@ -358,15 +358,25 @@ def _ratio(naive: float, project: float) -> str:
     return f"{naive / project:.1f}x" if project else "-"
 
 
+BACKFILL_NOTES = """\
+  Counted: token requests and API calls from the emulator's request log (every non-admin request);
+  Snowflake queries as every cursor.execute of the Snowflake connector in this (the Dagster)
+  process; the emulator's own extraction queries are mParticle's work, the same either way, and not
+  counted. Waiting on mParticle = the resource's sleeps, each advancing the emulator's clock while
+  it executes the runs that fall due. The naive runs go one after the other in this one process:
+  the token cache is cleared before each, but the HTTP connection pool, the imports and the loaded
+  definitions are shared, so a real run-per-process backfill costs more (see the end)."""
+
+
 def report_backfill(project: Outcome, naive: Outcome, partitions: int, run_seconds: float) -> None:
     print(
-        f"1. Backfill of {partitions} hourly partitions of '{SYNC}' (pipeline creation and "
+        f"1. Backfill of {partitions} hourly partitions of '{SYNC}'\n   (pipeline creation and "
         "mParticle's catch-up included in both)"
     )
     if project.rows:
         print(
             f"  {sum(project.rows):,} rows synced, {min(project.rows)} to {max(project.rows)} per "
-            "partition (pre-flight counts; a row on an hour boundary is in both windows)"
+            "partition\n  (pre-flight counts; a row on an hour boundary is in both windows)"
         )
     rows: list[tuple[str, float, float, str]] = [
         ("Dagster runs", project.dagster_runs, naive.dagster_runs, "d"),
@@ -406,24 +416,16 @@ def report_backfill(project: Outcome, naive: Outcome, partitions: int, run_secon
     for label, a, b, fmt in rows:
         print(f"{label:40}{a:>17{fmt}}{b:>18{fmt}}{_ratio(b, a):>15}")
     print(
-        f"  emulator-clock time: project {_duration(project.emulator_seconds)}, naive "
-        f"{_duration(naive.emulator_seconds)} (each mParticle run takes {run_seconds:g} s; runs "
-        "go one at a time, oldest first)"
+        f"  Emulator-clock time: project {_duration(project.emulator_seconds)}, naive "
+        f"{_duration(naive.emulator_seconds)} (each mParticle run takes {run_seconds:g} s;\n  "
+        "mParticle runs a pipeline's runs one at a time, oldest first)."
     )
     print(
         "  The client's own count (wsync/api_requests + wsync/token_requests metadata, summed per "
-        f"run): project {project.client_api_requests} + {project.client_token_requests}, naive "
-        f"{naive.client_api_requests} + {naive.client_token_requests}."
+        f"run):\n  project {project.client_api_requests} + {project.client_token_requests}, "
+        f"naive {naive.client_api_requests} + {naive.client_token_requests}."
     )
-    print(
-        "  Counted: token requests and API calls from the emulator's request log (every non-admin "
-        "request);\n  Snowflake queries as every cursor.execute of the Snowflake connector in the "
-        "Dagster process (the emulator's\n  own extraction queries, run in its process, are "
-        "mParticle's work and the same either way: not counted);\n  the naive runs execute "
-        "sequentially, in one process, clearing the token cache before each run: the HTTP\n  "
-        "connection pool and Dagster's imports are shared, so a real run-per-process setup costs "
-        "more (see 2)."
-    )
+    print(BACKFILL_NOTES)
     for outcome in (project, naive):
         if outcome.failures or outcome.materialized != partitions:
             print(
@@ -491,8 +493,15 @@ import gc, json, os, sys, time, warnings
 started = time.perf_counter()
 warnings.simplefilter("ignore")
 import dagster as dg
+dagster_done = time.perf_counter()
+import dagster_snowflake
+dagster_snowflake_done = time.perf_counter()
 import wsync_dagster.resources, wsync_dagster.sync.assets, wsync_dagster.sync.schedules
-print(json.dumps({"imports": time.perf_counter() - started}), flush=True)
+done = time.perf_counter()
+print(json.dumps({
+    "imports": done - started, "dagster": dagster_done - started,
+    "dagster_snowflake": dagster_snowflake_done - dagster_done, "ours": done - dagster_snowflake_done,
+}), flush=True)
 
 def measure(path):
     os.environ["WSYNC_REGISTRY"] = path
@@ -532,7 +541,7 @@ for path in sys.argv[1:]:
 @dataclass
 class LoadTimes:
     startup: float  # interpreter start and the code location's imports, once
-    imports: float
+    imports: dict[str, float]  # seconds: all, then dagster, dagster_snowflake, ours
     samples: dict[int, list[dict[str, float]]]
 
     def median(self, tables: int, key: str) -> float:
@@ -552,7 +561,7 @@ def run_definitions(sizes: Sequence[int], repeats: int, workdir: Path) -> LoadTi
         [sys.executable, "-c", DRIVER, *order], env=env, stdout=subprocess.PIPE, text=True
     ) as driver:
         assert driver.stdout is not None
-        imports = json.loads(driver.stdout.readline())["imports"]
+        imports = json.loads(driver.stdout.readline())
         startup = time.perf_counter() - started
         samples: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
         for line in driver.stdout:
@@ -567,8 +576,8 @@ def run_definitions(sizes: Sequence[int], repeats: int, workdir: Path) -> LoadTi
 def report_definitions(times: LoadTimes, repeats: int) -> None:
     small, large = sorted(times.samples)
     print(
-        f"\n2. Definition load, {small} vs {large} declared tables (5 active, the rest paused; "
-        f"every cadence), fresh process each, median of {repeats}"
+        f"\n2. Definition load, {small} vs {large} declared tables (up to 5 active, the rest paused; "
+        f"every cadence),\n   a fresh (forked) process each, median of {repeats}"
     )
     print(
         f"{'':44}{f'{small} tables':>12}{f'{large} tables':>12}{'ratio':>9}{'per extra table':>17}"
@@ -589,9 +598,13 @@ def report_definitions(times: LoadTimes, repeats: int) -> None:
             *(int(counts[n][k]) for k in ("assets", "jobs", "schedules") for n in (small, large))
         )
     )
+    imports = times.imports
     print(
         f"  Before any of that, a fresh process spends {times.startup:.2f} s starting and importing "
-        f"the code location's modules ({times.imports:.2f} s of it imports), whatever the registry."
+        f"the code location's\n  modules, whatever the registry: {imports['imports']:.2f} s of "
+        f"imports =\n  dagster {imports['dagster']:.2f} s + dagster_snowflake (which imports "
+        f"snowflake.core and snowpark) {imports['dagster_snowflake']:.2f} s\n  + wsync_dagster and "
+        f"the rest {imports['ours']:.2f} s."
     )
 
 
@@ -627,10 +640,11 @@ def main() -> int:
         report_definitions(times, args.repeats)
     per_process = times.startup + times.median(2, "build")
     print(
-        f"\nWith Dagster's default run launcher each of the naive way's {naive.dagster_runs} runs is a "
-        f"process that loads the code location first:\nat least {per_process:.1f} s each (start, "
-        f"imports, cold build; 2.), ~{naive.dagster_runs * per_process:.0f} s of CPU not in the naive "
-        "wall time above;\nthe project's one run pays it once."
+        f"\nUnder Dagster's default run launcher each of the naive way's {naive.dagster_runs} runs is "
+        "a process that\nfirst loads the code location: at least "
+        f"{per_process:.1f} s each here (start, imports, cold build; see 2.),\n"
+        f"~{naive.dagster_runs * per_process:.0f} s more in all, not in the naive wall time above "
+        "(less if runs overlap on several cores).\nThe project's one run pays it once."
     )
     return 0
 
