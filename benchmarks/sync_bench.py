@@ -17,14 +17,15 @@
    the runs that fall due), so nothing waits on real time. Counted: tokens and API calls from the
    emulator's request log; Snowflake statements and connections by wrapping the connector in this
    process; the runs' own metadata (``preflight/queries``, ``wsync/api_requests``, ...) as a
-   cross-check. Dagster writes to a SQLite instance in a temp dir, as under ``dagster dev``.
+   cross-check. Dagster's instance is in memory (``--instance sqlite``: SQLite files, as under
+   ``dagster dev``, which adds a per-run storage cost the naive way pays per partition).
 2. **Definition load** with 2 and with N declared tables (default 100; every cadence, 5 active, the
    rest paused): registries written to a temp dir, each loaded in a fresh process (forked from one
    that has imported the code location's modules, whose import cost is reported once), timing
    ``build_definitions`` and ``Definitions.validate_loadable`` (median of ``--repeats``). POSIX only.
 
     .venv/bin/python benchmarks/sync_bench.py [--partitions N] [--tables N] [--repeats N]
-        [--run-seconds S]
+        [--run-seconds S] [--instance memory|sqlite]
 """
 
 import argparse
@@ -283,16 +284,28 @@ def measure(
     return outcome
 
 
+INSTANCES = {
+    "memory": "Dagster's in-memory instance",
+    "sqlite": "a SQLite instance in a temp dir, as under dagster dev",
+}
+
+
 @contextmanager
-def dagster_instance(root: Path) -> Iterator[dg.DagsterInstance]:
-    """A persistent (SQLite) instance like ``dagster dev``'s, telemetry off."""
+def dagster_instance(kind: str, root: Path) -> Iterator[dg.DagsterInstance]:
+    """Where the runs' events go: in memory, or SQLite files like ``dagster dev``'s."""
+    if kind == "memory":
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+        return
     root.mkdir(parents=True, exist_ok=True)
     (root / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     with dg.DagsterInstance.from_config(str(root)) as instance:
         yield instance
 
 
-def run_backfill(partitions: int, run_seconds: float, workdir: Path) -> tuple[Outcome, ...]:
+def run_backfill(
+    partitions: int, run_seconds: float, instance_kind: str, workdir: Path
+) -> tuple[Outcome, ...]:
     anchor = current_hour()
     emulator_args = (
         "--clock", "manual", "--clock-start", anchor.isoformat(), "--run-seconds", str(run_seconds),
@@ -319,11 +332,12 @@ def run_backfill(partitions: int, run_seconds: float, workdir: Path) -> tuple[Ou
         print(
             f"  {len(keys)} hourly partitions {keys[0]} .. {keys[-1]}, {rows:,} rows in those hours;"
             f"\n  emulator runs take {run_seconds:g} s of emulator time each; polls back off from "
-            f"{POLLING['poll_interval_seconds']:g} s to {POLLING['max_poll_interval_seconds']:g} s",
+            f"{POLLING['poll_interval_seconds']:g} s to {POLLING['max_poll_interval_seconds']:g} s;"
+            f"\n  Dagster runs in this process, events to {INSTANCES[instance_kind]}",
             flush=True,
         )
 
-        with dagster_instance(workdir / "dagster_home") as instance:
+        with dagster_instance(instance_kind, workdir / "dagster_home") as instance:
 
             def one_run(keys: Sequence[str]) -> dg.ExecuteInProcessResult:
                 return materialize_partitions(
@@ -621,6 +635,13 @@ def main() -> int:
     )
     parser.add_argument("--repeats", type=int, default=5, help="fresh loads per registry (median)")
     parser.add_argument(
+        "--instance",
+        choices=sorted(INSTANCES),
+        default="memory",
+        help="where the backfill runs' events go (default memory; sqlite adds Dagster's per-run "
+        "storage cost, which the naive way pays per partition, and takes longer)",
+    )
+    parser.add_argument(
         "--run-seconds",
         type=float,
         default=60.0,
@@ -634,7 +655,9 @@ def main() -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # the single-run backfill policy
     instrument_snowflake()
     with tempfile.TemporaryDirectory(prefix="wsync-sync-bench-") as tmp:
-        project, naive = run_backfill(args.partitions, args.run_seconds, Path(tmp) / "stack")
+        project, naive = run_backfill(
+            args.partitions, args.run_seconds, args.instance, Path(tmp) / "stack"
+        )
         report_backfill(project, naive, args.partitions, args.run_seconds)
         times = run_definitions((2, args.tables), args.repeats, Path(tmp))
         report_definitions(times, args.repeats)
