@@ -16,6 +16,7 @@ every missing variable.
 """
 
 import enum
+import functools
 import os
 import threading
 import time
@@ -169,7 +170,12 @@ class TargetNotSelected(dg.ConfigurableResource):
 def snowflake_resource(
     target: Target, environ: Mapping[str, str] | None = None
 ) -> SnowflakeResource:
-    """The Snowflake resource for ``target``; call :func:`require_settings` first."""
+    """The Snowflake resource for ``target``; call :func:`require_settings` first.
+
+    The pre-flight only reads, so the session is in autocommit mode (a login parameter, not a
+    statement): dagster-snowflake's ``get_connection`` otherwise sends a ``COMMIT`` on every close,
+    one round trip per materialization that commits nothing.
+    """
     environ = os.environ if environ is None else environ
     if target is Target.LOCAL:
         from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER
@@ -187,6 +193,7 @@ def snowflake_resource(
             password=LOCAL_PASSWORD,
             login_timeout=30,
             network_timeout=120,
+            autocommit=True,
             additional_snowflake_connection_args=connect_args,
         )
     return SnowflakeResource(
@@ -195,6 +202,7 @@ def snowflake_resource(
         password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
         login_timeout=60,
         network_timeout=300,
+        autocommit=True,
         role=dg.EnvVar("SNOWFLAKE_ROLE") if environ.get("SNOWFLAKE_ROLE") else None,
         warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE") if environ.get("SNOWFLAKE_WAREHOUSE") else None,
     )
@@ -280,6 +288,28 @@ class MParticleResource(dg.ConfigurableResource):
             return client
 
 
+@functools.cache
+def _emulator_control(emulator_url: str) -> Any:
+    """One admin client (one kept-alive HTTP session) per emulator: its clock is read often."""
+    # Imported at run time only: loading the definitions never imports the emulator.
+    from wsync_dagster.emulator import EmulatorControl
+
+    return EmulatorControl(emulator_url)
+
+
+# On a manual emulator clock, waiting costs nothing: poll in big steps of emulator time.
+MANUAL_CLOCK_POLLING: dict[str, Any] = {
+    "poll_interval_seconds": 30.0,
+    "max_poll_interval_seconds": 600.0,
+    "run_timeout_seconds": 4 * 3600.0,
+}
+REAL_CLOCK_POLLING: dict[str, Any] = {
+    "poll_interval_seconds": 0.2,
+    "max_poll_interval_seconds": 2.0,
+    "run_timeout_seconds": 600.0,
+}
+
+
 class LocalMParticleResource(MParticleResource):
     """The local target's mParticle: the emulator, whose clock is mParticle's "now".
 
@@ -293,10 +323,7 @@ class LocalMParticleResource(MParticleResource):
     )
 
     def _control(self) -> Any:
-        # Imported at run time only: loading the definitions never imports the emulator.
-        from wsync_dagster.emulator import EmulatorControl
-
-        return EmulatorControl(self.emulator_url)
+        return _emulator_control(self.emulator_url)
 
     def sleep(self, seconds: float) -> None:
         if self.manual_clock:
@@ -333,10 +360,7 @@ def mparticle_resource(
             account_id=LOCAL_MPARTICLE.account_id,
             api_root=url,
             token_url=f"{url}/oauth/token",
-            # A manual clock moves only when we wait, so waiting in big steps costs nothing.
-            poll_interval_seconds=30.0 if clock == "manual" else 0.2,
-            max_poll_interval_seconds=600.0 if clock == "manual" else 2.0,
-            run_timeout_seconds=4 * 3600.0 if clock == "manual" else 600.0,
+            **(MANUAL_CLOCK_POLLING if clock == "manual" else REAL_CLOCK_POLLING),
         )
     optional: dict[str, Any] = {
         field: dg.EnvVar.int(name) if field.endswith("_id") else dg.EnvVar(name)

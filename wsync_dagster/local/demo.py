@@ -20,6 +20,7 @@ from typing import Any
 
 import dagster as dg
 
+from wsync_dagster.local.materialize import materialize_partitions
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
@@ -78,20 +79,12 @@ def materialize(
     defs: dg.Definitions, step: Step, instance: dg.DagsterInstance
 ) -> dg.ExecuteInProcessResult:
     key = dg.AssetKey(["mparticle", step.spec.name])
-    tags: dict[str, str] = {}
-    if len(step.partition_keys) > 1:
-        tags = {
-            "dagster/asset_partition_range_start": step.partition_keys[0],
-            "dagster/asset_partition_range_end": step.partition_keys[-1],
-        }
-    return dg.materialize(
+    return materialize_partitions(
         [defs.resolve_assets_def(key)],  # resolved with the definitions' resources bound
+        step.partition_keys,
         instance=instance,
-        partition_key=step.partition_keys[0] if len(step.partition_keys) == 1 else None,
-        tags=tags,
         # Our own INFO lines (pre-flight, reconcile) and warnings; not Dagster's step-by-step DEBUG.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
     )
 
 

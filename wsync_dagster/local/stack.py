@@ -105,6 +105,7 @@ class LocalStack:
         sample: SampleConfig | None = None,
         registry_source: Path = DEFAULT_REGISTRY,
         manual_clock: bool = False,
+        run_seconds: float = 0.0,
     ) -> None:
         """``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
         materialization waits (deterministic, no sleeping); else it is the wall clock."""
@@ -112,6 +113,7 @@ class LocalStack:
         self.sample = sample or SampleConfig()
         self.registry_source = registry_source
         self.manual_clock = manual_clock
+        self.run_seconds = run_seconds
         self.snowflake = LocalSnowflake()
         self.emulator: ServiceProcess | None = None
         self.summary: SampleSummary | None = None
@@ -149,6 +151,7 @@ class LocalStack:
             "--workspace-id": str(LOCAL_MPARTICLE.workspace_id),
             "--org-id": str(LOCAL_MPARTICLE.org_id),
             "--account-id": str(LOCAL_MPARTICLE.account_id),
+            "--run-seconds": str(self.run_seconds),
         }
         if self.manual_clock:
             options |= {"--clock": "manual", "--clock-start": self.sample.anchor.isoformat()}

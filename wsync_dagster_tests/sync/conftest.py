@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
+from wsync_dagster.local.materialize import emulator_clock_mparticle, materialize_partitions
 from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
 from wsync_dagster.local.stack import LOCAL_MPARTICLE, local_registry
@@ -70,22 +71,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
 
 
 def mparticle_for(control: EmulatorControl, **overrides: Any) -> LocalMParticleResource:
-    settings: dict[str, Any] = {
-        "client_id": LOCAL_MPARTICLE.client_id,
-        "client_secret": LOCAL_MPARTICLE.client_secret,
-        "workspace_id": LOCAL_MPARTICLE.workspace_id,
-        "org_id": LOCAL_MPARTICLE.org_id,
-        "account_id": LOCAL_MPARTICLE.account_id,
-        "api_root": control.base_url,
-        "token_url": f"{control.base_url}/oauth/token",
-        "emulator_url": control.base_url,
-        "manual_clock": True,
-        "poll_interval_seconds": 30.0,
-        "max_poll_interval_seconds": 600.0,
-        "run_timeout_seconds": 4 * 3600.0,
-        "retry_budget_seconds": 120.0,
-    }
-    return LocalMParticleResource(**(settings | overrides))
+    return emulator_clock_mparticle(control.base_url, **overrides)
 
 
 @pytest.fixture
@@ -106,19 +92,8 @@ def materialize(
 ) -> dg.ExecuteInProcessResult:
     """Materialize one sync (a partition range in one run when several keys are given)."""
     assets = {a.key.path[-1]: a for a in build_sync_assets(registry)}
-    tags: dict[str, str] = {}
-    if len(partitions) > 1:
-        tags = {
-            "dagster/asset_partition_range_start": partitions[0],
-            "dagster/asset_partition_range_end": partitions[-1],
-        }
-    return dg.materialize(
-        [assets[name]],
-        resources=resources,
-        partition_key=partitions[0] if len(partitions) == 1 else None,
-        tags=tags,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
+    return materialize_partitions(
+        [assets[name]], partitions, resources=resources, instance=instance
     )
 
 

@@ -1,11 +1,13 @@
 """Synced tables materialized through Dagster against fakesnow and the live emulator."""
 
 import json
+import threading
 from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 import pytest
+from snowflake.connector.cursor import SnowflakeCursorBase
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.sample_data import CUSTOMER_SCORES, TICKET_ACTIVITY
@@ -104,8 +106,18 @@ def test_an_hourly_partition_syncs_boundary_rows_included(
 
 
 def test_a_24_partition_backfill_is_one_run_one_token_one_count(
-    registry, resources, control
+    registry, resources, control, monkeypatch
 ) -> None:
+    sent: list[str] = []
+    execute = SnowflakeCursorBase.execute
+    ours = threading.get_ident()  # the emulator's runs query Snowflake from its own threads
+
+    def recorded(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == ours:
+            sent.append(command)
+        return execute(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(SnowflakeCursorBase, "execute", recorded)
     keys = [(SAMPLE_ANCHOR - timedelta(hours=24 - i)).strftime("%Y-%m-%d-%H:%M") for i in range(24)]
     result = materialize(registry, resources, "ticket_activity", keys)
     assert result.success, failure_message(result)
@@ -113,6 +125,7 @@ def test_a_24_partition_backfill_is_one_run_one_token_one_count(
     assert sorted(found) == keys
     assert all(m["preflight/rows"] == m["mparticle/records_extracted"] for m in found.values())
     assert {m["preflight/queries"] for m in found.values()} == {2}  # LIMIT 0 + one grouped count
+    assert len(sent) == 2, sent  # nothing else reaches Snowflake: no COMMIT on close
     log = control.request_log()
     assert sum(e["path"] == "/oauth/token" for e in log) == 1
     listings = [e for e in log if e["path"].endswith("/status/runs")]

@@ -130,8 +130,9 @@ def test_a_sixth_active_pipeline_is_refused_but_a_paused_one_is_fine() -> None:
 def test_unreadable_and_malformed_files_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match=r"cannot read the registry .* set WSYNC_REGISTRY"):
         load_registry(tmp_path / "missing.yaml")
-    with pytest.raises(RegistryError, match="not valid YAML"):
+    with pytest.raises(RegistryError, match="not valid YAML") as raised:
         parse_registry("syncs: [", "bad.yaml")
+    assert "line 1, column 9:\n    syncs: [\n" in str(raised.value)  # quotes the line, points at it
     with pytest.raises(RegistryError, match="must be a mapping"):
         parse_registry("- 1", "list.yaml")
     with pytest.raises(RegistryError, match="connection: required but missing"):

@@ -1,0 +1,678 @@
+"""What the project's way of syncing costs, against the local stack. Prints numbers; asserts nothing.
+
+1. **Backfill** of N hourly partitions (default 168: mParticle's 7-day hourly catch-up) of the sample
+   ``ticket_activity`` sync, its schedule starting N hours before the anchor (the sample's 3 days of
+   ticket activity are copied back in time so every partition holds rows), materialized
+
+   * **the project's way**: one Dagster run over the whole range (the single-run backfill policy: the
+     ``dagster/asset_partition_range_start/end`` tags Dagster's backfill daemon sets);
+   * **naively**: one Dagster run per partition (N ``materialize`` calls, oldest first, one after the
+     other), the token cache cleared before each to model Dagster's default run launcher, which
+     starts a process per run.
+
+   Both start from nothing: the emulator is reset before each (no connection, data model, pipeline,
+   run, profile or token; clock back at the anchor), so both create the pipeline and wait for
+   mParticle's catch-up. The emulator runs as its own process on a manual clock and each run takes
+   ``--run-seconds`` of it; the resource's ``sleep`` advances that clock (the emulator then executes
+   the runs that fall due), so nothing waits on real time. Counted: tokens and API calls from the
+   emulator's request log; Snowflake statements and connections by wrapping the connector in this
+   process; the runs' own metadata (``preflight/queries``, ``wsync/api_requests``, ...) as a
+   cross-check. Dagster's instance is in memory (``--instance sqlite``: SQLite files, as under
+   ``dagster dev``, which adds a per-run storage cost the naive way pays per partition).
+2. **Definition load** with 2 and with N declared tables (default 100; every cadence, 5 active, the
+   rest paused): registries written to a temp dir, each loaded in a fresh process (forked from one
+   that has imported the code location's modules, whose import cost is reported once), timing
+   ``build_definitions`` and ``Definitions.validate_loadable`` (median of ``--repeats``). POSIX only.
+
+    .venv/bin/python benchmarks/sync_bench.py [--partitions N] [--tables N] [--repeats N]
+        [--run-seconds S] [--instance memory|sqlite]
+"""
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.materialize import (
+    emulator_clock_mparticle,
+    materialize_partitions,
+)
+from wsync_dagster.local.sample_data import (
+    TICKET_ACTIVITY,
+    TICKET_ACTIVITY_DAYS,
+    SampleConfig,
+    current_hour,
+)
+from wsync_dagster.local.stack import LocalStack
+from wsync_dagster.mparticle import clear_token_cache
+from wsync_dagster.resources import (
+    LocalMParticleResource,
+    MParticleResource,
+    Target,
+    snowflake_resource,
+)
+from wsync_dagster.sync.assets import build_sync_asset
+from wsync_dagster.sync.limits import CATCH_UP
+from wsync_dagster.sync.specs import Registry, load_registry
+
+SYNC = "ticket_activity"
+HOURLY_CATCH_UP = CATCH_UP["hourly"].hours
+# Metadata each run repeats on every partition it materializes: summed once per run.
+RUN_LEVEL = ("preflight/queries", "wsync/api_requests", "wsync/token_requests", "wsync/run_polls")
+# Poll as the resource does by default against mParticle (the tests poll less, to run faster).
+POLLING = {
+    name: MParticleResource.model_fields[name].default
+    for name in ("poll_interval_seconds", "max_poll_interval_seconds")
+}
+# Only log lines at WARNING and above on the console; every event still goes to the instance.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+# ------------------------------------------------------------------------------- instrumentation
+
+
+@dataclass
+class Meter:
+    """What the Dagster side did: Snowflake calls made from this process, time spent waiting."""
+
+    snowflake_statements: Counter[str] = field(default_factory=Counter)
+    snowflake_connections: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    clock_reads: int = 0
+    clock_seconds: float = 0.0
+
+    def reset(self) -> None:
+        self.snowflake_statements = Counter()
+        self.snowflake_connections = self.waits = self.clock_reads = 0
+        self.wait_seconds = self.clock_seconds = 0.0
+
+
+METER = Meter()
+
+
+def instrument_snowflake() -> None:
+    """Count every cursor ``execute`` and every connection the Snowflake connector makes here."""
+    from snowflake.connector.connection import SnowflakeConnection
+    from snowflake.connector.cursor import SnowflakeCursorBase
+
+    execute = SnowflakeCursorBase.execute
+    init = SnowflakeConnection.__init__
+
+    @functools.wraps(execute)
+    def counted_execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        METER.snowflake_statements[command.split(None, 1)[0].upper()] += 1
+        return execute(self, command, *args, **kwargs)
+
+    @functools.wraps(init)
+    def counted_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        METER.snowflake_connections += 1
+        init(self, *args, **kwargs)
+
+    SnowflakeCursorBase.execute = counted_execute  # type: ignore[method-assign]
+    SnowflakeConnection.__init__ = counted_init  # type: ignore[method-assign]
+
+
+class MeteredEmulatorClock(LocalMParticleResource):
+    """The emulator-clock resource, timing its waits and its clock reads.
+
+    A wait advances the emulator's clock, and the emulator executes the mParticle runs that fall
+    due: that is mParticle's work. A clock read is an HTTP call to the emulator here, where in
+    production it is ``time.monotonic()``: harness overhead, reported apart.
+    """
+
+    def sleep(self, seconds: float) -> None:
+        started = time.perf_counter()
+        super().sleep(seconds)
+        METER.waits += 1
+        METER.wait_seconds += time.perf_counter() - started
+
+    def now(self) -> datetime:
+        started = time.perf_counter()
+        try:
+            return super().now()
+        finally:
+            METER.clock_reads += 1
+            METER.clock_seconds += time.perf_counter() - started
+
+    def monotonic(self) -> float:
+        return self.now().timestamp()
+
+
+# ------------------------------------------------------------------------------------ backfill
+
+
+@dataclass
+class Outcome:
+    """One way of doing the backfill, measured."""
+
+    name: str
+    dagster_runs: int
+    seconds: float
+    wait_seconds: float
+    waits: int
+    clock_seconds: float
+    clock_reads: int
+    emulator_seconds: float
+    requests: Counter[str] = field(default_factory=Counter)
+    snowflake_statements: Counter[str] = field(default_factory=Counter)
+    snowflake_connections: int = 0
+    preflight_queries: int = 0
+    client_api_requests: int = 0
+    client_token_requests: int = 0
+    run_polls: int = 0
+    materialized: int = 0
+    rows: list[int] = field(default_factory=list)  # pre-flight count of each partition
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def own_seconds(self) -> float:
+        """Wall time less waiting on mParticle's runs and the harness's clock reads."""
+        return self.seconds - self.wait_seconds - self.clock_seconds
+
+    @property
+    def token_requests(self) -> int:
+        return self.requests["token"]
+
+    @property
+    def snowflake_queries(self) -> int:
+        return sum(self.snowflake_statements.values())
+
+    @property
+    def api_calls(self) -> int:
+        return sum(n for kind, n in self.requests.items() if kind != "token")
+
+
+def classify(entry: dict[str, Any]) -> str:
+    path = entry["path"]
+    if path == "/oauth/token":
+        return "token"
+    if path.endswith("/status/runs"):
+        return "run listing"
+    return entry["method"]
+
+
+def extend_ticket_activity(stack: LocalStack, hours: int) -> int:
+    """Copy the sample's ticket activity back in time, whole spans at a time, so that every one of
+    the ``hours`` before the anchor holds rows; returns the rows in those hours."""
+    anchor = stack.sample.anchor
+    earliest = f"{anchor - timedelta(hours=hours):%Y-%m-%d %H:%M:%S}"
+    span = TICKET_ACTIVITY_DAYS * 24
+    shifts = " UNION ALL ".join(f"SELECT {k * span} AS H" for k in range(1, -(-hours // span)))
+    connection = stack.snowflake.connect()
+    try:
+        cursor = connection.cursor()
+        if shifts:
+            cursor.execute(
+                f"INSERT INTO {TICKET_ACTIVITY} SELECT EMAIL, TICKETS_OPENED, TICKETS_RESOLVED, "
+                "AVG_FIRST_RESPONSE_MINUTES, LAST_TICKET_PRIORITY, CSAT_SCORE, "
+                f"DATEADD('hour', -S.H, UPDATED_AT) FROM {TICKET_ACTIVITY}, ({shifts}) S "
+                f"WHERE DATEADD('hour', -S.H, UPDATED_AT) >= '{earliest}'"
+            )
+        (rows,) = cursor.execute(
+            f"SELECT COUNT(*) FROM {TICKET_ACTIVITY} WHERE UPDATED_AT >= '{earliest}'"
+        ).fetchone()
+        return rows
+    finally:
+        connection.close()
+
+
+def backfill_registry(stack: LocalStack, hours: int) -> Registry:
+    """The local registry's ticket_activity alone, starting ``hours`` before the anchor."""
+    local = load_registry(stack.registry_path)
+    spec = local.sync(SYNC)
+    start = stack.sample.anchor - timedelta(hours=hours)
+    schedule = spec.schedule.model_copy(update={"start": start, "end": None})
+    return local.model_copy(update={"syncs": (spec.model_copy(update={"schedule": schedule}),)})
+
+
+def measure(
+    name: str,
+    control: EmulatorControl,
+    runs: Callable[[], Iterator[dg.ExecuteInProcessResult]],
+) -> Outcome:
+    control.reset()  # nothing in mParticle, clock back at the anchor
+    clear_token_cache()  # the emulator forgot its tokens
+    METER.reset()
+    clock_start = control.clock()
+    started = time.perf_counter()
+    results = list(runs())
+    seconds = time.perf_counter() - started
+    outcome = Outcome(
+        name=name,
+        dagster_runs=len(results),
+        seconds=seconds,
+        wait_seconds=METER.wait_seconds,
+        waits=METER.waits,
+        clock_seconds=METER.clock_seconds,
+        clock_reads=METER.clock_reads,
+        emulator_seconds=(control.clock() - clock_start).total_seconds(),
+        requests=Counter(classify(e) for e in control.request_log()),
+        snowflake_statements=METER.snowflake_statements,
+        snowflake_connections=METER.snowflake_connections,
+    )
+    for result in results:
+        events = result.get_asset_materialization_events()
+        outcome.materialized += len(events)
+        for event in events:
+            rows = event.step_materialization_data.materialization.metadata["preflight/rows"]
+            outcome.rows.append(int(getattr(rows, "value", rows)))
+        if not result.success:
+            outcome.failures.append(f"run {result.run_id} failed")
+        if events:  # run-level numbers are repeated on every partition of the run: count them once
+            metadata = events[0].step_materialization_data.materialization.metadata
+            meta = {
+                key: int(getattr(v, "value", v)) for key, v in metadata.items() if key in RUN_LEVEL
+            }
+            outcome.preflight_queries += meta["preflight/queries"]
+            outcome.client_api_requests += meta["wsync/api_requests"]
+            outcome.client_token_requests += meta["wsync/token_requests"]
+            outcome.run_polls += meta["wsync/run_polls"]
+    return outcome
+
+
+INSTANCES = {
+    "memory": "Dagster's in-memory instance",
+    "sqlite": "a SQLite instance in a temp dir, as under dagster dev",
+}
+
+
+@contextmanager
+def dagster_instance(kind: str, root: Path) -> Iterator[dg.DagsterInstance]:
+    """Where the runs' events go: in memory, or SQLite files like ``dagster dev``'s."""
+    if kind == "memory":
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    with dg.DagsterInstance.from_config(str(root)) as instance:
+        yield instance
+
+
+def run_backfill(
+    partitions: int, run_seconds: float, instance_kind: str, workdir: Path
+) -> tuple[Outcome, ...]:
+    anchor = current_hour()
+    print(f"Starting the local stack (anchor {anchor:%Y-%m-%dT%H:%M}Z) ...", flush=True)
+    sample = SampleConfig(anchor=anchor)
+    with LocalStack(workdir, sample, manual_clock=True, run_seconds=run_seconds) as stack:
+        rows = extend_ticket_activity(stack, partitions)
+        registry = backfill_registry(stack, partitions)
+        environment = stack.environment()
+        os.environ.update(environment)  # the connection password and feed key, read via EnvVar
+        control = EmulatorControl(stack.emulator_url)
+        resources = {
+            "snowflake": snowflake_resource(Target.LOCAL, environment),
+            "mparticle": emulator_clock_mparticle(
+                stack.emulator_url,
+                MeteredEmulatorClock,
+                run_timeout_seconds=max(4 * 3600.0, 3 * partitions * run_seconds),
+                **POLLING,
+            ),
+        }
+        asset = build_sync_asset(registry, registry.sync(SYNC))
+        assert isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition)
+        keys = asset.partitions_def.get_partition_keys(current_time=anchor)
+        print(
+            f"  {len(keys)} hourly partitions {keys[0]} .. {keys[-1]}, {rows:,} rows in those hours;"
+            f"\n  emulator runs take {run_seconds:g} s of emulator time each; polls back off from "
+            f"{POLLING['poll_interval_seconds']:g} s to {POLLING['max_poll_interval_seconds']:g} s;"
+            f"\n  Dagster runs in this process, events to {INSTANCES[instance_kind]}",
+            flush=True,
+        )
+
+        with dagster_instance(instance_kind, workdir / "dagster_home") as instance:
+
+            def one_run(keys: Sequence[str]) -> dg.ExecuteInProcessResult:
+                return materialize_partitions(
+                    [asset], keys, resources=resources, instance=instance, run_config=QUIET
+                )
+
+            # Warm-up (not measured): Dagster's first run in a process pays one-off costs that
+            # would otherwise land on the single project run only.
+            control.reset()
+            clear_token_cache()
+            one_run(keys[-1:])
+
+            project = measure("project (1 run)", control, lambda: iter([one_run(keys)]))
+            print(f"  project way done in {project.seconds:.1f} s", flush=True)
+
+            def per_partition() -> Iterator[dg.ExecuteInProcessResult]:
+                for key in keys:
+                    clear_token_cache()  # a fresh run process has no cached token
+                    yield one_run([key])
+
+            naive = measure(f"naive ({len(keys)} runs)", control, per_partition)
+            print(f"  naive way done in {naive.seconds:.1f} s\n", flush=True)
+    return project, naive
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s"
+
+
+def _ratio(naive: float, project: float) -> str:
+    return f"{naive / project:.1f}x" if project else "-"
+
+
+BACKFILL_NOTES = """\
+  Counted: token requests and API calls from the emulator's request log (every non-admin request);
+  Snowflake queries as every cursor.execute of the Snowflake connector in this (the Dagster)
+  process; the emulator's own extraction queries are mParticle's work, the same either way, and not
+  counted. Waiting on mParticle = the resource's sleeps, each advancing the emulator's clock while
+  it executes the runs that fall due. The naive runs go one after the other in this one process:
+  the token cache is cleared before each, but the HTTP connection pool, the imports and the loaded
+  definitions are shared, so a real run-per-process backfill costs more (see the end)."""
+
+
+def report_backfill(project: Outcome, naive: Outcome, partitions: int, run_seconds: float) -> None:
+    print(
+        f"1. Backfill of {partitions} hourly partitions of '{SYNC}'\n   (pipeline creation and "
+        "mParticle's catch-up included in both)"
+    )
+    if project.rows:
+        print(
+            f"  {sum(project.rows):,} rows synced, {min(project.rows)} to {max(project.rows)} per "
+            "partition\n  (pre-flight counts; a row on an hour boundary is in both windows)"
+        )
+    rows: list[tuple[str, float, float, str]] = [
+        ("Dagster runs", project.dagster_runs, naive.dagster_runs, "d"),
+        ("partitions materialized", project.materialized, naive.materialized, "d"),
+        ("wall time, s", project.seconds, naive.seconds, ".2f"),
+        ("  of it waiting on mParticle runs, s", project.wait_seconds, naive.wait_seconds, ".2f"),
+        (
+            "  of it reading the emulator clock, s",
+            project.clock_seconds,
+            naive.clock_seconds,
+            ".2f",
+        ),
+        ("  the rest (Dagster, pre-flight, API), s", project.own_seconds, naive.own_seconds, ".2f"),
+        ("emulator-clock time, s", project.emulator_seconds, naive.emulator_seconds, ".0f"),
+        ("token requests", project.token_requests, naive.token_requests, "d"),
+        ("mParticle API calls (excl. token)", project.api_calls, naive.api_calls, "d"),
+    ]
+    rows += [
+        (f"  {kind}", project.requests[kind], naive.requests[kind], "d")
+        for kind in ("GET", "POST", "PUT", "DELETE", "run listing")
+        if project.requests[kind] or naive.requests[kind]
+    ]
+    rows += [
+        ("waits (clock advances)", project.waits, naive.waits, "d"),
+        ("clock reads (harness HTTP calls)", project.clock_reads, naive.clock_reads, "d"),
+        ("Snowflake queries (cursor.execute)", project.snowflake_queries, naive.snowflake_queries, "d"),
+        *(
+            (f"  {kind}", project.snowflake_statements[kind], naive.snowflake_statements[kind], "d")
+            for kind in sorted(project.snowflake_statements | naive.snowflake_statements)
+        ),
+        ("  per preflight/queries metadata", project.preflight_queries, naive.preflight_queries, "d"),
+        ("Snowflake connections opened", project.snowflake_connections, naive.snowflake_connections, "d"),
+    ]  # fmt: skip
+    print(
+        f"{'':40}{'project (1 run)':>17}{f'naive ({naive.dagster_runs} runs)':>18}{'naive/project':>15}"
+    )
+    for label, a, b, fmt in rows:
+        print(f"{label:40}{a:>17{fmt}}{b:>18{fmt}}{_ratio(b, a):>15}")
+    print(
+        f"  Emulator-clock time: project {_duration(project.emulator_seconds)}, naive "
+        f"{_duration(naive.emulator_seconds)} (each mParticle run takes {run_seconds:g} s;\n  "
+        "mParticle runs a pipeline's runs one at a time, oldest first)."
+    )
+    print(
+        "  The client's own count (wsync/api_requests + wsync/token_requests metadata, summed per "
+        f"run):\n  project {project.client_api_requests} + {project.client_token_requests}, "
+        f"naive {naive.client_api_requests} + {naive.client_token_requests}."
+    )
+    print(BACKFILL_NOTES)
+    for outcome in (project, naive):
+        if outcome.failures or outcome.materialized != partitions:
+            print(
+                f"  WARNING {outcome.name}: {outcome.materialized} of {partitions} partitions "
+                f"materialized; {'; '.join(outcome.failures[:3])}"
+            )
+
+
+# ---------------------------------------------------------------------------- definition load
+
+CADENCES = ("hourly", "daily", "weekly", "monthly", "on_demand", "once")
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def registry_document(tables: int) -> dict[str, Any]:
+    """A registry of ``tables`` syncs over every cadence, the first 5 active, the rest paused."""
+    syncs = []
+    for i in range(tables):
+        interval = CADENCES[i % len(CADENCES)]
+        start = BASE + timedelta(days=i % 28, hours=i % 24)
+        if interval == "monthly":
+            start = BASE.replace(day=1 + i % 28)
+        schedule: dict[str, Any] = {
+            "interval": interval,
+            "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if interval == "once":
+            schedule["end"] = (start + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        syncs.append(
+            {
+                "name": f"table_{i:03d}",
+                "description": f"Synthetic synced table {i} ({interval}).",
+                "owners": ["team:bench"],
+                "tags": {"domain": f"d{i % 7}"},
+                "sql": f'SELECT EMAIL AS "email", SCORE AS "score_{i}", UPDATED_AT '
+                f"FROM WSYNC_DEMO.BENCH.TABLE_{i:03d}",
+                "load_timestamp": {"column": "UPDATED_AT", "type": "timestamp_ntz"},
+                "schedule": schedule,
+                "environment": "development",
+                "feed_key_env": f"MPARTICLE_FEED_KEY_{i % 3}",
+                "paused": i >= 5,
+            }
+        )
+    return {
+        "connection": {
+            "id": "wsync-snowflake",
+            "source_account_id": "xy12345",
+            "region": "us-east-1.aws",
+            "warehouse": "MPARTICLE_WH",
+            "database": "WSYNC_DEMO",
+            "role": "MPARTICLE_SYNC",
+            "user": "MPARTICLE_SYNC",
+            "password_env": "MPARTICLE_SNOWFLAKE_PASSWORD",
+        },
+        "syncs": syncs,
+    }
+
+
+# A fresh interpreter that imports what the code location imports, once, then forks one child per
+# measurement: each child is a fresh process that has never built definitions. Setting WSYNC_REGISTRY
+# and importing wsync_dagster.definitions runs its module-level build_definitions() on that registry,
+# the cold load a code server or a run worker does.
+DRIVER = r"""
+import gc, json, os, sys, time, warnings
+started = time.perf_counter()
+warnings.simplefilter("ignore")
+import dagster as dg
+dagster_done = time.perf_counter()
+import dagster_snowflake
+dagster_snowflake_done = time.perf_counter()
+import wsync_dagster.resources, wsync_dagster.sync.assets, wsync_dagster.sync.schedules
+done = time.perf_counter()
+print(json.dumps({
+    "imports": done - started, "dagster": dagster_done - started,
+    "dagster_snowflake": dagster_snowflake_done - dagster_done, "ours": done - dagster_snowflake_done,
+}), flush=True)
+
+def measure(path):
+    os.environ["WSYNC_REGISTRY"] = path
+    started = time.perf_counter()
+    import wsync_dagster.definitions as definitions
+    built = time.perf_counter()
+    dg.Definitions.validate_loadable(definitions.defs)
+    validated = time.perf_counter()
+    again = definitions.build_definitions({"WSYNC_REGISTRY": path})
+    rebuilt = time.perf_counter()
+    return {
+        "build": built - started, "validate": validated - built, "warm_build": rebuilt - validated,
+        "assets": len(list(again.assets or [])), "jobs": len(list(again.jobs or [])),
+        "schedules": len(list(again.schedules or [])),
+    }
+
+gc.freeze()  # keep the children's garbage collector off the parent's (copy-on-write) pages
+for path in sys.argv[1:]:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            result = measure(path)
+        except BaseException as error:
+            result = {"error": repr(error)}
+        os.write(write, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        result = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    print(json.dumps({"path": path, **result}), flush=True)
+"""
+
+
+@dataclass
+class LoadTimes:
+    startup: float  # interpreter start and the code location's imports, once
+    imports: dict[str, float]  # seconds: all, then dagster, dagster_snowflake, ours
+    samples: dict[int, list[dict[str, float]]]
+
+    def median(self, tables: int, key: str) -> float:
+        return statistics.median(s[key] for s in self.samples[tables])
+
+
+def run_definitions(sizes: Sequence[int], repeats: int, workdir: Path) -> LoadTimes:
+    paths: dict[str, int] = {}
+    for size in sizes:
+        path = workdir / f"syncs_{size}.yaml"
+        path.write_text(yaml.safe_dump(registry_document(size), sort_keys=False), encoding="utf-8")
+        paths[str(path)] = size
+    order = [path for _ in range(repeats) for path in paths]  # interleaved: 2, 100, 2, 100, ...
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSYNC_", "MPARTICLE_"))}
+    started = time.perf_counter()
+    with subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *order], env=env, stdout=subprocess.PIPE, text=True
+    ) as driver:
+        assert driver.stdout is not None
+        imports = json.loads(driver.stdout.readline())
+        startup = time.perf_counter() - started
+        samples: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for line in driver.stdout:
+            sample = json.loads(line)
+            if "error" in sample:
+                raise RuntimeError(f"loading {sample['path']} failed: {sample['error']}")
+            samples[paths[sample["path"]]].append(sample)
+    print(f"  loaded {len(sizes)} registries {repeats}x each", flush=True)
+    return LoadTimes(startup, imports, samples)
+
+
+def report_definitions(times: LoadTimes, repeats: int) -> None:
+    small, large = sorted(times.samples)
+    print(
+        f"\n2. Definition load, {small} vs {large} declared tables (up to 5 active, the rest paused; "
+        f"every cadence),\n   a fresh (forked) process each, median of {repeats}"
+    )
+    print(
+        f"{'':44}{f'{small} tables':>12}{f'{large} tables':>12}{'ratio':>9}{'per extra table':>17}"
+    )
+    rows = (
+        ("build_definitions, cold (first in process), s", "build"),
+        ("Definitions.validate_loadable, s", "validate"),
+        ("build_definitions again, warm, s", "warm_build"),
+    )
+    for label, key in rows:
+        a, b = times.median(small, key), times.median(large, key)
+        marginal = (b - a) / (large - small) * 1000
+        print(f"{label:44}{a:>12.3f}{b:>12.3f}{_ratio(b, a):>9}{marginal:>14.1f} ms")
+    counts = {size: times.samples[size][0] for size in (small, large)}
+    print(
+        "  ({} / {} assets, {} / {} jobs, {} / {} schedules: one job and schedule per cadence and "
+        "grid)".format(
+            *(int(counts[n][k]) for k in ("assets", "jobs", "schedules") for n in (small, large))
+        )
+    )
+    imports = times.imports
+    print(
+        f"  Before any of that, a fresh process spends {times.startup:.2f} s starting and importing "
+        f"the code location's\n  modules, whatever the registry: {imports['imports']:.2f} s of "
+        f"imports =\n  dagster {imports['dagster']:.2f} s + dagster_snowflake (which imports "
+        f"snowflake.core and snowpark) {imports['dagster_snowflake']:.2f} s\n  + wsync_dagster and "
+        f"the rest {imports['ours']:.2f} s."
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=HOURLY_CATCH_UP,
+        help=f"hourly partitions to backfill (default and most: {HOURLY_CATCH_UP}, the catch-up)",
+    )
+    parser.add_argument(
+        "--tables", type=int, default=100, help="declared tables vs 2 (default 100)"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="fresh loads per registry (median)")
+    parser.add_argument(
+        "--instance",
+        choices=sorted(INSTANCES),
+        default="memory",
+        help="where the backfill runs' events go (default memory; sqlite adds Dagster's per-run "
+        "storage cost, which the naive way pays per partition, and takes longer)",
+    )
+    parser.add_argument(
+        "--run-seconds",
+        type=float,
+        default=60.0,
+        help="emulator-clock seconds each mParticle run takes (default 60)",
+    )
+    args = parser.parse_args()
+    if not 1 <= args.partitions <= HOURLY_CATCH_UP:
+        parser.error(f"--partitions must be 1..{HOURLY_CATCH_UP} (mParticle's hourly catch-up)")
+    if args.tables < 3:
+        parser.error("--tables must be at least 3 (it is compared with 2)")
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # the single-run backfill policy
+    instrument_snowflake()
+    with tempfile.TemporaryDirectory(prefix="wsync-sync-bench-") as tmp:
+        project, naive = run_backfill(
+            args.partitions, args.run_seconds, args.instance, Path(tmp) / "stack"
+        )
+        report_backfill(project, naive, args.partitions, args.run_seconds)
+        times = run_definitions((2, args.tables), args.repeats, Path(tmp))
+        report_definitions(times, args.repeats)
+    per_process = times.startup + times.median(2, "build")
+    print(
+        f"\nUnder Dagster's default run launcher each of the naive way's {naive.dagster_runs} runs is "
+        "a process that\nfirst loads the code location: at least "
+        f"{per_process:.1f} s each here (start, imports, cold build; see 2.),\n"
+        f"~{naive.dagster_runs * per_process:.0f} s more in all, not in the naive wall time above "
+        "(less if runs overlap on several cores).\nThe project's one run pays it once."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
