@@ -6,16 +6,16 @@ materialization that waits advances the emulator's clock (which runs whatever fa
 sleeping.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
+from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster.local.materialize import emulator_clock_mparticle, materialize_partitions
 from wsync_dagster.local.sample_data import SampleSummary
-from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
+from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LocalSnowflake
 from wsync_dagster.local.stack import LOCAL_MPARTICLE, local_registry
 from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster.resources import LocalMParticleResource, Target, snowflake_resource
@@ -24,40 +24,13 @@ from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 
-def local_emulator_config(stand_in: LocalSnowflake, **overrides: Any) -> EmulatorConfig:
-    """The local stack's emulator settings, on a manual clock that starts at the sample anchor."""
-    settings: dict[str, Any] = {
-        "snowflake_host": stand_in.host,
-        "snowflake_port": stand_in.port,
-        "snowflake_user": LOCAL_USER,
-        "snowflake_password": LOCAL_PASSWORD,
-        "client_id": LOCAL_MPARTICLE.client_id,
-        "client_secret": LOCAL_MPARTICLE.client_secret,
-        "workspace_id": LOCAL_MPARTICLE.workspace_id,
-        "org_id": LOCAL_MPARTICLE.org_id,
-        "account_id": LOCAL_MPARTICLE.account_id,
-        "clock": "manual",
-        "clock_start": SAMPLE_ANCHOR,
-    }
-    return EmulatorConfig(**(settings | overrides))
-
-
-@pytest.fixture(scope="session")
-def sync_emulator(
-    local_snowflake: LocalSnowflake, sample_warehouse: SampleSummary
-) -> Iterator[EmulatorServer]:
-    with EmulatorServer(local_emulator_config(local_snowflake)) as server:
-        yield server
-
-
 @pytest.fixture
-def control(sync_emulator: EmulatorServer) -> EmulatorControl:
-    """The emulator, reset: no resources, runs, profiles or tokens; clock at the anchor."""
-    assert sync_emulator.url is not None
-    control = EmulatorControl(sync_emulator.url)
-    control.reset()
+def control(emulator: EmulatorServer, sample_warehouse: SampleSummary) -> EmulatorControl:
+    """The session emulator, reset (no resources, runs, profiles or tokens; clock at the anchor),
+    over the seeded sample warehouse."""
+    assert emulator.url is not None
     clear_token_cache()  # the emulator forgot its tokens
-    return control
+    return EmulatorControl(emulator.url)
 
 
 @pytest.fixture

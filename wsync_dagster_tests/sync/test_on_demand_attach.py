@@ -1,10 +1,11 @@
 """An on-demand materialization attaches to a run already in flight instead of triggering twice."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
+from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster.resources import Target, snowflake_resource
@@ -12,7 +13,6 @@ from wsync_dagster.sync.reconcile import reconcile
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
     failure_message,
-    local_emulator_config,
     materializations,
     materialize,
     mparticle_for,
@@ -21,13 +21,15 @@ from wsync_dagster_tests.sync.conftest import (
 RUN_SECONDS = 300
 
 
-@pytest.fixture(scope="module")
-def slow_control(local_snowflake: LocalSnowflake, sample_warehouse) -> Iterator[EmulatorControl]:
+@pytest.fixture
+def slow_control(
+    start_emulator: Callable[..., EmulatorServer], sample_warehouse: SampleSummary
+) -> EmulatorControl:
     """An emulator whose runs take five minutes of its (manual) clock."""
-    with EmulatorServer(local_emulator_config(local_snowflake, run_seconds=RUN_SECONDS)) as server:
-        assert server.url is not None
-        clear_token_cache()
-        yield EmulatorControl(server.url)
+    server = start_emulator(run_seconds=RUN_SECONDS)
+    assert server.url is not None
+    clear_token_cache()
+    return EmulatorControl(server.url)
 
 
 def test_materializing_while_a_run_is_in_flight_attaches_to_it(
