@@ -13,6 +13,7 @@ Interval syncs are partitioned on their pipeline's own grid; materializing parti
 single run. Both are unpartitioned.
 """
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,17 +72,35 @@ def _fail(message: str, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=message, metadata=metadata, allow_retries=False)
 
 
+@contextlib.contextmanager
+def _snowflake_cursor(ctx: SyncContext) -> Iterator[Any]:
+    """A cursor on Dagster's Snowflake connection; failing to connect is a clear Failure."""
+    stack = contextlib.ExitStack()
+    try:
+        connection = stack.enter_context(ctx.snowflake.get_connection())
+    except Exception as error:
+        raise _fail(
+            f"Could not connect to Snowflake for the pre-flight of sync '{ctx.spec.name}' "
+            f"({str(error).strip().splitlines()[0][:300]}). Check the Snowflake settings "
+            "(SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD) and that the account is "
+            "reachable. Nothing was sent to mParticle."
+        ) from error
+    with stack:
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+
 def _preflight(
     ctx: SyncContext, windows: Sequence[Window], kind: Any = None, label: str = "Pre-flight"
 ) -> PreflightReport:
-    with ctx.snowflake.get_connection() as connection:
-        cursor = connection.cursor()
+    with _snowflake_cursor(ctx) as cursor:
         try:
             report = run_preflight(cursor, ctx.spec, windows, limit_kind=kind)
         except PreflightError as error:
             raise _fail(str(error)) from error
-        finally:
-            cursor.close()
     total = sum(c.rows for c in report.counts)
     ctx.log.info(
         f"{label} of {len(windows)} window(s): {total:,} rows, limit {report.limit:,} per "
@@ -98,8 +117,9 @@ def _reconcile(ctx: SyncContext, client: WarehouseSyncClient) -> Reconciled:
         raise _fail(str(error)) from error
     except WarehouseSyncError as error:
         raise _fail(
-            f"mParticle refused to set up sync '{ctx.spec.name}': {str(error).rstrip('.')}. Fix "
-            "the registry entry or the connection settings it names, then materialize again."
+            f"Setting up sync '{ctx.spec.name}' in mParticle failed: {str(error).rstrip('.')}. "
+            "Fix what the error names (the registry entry, the connection settings, the mParticle "
+            "credentials or their reachability), then materialize again."
         ) from error
     for change in result.changes:
         ctx.log.info(f"Reconcile: {change.describe()}")
@@ -286,7 +306,7 @@ def _materialize_single(
         try:
             triggered = client.trigger_pipeline(pipeline_id)
         except WarehouseSyncError as error:
-            raise _fail(f"mParticle refused to trigger '{spec.name}': {error}") from error
+            raise _fail(f"Triggering '{spec.name}' in mParticle failed: {error}") from error
         run_id, attached = triggered.pipeline_run_id, triggered.attached
         if attached:
             context.log.info(f"A run was already in progress; attached to run {run_id}")

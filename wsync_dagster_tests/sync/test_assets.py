@@ -1,12 +1,14 @@
 """Synced tables materialized through Dagster against fakesnow and the live emulator."""
 
 import json
+import socket
 import threading
 from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 import pytest
+from dagster_snowflake import SnowflakeResource
 from snowflake.connector.cursor import SnowflakeCursorBase
 
 from wsync_dagster.emulator import EmulatorControl
@@ -333,3 +335,40 @@ def test_a_once_sync_attaches_to_its_single_run_and_never_reruns(
     assert again.success, failure_message(again)
     assert materializations(again)[""]["mparticle/run_id"] == meta["mparticle/run_id"]
     assert not _writes(control)
+
+
+def test_an_unreachable_snowflake_fails_clearly_before_any_mparticle_call(
+    registry, resources, control
+) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    unreachable = SnowflakeResource(
+        account="fakesnow", user="fake", password="snow", login_timeout=3, network_timeout=3,
+        additional_snowflake_connection_args={
+            "host": "127.0.0.1", "port": closed_port, "protocol": "http",
+        },
+    )  # fmt: skip
+    resources = {**resources, "snowflake": unreachable}
+    result = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
+    message = failure_message(result)
+    assert "Could not connect to Snowflake for the pre-flight of sync 'ticket_activity'" in message
+    assert "Nothing was sent to mParticle" in message
+    assert control.request_log() == []
+
+
+def test_an_unreachable_mparticle_fails_clearly_without_writes(
+    registry, resources, control
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    offline = mparticle_for(
+        control, api_root=closed, token_url=f"{closed}/oauth/token", retry_budget_seconds=60
+    )
+    result = materialize(
+        registry, {**resources, "mparticle": offline}, "ticket_activity", ["2026-11-28-10:00"]
+    )
+    message = failure_message(result)
+    assert "Setting up sync 'ticket_activity' in mParticle failed" in message
+    assert closed.split("//")[1] in message
