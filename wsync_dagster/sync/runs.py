@@ -86,10 +86,14 @@ def wait_for_windows(
     """Poll until every window's run is terminal or the timeout passes; returns (runs, polls).
 
     Windows still without a terminal run at the timeout are simply absent or non-terminal in the
-    result; the caller reports them.
+    result; the caller reports them. A terminal run never changes, so each poll lists only the
+    range of logical dates still pending.
     """
-    return poll(
-        lambda: list_window_runs(client, pipeline_id, windows),
-        lambda found: all(is_terminal(found.get(w.key)) for w in windows),
-        settings,
-    )
+    found: dict[str, PipelineRun] = {}
+
+    def fetch() -> dict[str, PipelineRun]:
+        pending = [w for w in windows if not is_terminal(found.get(w.key))]
+        found.update(list_window_runs(client, pipeline_id, pending))
+        return found
+
+    return poll(fetch, lambda runs: all(is_terminal(runs.get(w.key)) for w in windows), settings)
