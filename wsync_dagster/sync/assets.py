@@ -369,6 +369,7 @@ def build_sync_asset(registry: Registry, spec: SyncSpec) -> dg.AssetsDefinition:
         owners=list(spec.owners),
         tags=naming.asset_tags(spec),
         kinds=naming.KINDS,
+        pool=naming.pool_name(spec),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         check_specs=checks.check_specs(key),

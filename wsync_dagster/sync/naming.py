@@ -28,6 +28,12 @@ def group_name(registry: Registry, spec: SyncSpec) -> str:
     return registry.group_of(spec)
 
 
+def pool_name(spec: SyncSpec) -> str:
+    """The Dagster concurrency pool of ``spec``'s pipeline: one per pipeline, so a deployment that
+    limits each ``wsync/...`` pool to 1 runs at most one materialization of a pipeline at a time."""
+    return f"wsync/{spec.resolved_pipeline_id}"
+
+
 def job_name(interval: str, index: int = 0) -> str:
     """``wsync_<cadence>_job``; a cadence with several grids (different starts) gets ``_2``, ``_3``."""
     return f"wsync_{interval}_job" + (f"_{index + 1}" if index else "")
