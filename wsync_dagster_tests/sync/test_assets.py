@@ -12,9 +12,9 @@ from dagster_snowflake import SnowflakeResource
 from snowflake.connector.cursor import SnowflakeCursorBase
 
 from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import CUSTOMER_SCORES, TICKET_ACTIVITY
-from wsync_dagster.local.stack import LOCAL_MPARTICLE
-from wsync_dagster.mparticle import WarehouseSyncClient
+from wsync_dagster.mparticle import Pipeline, WarehouseSyncClient
 from wsync_dagster.sync import naming
 from wsync_dagster.sync.specs import Registry, SyncSpec
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -86,8 +86,8 @@ def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
         "WHERE UPDATED_AT >= '2026-11-27 00:00:00' AND UPDATED_AT < '2026-11-28 00:00:00' "
         "AND EMAIL IS NOT NULL AND FAVORITE_CATEGORIES <> '[]' ORDER BY UPDATED_AT LIMIT 1"
     ).fetchone()
-    client = resources["mparticle"].get_client()
-    profile = client.resolve_profile("email", email, "development")
+    with resources["mparticle"].open_client() as client:
+        profile = client.resolve_profile("email", email, "development")
     attributes = profile.user_attributes
     assert attributes["$firstname"] == first_name
     assert attributes["favorite_categories"] == json.loads(categories)
@@ -221,11 +221,10 @@ def _pipeline_body(pipeline_id: str, interval: str = "on_demand") -> dict[str, A
 def test_a_sixth_active_pipeline_is_refused_before_it_is_sent(registry, resources, control) -> None:
     first = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
     assert first.success, failure_message(first)
-    client: WarehouseSyncClient = resources["mparticle"].get_client()
-    from wsync_dagster.mparticle import Pipeline
-
-    for i in range(4):
-        client.create_pipeline(Pipeline.model_validate(_pipeline_body(f"other-{i}")))
+    client: WarehouseSyncClient
+    with resources["mparticle"].open_client() as client:
+        for i in range(4):
+            client.create_pipeline(Pipeline.model_validate(_pipeline_body(f"other-{i}")))
     control.clear_request_log()
     result = materialize(registry, resources, "customer_scores", ["2026-11-27"])
     message = failure_message(result)
