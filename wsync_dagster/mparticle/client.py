@@ -378,19 +378,10 @@ class WarehouseSyncClient(ClientBase):
     ) -> Profile:
         """Find a profile by its immutable identity (``POST /userprofile/v1/resolve/...``).
 
-        Args:
-            identity_type: The workspace's immutable identity type, e.g. ``customer_id``.
-            identity_value: The identity's value.
-            environment: ``development`` or ``production``.
-            fields: Which sections to return; all by default.
-
-        Returns:
-            The profile.
-
-        Raises:
-            InvalidRequestError: ``org_id``/``account_id`` were not given to the client, or an
-                argument is invalid.
-            NotFoundError: No profile has that identity.
+        ``identity_type`` is the workspace's immutable identity type (e.g. ``customer_id``),
+        ``environment`` is ``development`` or ``production``, and ``fields`` picks the sections as
+        in :meth:`get_profile`, which raises the same errors (NotFoundError: no profile has that
+        identity).
         """
         kind = enum_value(IdentityType, identity_type, "identity_type")
         if not isinstance(identity_value, str) or not identity_value:

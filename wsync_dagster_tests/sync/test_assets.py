@@ -52,13 +52,19 @@ def _with_sync(registry: Registry, **changes: Any) -> Registry:
     return registry.model_copy(update={"syncs": (*registry.syncs, extra)})
 
 
+def _synced(
+    registry: Registry, resources: dict[str, Any], name: str, key: str
+) -> tuple[dg.ExecuteInProcessResult, dict[str, Any]]:
+    """Materialize partition ``key`` of sync ``name``: the run, and the partition's metadata."""
+    result = materialize(registry, resources, name, [key])
+    assert result.success, failure_message(result)
+    return result, materializations(result)[key]
+
+
 def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
     registry, resources, control, snowflake_cursor
 ) -> None:
-    result = materialize(registry, resources, "customer_scores", ["2026-11-27"])
-    assert result.success, failure_message(result)
-
-    meta = materializations(result)["2026-11-27"]
+    result, meta = _synced(registry, resources, "customer_scores", "2026-11-27")
     expected = _between(
         snowflake_cursor, CUSTOMER_SCORES, "2026-11-27 00:00:00", "2026-11-28 00:00:00"
     )
@@ -98,9 +104,7 @@ def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
 def test_an_hourly_partition_syncs_boundary_rows_included(
     registry, resources, control, snowflake_cursor
 ) -> None:
-    result = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
-    assert result.success, failure_message(result)
-    meta = materializations(result)["2026-11-28-10:00"]
+    _, meta = _synced(registry, resources, "ticket_activity", "2026-11-28-10:00")
     expected = _between(
         snowflake_cursor, TICKET_ACTIVITY, "2026-11-28 10:00:00", "2026-11-28 11:00:00"
     )

@@ -14,6 +14,7 @@ from wsync_dagster.sync.sql import (
     window_predicate,
 )
 from wsync_dagster.sync.windows import Window
+from wsync_dagster_tests.conftest import create_table
 
 T = datetime(2026, 11, 27, 13, 0, 5, tzinfo=UTC)
 
@@ -105,11 +106,7 @@ def test_the_cadence_table_says_what_each_cadence_is() -> None:
 def boundary_table(local_snowflake: LocalSnowflake):
     connection = local_snowflake.connect()
     cursor = connection.cursor()
-    cursor.execute("CREATE DATABASE IF NOT EXISTS SQL_TEST")
-    cursor.execute("CREATE SCHEMA IF NOT EXISTS SQL_TEST.S")
-    cursor.execute(
-        "CREATE OR REPLACE TABLE SQL_TEST.S.EVENTS (EMAIL VARCHAR, NOTE VARCHAR, TS TIMESTAMP_NTZ)"
-    )
+    create_table(cursor, "SQL_TEST.S.EVENTS", "EMAIL VARCHAR, NOTE VARCHAR, TS TIMESTAMP_NTZ")
     cursor.execute(
         "INSERT INTO SQL_TEST.S.EVENTS VALUES "
         "('a@x.io', 'start of window 0', '2026-11-27 00:00:00'), "
