@@ -1,4 +1,4 @@
-"""Fixtures for the client tests: a scripted fake mParticle, fake time, and a client factory.
+"""Fixtures for the client tests: a scripted mParticle, fake time, and a client factory.
 
 ``make_client(api_root, token_url)`` builds a client against any server on 127.0.0.1; ``live_on``
 uses it to connect the client to a live emulator (the session one from the top-level conftest, or
@@ -13,7 +13,6 @@ import pytest
 
 from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
 from wsync_dagster.mparticle import ClientCredentials, WarehouseSyncClient, clear_token_cache
-from wsync_dagster_tests.mparticle.fake_server import FakeMParticle
 from wsync_dagster_tests.mparticle.helpers import (
     ACCOUNT_ID,
     CLIENT_ID,
@@ -21,8 +20,10 @@ from wsync_dagster_tests.mparticle.helpers import (
     ORG_ID,
     TEST_POLICY,
     WORKSPACE_ID,
+    Dropped,
     EmulatorTime,
     FakeTime,
+    MParticleStub,
 )
 
 ClientFactory = Callable[..., WarehouseSyncClient]
@@ -37,13 +38,12 @@ def _isolated_token_cache() -> Iterator[None]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeMParticle]:
-    """A running scripted server; fails the test if a handler raised."""
-    with FakeMParticle(
-        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, workspace_id=WORKSPACE_ID
-    ) as server:
+def fake() -> Iterator[MParticleStub]:
+    """A running scripted server; fails the test on an unscripted request or a handler's error."""
+    with MParticleStub() as server:
         yield server
-    assert server.errors == []
+    server.check_assertions()
+    assert [e for e in server.handler_errors if not isinstance(e, Dropped)] == []
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def make_client(fake_time: FakeTime) -> Iterator[ClientFactory]:
 
 
 @pytest.fixture
-def client(fake: FakeMParticle, make_client: ClientFactory) -> WarehouseSyncClient:
+def client(fake: MParticleStub, make_client: ClientFactory) -> WarehouseSyncClient:
     """A client wired to the scripted server."""
     return make_client(fake.url, fake.token_url)
 
