@@ -109,9 +109,9 @@ def run_json(
     return run
 
 
-def snowflake_connection(**changes: Any) -> Connection:
-    """A complete Snowflake connection to send."""
-    fields: dict[str, Any] = {
+# Complete resources to send; the builders below apply a test's changes to them.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "snowflake": {
         "id": "sf-connection",
         "name": "Snowflake connection",
         "type": "snowflake",
@@ -122,13 +122,8 @@ def snowflake_connection(**changes: Any) -> Connection:
         "role": "mp_role",
         "user": "mp_user",
         "password": PASSWORD,
-    }
-    return Connection(**{**fields, **changes})
-
-
-def bigquery_connection(**changes: Any) -> Connection:
-    """A complete BigQuery connection to send."""
-    fields: dict[str, Any] = {
+    },
+    "bigquery": {
         "id": "bq-connection",
         "name": "BigQuery connection",
         "type": "bigquery",
@@ -137,25 +132,15 @@ def bigquery_connection(**changes: Any) -> Connection:
         "dataset_id": "mp-dataset",
         "service_account_id": "mp_service",
         "service_account_key": SERVICE_ACCOUNT_KEY,
-    }
-    return Connection(**{**fields, **changes})
-
-
-def data_model(**changes: Any) -> DataModel:
-    """A complete data model to send."""
-    fields: dict[str, Any] = {
+    },
+    "data_model": {
         "id": "orders-model",
         "name": "Orders model",
         "sql_query": "SELECT customer_id, email, updated_at FROM db.sch.orders",
         "load_timestamp_field_name": "UPDATED_AT",
         "load_timestamp_field_type": "timestamp_ntz",
-    }
-    return DataModel(**{**fields, **changes})
-
-
-def pipeline(**changes: Any) -> Pipeline:
-    """A complete on-demand pipeline to send."""
-    fields: dict[str, Any] = {
+    },
+    "pipeline": {
         "id": "p1",
         "name": "Orders pipeline",
         "is_active": True,
@@ -166,8 +151,28 @@ def pipeline(**changes: Any) -> Pipeline:
         "schedule_start_time": datetime(2024, 1, 1, tzinfo=UTC),
         "schedule_interval": "on_demand",
         "environment": "development",
-    }
-    return Pipeline(**{**fields, **changes})
+    },
+}
+
+
+def snowflake_connection(**changes: Any) -> Connection:
+    """A complete Snowflake connection to send."""
+    return Connection(**{**EXAMPLES["snowflake"], **changes})
+
+
+def bigquery_connection(**changes: Any) -> Connection:
+    """A complete BigQuery connection to send."""
+    return Connection(**{**EXAMPLES["bigquery"], **changes})
+
+
+def data_model(**changes: Any) -> DataModel:
+    """A complete data model to send."""
+    return DataModel(**{**EXAMPLES["data_model"], **changes})
+
+
+def pipeline(**changes: Any) -> Pipeline:
+    """A complete on-demand pipeline to send."""
+    return Pipeline(**{**EXAMPLES["pipeline"], **changes})
 
 
 # ------------------------------------------------------- a scripted mParticle on pytest-httpserver

@@ -81,29 +81,6 @@ CASES: dict[str, Case] = {
         reply(200, payload("connection_snowflake.json")),
         lambda r: isinstance(r, Connection) and r.warehouse == "compute_wh",
     ),
-    "create_connection": Case(
-        lambda c: c.create_connection(snowflake_connection()),
-        "POST",
-        "connections",
-        reply(200, payload("connection_snowflake.json")),
-        lambda r: isinstance(r, Connection),
-        body=snowflake_connection().request_body(WORKSPACE_ID),
-    ),
-    "update_connection": Case(
-        lambda c: c.update_connection(snowflake_connection(name="Renamed")),
-        "PUT",
-        "connections/sf-connection",
-        reply(200, payload("connection_update_response.json")),
-        lambda r: r.last_modified_on == datetime(2023, 2, 4, 0, 33, 54, 133000, tzinfo=UTC),
-        body={**snowflake_connection().request_body(WORKSPACE_ID), "name": "Renamed"},
-    ),
-    "delete_connection": Case(
-        lambda c: c.delete_connection("sf-connection"),
-        "DELETE",
-        "connections/sf-connection",
-        reply(204),
-        lambda r: r is None,
-    ),
     "list_data_models": Case(
         lambda c: c.list_data_models(),
         "GET",
@@ -118,32 +95,6 @@ CASES: dict[str, Case] = {
         reply(200, payload("data_model.json")),
         lambda r: r.load_timestamp_field_name == "LAST_UPDATED_DATE_TIME",
     ),
-    "create_data_model": Case(
-        lambda c: c.create_data_model(data_model()),
-        "POST",
-        "data-models",
-        reply(200, payload("data_model.json")),
-        lambda r: isinstance(r, DataModel),
-        body=data_model().request_body(WORKSPACE_ID),
-    ),
-    "update_data_model": Case(
-        lambda c: c.update_data_model(data_model(load_timestamp_field_time_offset=1800)),
-        "PUT",
-        "data-models/orders-model",
-        reply(200, payload("data_model_update_response.json")),
-        lambda r: r.load_timestamp_field_time_offset == 1800,
-        body={
-            **data_model().request_body(WORKSPACE_ID),
-            "load_timestamp_field_time_offset": 1800,
-        },
-    ),
-    "delete_data_model": Case(
-        lambda c: c.delete_data_model("orders-model"),
-        "DELETE",
-        "data-models/orders-model",
-        reply(204),
-        lambda r: r is None,
-    ),
     "list_pipelines": Case(
         lambda c: c.list_pipelines(),
         "GET",
@@ -157,29 +108,6 @@ CASES: dict[str, Case] = {
         "pipelines/example-pipeline",
         reply(200, payload("pipeline_create_response.json")),
         lambda r: isinstance(r, Pipeline) and r.partner_feed_id == 2124,
-    ),
-    "create_pipeline": Case(
-        lambda c: c.create_pipeline(pipeline()),
-        "POST",
-        "pipelines",
-        reply(200, payload("pipeline_create_response.json")),
-        lambda r: isinstance(r, Pipeline),
-        body=pipeline().request_body(WORKSPACE_ID),
-    ),
-    "update_pipeline": Case(
-        lambda c: c.update_pipeline(pipeline(is_active=False)),
-        "PUT",
-        "pipelines/p1",
-        reply(200, payload("pipeline_update_response.json")),
-        lambda r: isinstance(r, Pipeline),
-        body={**pipeline().request_body(WORKSPACE_ID), "is_active": False},
-    ),
-    "delete_pipeline": Case(
-        lambda c: c.delete_pipeline("p1"),
-        "DELETE",
-        "pipelines/p1",
-        reply(204),
-        lambda r: r is None,
     ),
     "trigger_pipeline": Case(
         lambda c: c.trigger_pipeline("p1"),
@@ -230,22 +158,6 @@ CASES: dict[str, Case] = {
         lambda r: isinstance(r, Profile) and r.mpid == 9080350317581165000,
         query={"fields": [ALL_FIELDS]},
     ),
-    "get_profile_some_fields": Case(
-        lambda c: c.get_profile(42, fields=["user_attributes", "user_identities"]),
-        "GET",
-        f"{PROFILE_ROOT}/42",
-        reply(200, payload("profile.json")),
-        lambda r: isinstance(r, Profile),
-        query={"fields": ["user_attributes,user_identities"]},
-    ),
-    "get_profile_fields_as_text": Case(
-        lambda c: c.get_profile(-7, fields="user_attributes,audience_memberships"),
-        "GET",
-        f"{PROFILE_ROOT}/-7",
-        reply(200, payload("profile.json")),
-        lambda r: isinstance(r, Profile),
-        query={"fields": ["user_attributes,audience_memberships"]},
-    ),
     "resolve_profile": Case(
         lambda c: c.resolve_profile("customer_id", "12345", "production"),
         "POST",
@@ -256,6 +168,105 @@ CASES: dict[str, Case] = {
         body=payload("profile_resolve_request.json"),
     ),
 }
+
+
+def profile_fields_case(mpid: int, fields: list[str] | str, sent: str) -> Case:
+    """``get_profile`` asking for some ``fields``: they go as one comma-separated ``sent``."""
+    return Case(
+        lambda c: c.get_profile(mpid, fields=fields),
+        "GET",
+        f"{PROFILE_ROOT}/{mpid}",
+        reply(200, payload("profile.json")),
+        lambda r: isinstance(r, Profile),
+        query={"fields": [sent]},
+    )
+
+
+CASES["get_profile_some_fields"] = profile_fields_case(
+    42, ["user_attributes", "user_identities"], "user_attributes,user_identities"
+)
+CASES["get_profile_fields_as_text"] = profile_fields_case(
+    -7, "user_attributes,audience_memberships", "user_attributes,audience_memberships"
+)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A kind of Warehouse Sync resource, for its create, update and delete cases."""
+
+    name: str  # as in the client's methods: create_{name}, update_{name}, delete_{name}
+    path: str
+    example: Callable[..., Any]  # builds one to send, with changes
+    created: str  # the documented POST response
+    changes: dict[str, Any]  # what the update changes
+    updated: str  # the documented PUT response
+    check_updated: Callable[[Any], bool]
+    model: type
+
+
+def write_cases(kind: Resource) -> dict[str, Case]:
+    sent, changed = kind.example(), kind.example(**kind.changes)
+    body = sent.request_body(WORKSPACE_ID)
+    return {
+        f"create_{kind.name}": Case(
+            lambda c: getattr(c, f"create_{kind.name}")(sent),
+            "POST",
+            kind.path,
+            reply(200, payload(kind.created)),
+            lambda r: isinstance(r, kind.model),
+            body=body,
+        ),
+        f"update_{kind.name}": Case(
+            lambda c: getattr(c, f"update_{kind.name}")(changed),
+            "PUT",
+            f"{kind.path}/{sent.id}",
+            reply(200, payload(kind.updated)),
+            kind.check_updated,
+            body={**body, **kind.changes},
+        ),
+        f"delete_{kind.name}": Case(
+            lambda c: getattr(c, f"delete_{kind.name}")(sent.id),
+            "DELETE",
+            f"{kind.path}/{sent.id}",
+            reply(204),
+            lambda r: r is None,
+        ),
+    }
+
+
+RESOURCES = [
+    Resource(
+        "connection",
+        "connections",
+        snowflake_connection,
+        "connection_snowflake.json",
+        {"name": "Renamed"},
+        "connection_update_response.json",
+        lambda r: r.last_modified_on == datetime(2023, 2, 4, 0, 33, 54, 133000, tzinfo=UTC),
+        Connection,
+    ),
+    Resource(
+        "data_model",
+        "data-models",
+        data_model,
+        "data_model.json",
+        {"load_timestamp_field_time_offset": 1800},
+        "data_model_update_response.json",
+        lambda r: r.load_timestamp_field_time_offset == 1800,
+        DataModel,
+    ),
+    Resource(
+        "pipeline",
+        "pipelines",
+        pipeline,
+        "pipeline_create_response.json",
+        {"is_active": False},
+        "pipeline_update_response.json",
+        lambda r: isinstance(r, Pipeline),
+        Pipeline,
+    ),
+]
+CASES.update(case for kind in RESOURCES for case in write_cases(kind).items())
 
 
 @pytest.mark.parametrize("name", list(CASES))

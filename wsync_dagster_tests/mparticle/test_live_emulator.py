@@ -27,6 +27,7 @@ from wsync_dagster.mparticle import (
     RunType,
     UnknownRunStateError,
     WaitTimeoutError,
+    WarehouseSyncClient,
     WarehouseSyncError,
     WarehouseUnreachableError,
 )
@@ -70,6 +71,26 @@ def create_source(live: Live, sql: str = f"SELECT * FROM {EVENTS}") -> None:
     """The connection and data model a pipeline needs, over ``sql``."""
     live.client.create_connection(warehouse_connection(live))
     live.client.create_data_model(data_model(sql_query=sql))
+
+
+def create_pipeline(live: Live, resource: Pipeline | None = None) -> Pipeline:
+    """Create the source (:func:`create_source`) and ``resource`` (default: ``pipeline()``)."""
+    create_source(live)
+    return live.client.create_pipeline(resource or pipeline())
+
+
+@pytest.fixture
+def on_demand(live: Live, events_table: str) -> WarehouseSyncClient:
+    """``live``'s client, with the on-demand ``pipeline()`` and its source created."""
+    create_pipeline(live)
+    return live.client
+
+
+def with_hourly_runs(live: Live, seconds: float) -> WarehouseSyncClient:
+    """``live``'s client once an ``hourly()`` pipeline has run for ``seconds`` of emulator time."""
+    create_pipeline(live, hourly())
+    live.control.advance(seconds)
+    return live.client
 
 
 def hourly(start_offset: timedelta = timedelta(0), **changes: Any) -> Pipeline:
@@ -174,8 +195,7 @@ def test_update_replaces_the_pipeline_and_sets_last_modified(live: Live, events_
 
 def test_delete_removes_resources_once_nothing_uses_them(live: Live, events_table: str) -> None:
     client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
+    create_pipeline(live, hourly())
 
     with pytest.raises(BadRequestError, match="used by pipeline"):
         client.delete_connection(CONNECTION_ID)
@@ -235,10 +255,7 @@ def test_secrets_never_show_in_the_clients_repr_errors_or_logs(
 def test_iter_pipeline_runs_pages_through_a_week_of_hourly_runs_newest_first(
     live: Live, events_table: str
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
-    live.control.advance(7 * 24 * 3600)
+    client = with_hourly_runs(live, 7 * 24 * 3600)
     live.control.clear_request_log()
 
     runs = list(client.iter_pipeline_runs(PIPELINE_ID, page_size=50))
@@ -255,10 +272,7 @@ def test_iter_pipeline_runs_pages_through_a_week_of_hourly_runs_newest_first(
 def test_iter_pipeline_runs_filters_on_logical_date_inclusively(
     live: Live, events_table: str
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
-    live.control.advance(6 * 3600)
+    client = with_hourly_runs(live, 6 * 3600)
 
     def logical_hours(**bounds: Any) -> list[int]:
         runs = client.iter_pipeline_runs(PIPELINE_ID, page_size=2, **bounds)
@@ -273,10 +287,7 @@ def test_iter_pipeline_runs_filters_on_logical_date_inclusively(
 def test_iter_pipeline_runs_yields_each_run_once_while_new_runs_arrive(
     live: Live, events_table: str
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
-    live.control.advance(3 * 3600)
+    client = with_hourly_runs(live, 3 * 3600)
     runs = client.iter_pipeline_runs(PIPELINE_ID, page_size=2)
     first_page = [next(runs), next(runs)]
     live.control.advance(3600)  # a new run arrives at the head: later pages shift by one
@@ -296,8 +307,7 @@ def test_wait_for_run_polls_until_success_and_returns_the_record_counts(
 ) -> None:
     live = live_on(start_emulator(run_seconds=600))
     client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())  # on demand, window from 2024: every row of the table
+    create_pipeline(live)  # on demand, window from 2024: every row of the table
     triggered = client.trigger_pipeline(PIPELINE_ID)
 
     run = client.wait_for_run(
@@ -317,11 +327,9 @@ def test_wait_for_run_polls_until_success_and_returns_the_record_counts(
 
 
 def test_wait_for_a_failed_run_raises_run_failed_with_the_reason(
-    live: Live, events_table: str
+    live: Live, on_demand: WarehouseSyncClient
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
+    client = on_demand
     reason = "Injected: the warehouse ran out of credits."
     live.control.fail_next_run(reason, pipeline_id=PIPELINE_ID)
     triggered = client.trigger_pipeline(PIPELINE_ID)
@@ -336,11 +344,9 @@ def test_wait_for_a_failed_run_raises_run_failed_with_the_reason(
 
 
 def test_wait_for_a_run_in_an_unknown_state_fails_closed_after_the_timeout_naming_it(
-    live: Live, events_table: str
+    live: Live, on_demand: WarehouseSyncClient
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
+    client = on_demand
     triggered = client.trigger_pipeline(PIPELINE_ID)
     # The run really succeeds at the first poll's clock advance; it is only reported as unknown.
     live.control.unknown_run_states(1000, state="paused_by_support")
@@ -358,8 +364,7 @@ def test_wait_for_a_run_still_running_at_the_timeout_raises_wait_timeout_naming_
 ) -> None:
     live = live_on(start_emulator(run_seconds=600))
     client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
+    create_pipeline(live)
     triggered = client.trigger_pipeline(PIPELINE_ID)
 
     with pytest.raises(WaitTimeoutError) as caught:
@@ -375,8 +380,7 @@ def test_wait_for_a_run_still_running_at_the_timeout_raises_wait_timeout_naming_
 
 def test_trigger_creates_a_manual_run_up_to_now(live: Live, events_table: str) -> None:
     client = live.client
-    create_source(live)
-    created = client.create_pipeline(pipeline())
+    created = create_pipeline(live)
 
     result = client.trigger_pipeline(PIPELINE_ID)
 
@@ -394,11 +398,9 @@ def test_trigger_creates_a_manual_run_up_to_now(live: Live, events_table: str) -
 
 
 def test_a_second_trigger_while_the_first_run_is_in_progress_attaches_to_it(
-    live: Live, events_table: str
+    live: Live, on_demand: WarehouseSyncClient
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
+    client = on_demand
 
     first = client.trigger_pipeline(PIPELINE_ID)
     second = client.trigger_pipeline(PIPELINE_ID)
@@ -413,11 +415,9 @@ def test_a_second_trigger_while_the_first_run_is_in_progress_attaches_to_it(
 
 
 def test_a_lost_trigger_response_returns_the_run_the_first_attempt_created(
-    live: Live, events_table: str
+    live: Live, on_demand: WarehouseSyncClient
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
+    client = on_demand
     live.control.drop_next_trigger_response()
 
     result = client.trigger_pipeline(PIPELINE_ID)
@@ -431,11 +431,9 @@ def test_a_lost_trigger_response_returns_the_run_the_first_attempt_created(
 
 
 def test_a_trigger_refused_with_a_5xx_soon_after_an_earlier_run_is_sent_again(
-    live: Live, events_table: str
+    live: Live, on_demand: WarehouseSyncClient
 ) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
+    client = on_demand
     earlier = client.trigger_pipeline(PIPELINE_ID)
     done = client.wait_for_run(PIPELINE_ID, earlier.pipeline_run_id, timeout=600)
     live.control.advance(5)
@@ -454,8 +452,7 @@ def test_a_trigger_the_emulator_refuses_is_a_bad_request_and_not_retried(
     live: Live, events_table: str
 ) -> None:
     client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
+    create_pipeline(live, hourly())
 
     with pytest.raises(BadRequestError, match="only on_demand pipelines can be triggered"):
         client.trigger_pipeline(PIPELINE_ID)
@@ -637,8 +634,7 @@ def test_profiles_written_by_runs_are_read_by_mpid_and_by_customer_id(
     live: Live, events_table: str
 ) -> None:
     client = live.client
-    create_source(live)
-    client.create_pipeline(hourly(-3 * HOUR))
+    create_pipeline(live, hourly(-3 * HOUR))
     live.control.settle()  # the three hourly runs 09:00-12:00, oldest first
     assert {run.state for run in client.iter_pipeline_runs(PIPELINE_ID)} == {RunState.SUCCESS}
 
