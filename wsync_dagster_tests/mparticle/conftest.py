@@ -6,12 +6,11 @@ one from ``start_emulator``), with the client's time on the emulator's clock.
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
+from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster.mparticle import ClientCredentials, WarehouseSyncClient, clear_token_cache
 from wsync_dagster_tests.mparticle.helpers import (
     ACCOUNT_ID,
@@ -25,6 +24,7 @@ from wsync_dagster_tests.mparticle.helpers import (
     FakeTime,
     MParticleStub,
 )
+from wsync_dagster_tests.mparticle.live import Live, LiveFactory, create_pipeline
 
 ClientFactory = Callable[..., WarehouseSyncClient]
 
@@ -89,19 +89,6 @@ def client(fake: MParticleStub, make_client: ClientFactory) -> WarehouseSyncClie
     return make_client(fake.url, fake.token_url)
 
 
-@dataclass(frozen=True)
-class Live:
-    """A real client connected to a live emulator, with the emulator's admin API and clock."""
-
-    client: WarehouseSyncClient
-    control: EmulatorControl
-    time: EmulatorTime
-    config: EmulatorConfig
-
-
-LiveFactory = Callable[..., Live]
-
-
 @pytest.fixture
 def live_on(make_client: ClientFactory) -> LiveFactory:
     """Connect a client to ``server`` over 127.0.0.1 with the emulator's credentials and ids.
@@ -137,3 +124,10 @@ def live_on(make_client: ClientFactory) -> LiveFactory:
 def live(emulator: EmulatorServer, live_on: LiveFactory) -> Live:
     """A client on the session emulator, reset (manual clock at ``CLOCK_START``)."""
     return live_on(emulator)
+
+
+@pytest.fixture
+def on_demand(live: Live, events_table: str) -> WarehouseSyncClient:
+    """``live``'s client, with the on-demand ``pipeline()`` and its source created."""
+    create_pipeline(live)
+    return live.client
