@@ -13,11 +13,11 @@ from typing import Self
 import uvicorn
 
 from wsync_dagster.emulator.app import create_app
+from wsync_dagster.emulator.backend import Backend
 from wsync_dagster.emulator.clock import Clock
 from wsync_dagster.emulator.config import EmulatorConfig
 from wsync_dagster.emulator.lifecycle import READY_MARKER, bind_socket
 from wsync_dagster.emulator.scheduler import Scheduler
-from wsync_dagster.emulator.state import Backend
 from wsync_dagster.emulator.warehouse import Warehouse
 
 __all__ = ["READY_MARKER", "EmulatorServer"]
@@ -60,7 +60,7 @@ class EmulatorServer:
         clock = Clock(self.config.clock, self.config.clock_start)
         warehouse = Warehouse(
             self.config.snowflake_connect_args(),
-            is_down=lambda: self.backend.is_warehouse_down(),
+            is_down=lambda: self.backend.admin.is_warehouse_down(),
         )
         self.backend = Backend(self.config, clock, warehouse)
         self.scheduler = Scheduler(self.backend)
