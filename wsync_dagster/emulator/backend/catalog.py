@@ -11,9 +11,9 @@ from wsync_dagster.emulator.backend.store import Store
 from wsync_dagster.emulator.errors import bad_request, not_found
 from wsync_dagster.emulator.model import Connection, DataModel, Pipeline
 from wsync_dagster.emulator.resources import (
-    DATA_MODEL,
     DATA_MODEL_ALIASES,
-    connection_schema,
+    DataModelBody,
+    connection_body,
     validate,
 )
 from wsync_dagster.emulator.warehouse import Credentials, check_model_sql
@@ -126,12 +126,12 @@ class Catalog:
 
     def put_connection(self, body: Any, connection_id: str | None = None) -> dict[str, Any]:
         """Create (``connection_id`` None) or fully replace a connection."""
-        schema = connection_schema(body)
-        fields = validate(body, schema)
+        model = connection_body(body)
+        fields = validate(body, model)
         check_body_workspace(self._store, fields)
 
         def replace(connection: Connection) -> None:
-            connection.fields, connection.schema = fields, schema
+            connection.fields, connection.secrets = fields, model.SECRETS
             connection.is_faulted = False
 
         return self._upsert(
@@ -139,7 +139,7 @@ class Catalog:
             "Connection",
             fields,
             connection_id,
-            lambda: Connection(fields, schema, self._store.audit()),
+            lambda: Connection(fields, model.SECRETS, self._store.audit()),
             replace,
         )
 
@@ -163,7 +163,7 @@ class Catalog:
 
     def put_data_model(self, body: Any, model_id: str | None = None) -> dict[str, Any]:
         """Create (``model_id`` None) or fully replace a data model."""
-        fields = validate(body, DATA_MODEL, DATA_MODEL_ALIASES)
+        fields = validate(body, DataModelBody, DATA_MODEL_ALIASES)
         check_body_workspace(self._store, fields)
         try:
             check_model_sql(fields["sql_query"])

@@ -26,7 +26,7 @@ from wsync_dagster.emulator.limits import (
     MAX_MODEL_COLUMNS,
 )
 from wsync_dagster.emulator.model import Pipeline
-from wsync_dagster.emulator.resources import PIPELINE, TIMESTAMP_TYPES, validate
+from wsync_dagster.emulator.resources import TIMESTAMP_TYPES, PipelineBody, validate
 from wsync_dagster.emulator.schedule import (
     earliest_allowed_start,
     first_interval_after,
@@ -64,7 +64,7 @@ class Pipelines:
 
     def put_pipeline(self, body: Any, pipeline_id: str | None = None) -> dict[str, Any]:
         """Create (``pipeline_id`` None) or fully replace a pipeline."""
-        fields = validate(body, PIPELINE)
+        fields = validate(body, PipelineBody)
         check_body_workspace(self._store, fields)
         with self._store.lock:
             credentials, sql, ts_field = self._prepare(fields, pipeline_id)
