@@ -13,7 +13,7 @@ from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServ
 TIMEOUT = 120.0
 AUDIENCE = "https://api.mparticle.com"
 # The documented request/response examples, shared with the client's tests; _sources.json there
-# names the spec section and docs file of each.
+# names the mParticle docs page of each.
 DOCUMENTED = Path(__file__).parents[1] / "mparticle" / "payloads"
 
 

@@ -1,4 +1,4 @@
-"""Executing runs against the Snowflake stand-in (§3, §7 #12/#18, "Identity mapping", "Window literals")."""
+"""Executing runs against the Snowflake stand-in: counts, limits, identity mapping, window literals."""
 
 import socket
 from collections.abc import Callable, Iterator
@@ -75,7 +75,8 @@ def test_rows_become_identities_and_string_attributes(
 def test_the_documented_row_to_batch_example(
     api: Api, control: EmulatorControl, events_table: str
 ) -> None:
-    """§5.2: CUSTOMER_ID, EMAIL, IOS_IDFV, LAST_UPDATED, "$firstname", propensity_to_buy."""
+    """The documented sample model: CUSTOMER_ID, EMAIL, IOS_IDFV, LAST_UPDATED, "$firstname",
+    propensity_to_buy."""
     api.create_connection()
     api.create_model(
         "SELECT 'c1' AS CUSTOMER_ID, 'a@b.c' AS EMAIL, '8c61' AS IOS_IDFV, "

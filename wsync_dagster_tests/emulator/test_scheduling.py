@@ -1,4 +1,4 @@
-"""Runs on the emulator clock (§2.4-§2.7, §7 #3-#8, #15, #16): no sleeping, the tests move time."""
+"""Runs on the emulator clock: grids, catch-up, triggers, run listing. No sleeping: the tests move time."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,9 +18,9 @@ from wsync_dagster_tests.emulator.helpers import (
 )
 
 CreatePipeline = Callable[..., dict[str, Any]]
-# §2.4 trigger worked example: pipeline created 2023-02-01 15:13:22Z with start 2023-02-01 00:00Z;
-# (trigger time, window start, window end). The doc's second start, ...08:30:11Z, is the typo of
-# §6 #4: the window starts where the previous successful run's ended (§7 #4).
+# mParticle's worked trigger example: pipeline created 2023-02-01 15:13:22Z with start 2023-02-01
+# 00:00Z; (trigger time, window start, window end). The docs' second start, ...08:30:11Z, is a typo:
+# the window starts where the previous successful run's ended (docs/warehouse-sync-api.md).
 TRIGGER_EXAMPLE = {
     "start": "2023-02-01T00:00:00Z",
     "created": "2023-02-01T15:13:22Z",

@@ -1,16 +1,17 @@
-"""Connections and data models: create, replace, read, list and delete.
+"""The workspace's resources: the generic :class:`Collection`, connections and data models.
 
-Pipelines, which refer to both, live in :mod:`.pipelines`; this module holds what both share.
+Pipelines, which refer to both, live in :mod:`.pipelines`; this module holds what all share.
 """
 
 import zlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from wsync_dagster.emulator.backend.store import Store
 from wsync_dagster.emulator.errors import bad_request, not_found
 from wsync_dagster.emulator.model import Connection, DataModel, Pipeline
 from wsync_dagster.emulator.resources import (
+    CONNECTION_TYPES,
     DATA_MODEL_ALIASES,
     DataModelBody,
     connection_body,
@@ -56,6 +57,12 @@ def check_same_id(fields: dict[str, Any], resource_id: str) -> None:
         )
 
 
+def check_workspace(store: Store, workspace_id: str) -> None:
+    """A 404 unless ``workspace_id`` (from the URL) is the emulator's workspace."""
+    if workspace_id != str(store.config.workspace_id):
+        raise not_found(f"Workspace {workspace_id} not found.")
+
+
 def check_body_workspace(store: Store, fields: dict[str, Any]) -> None:
     if fields["workspace_id"] != store.config.workspace_id:
         raise bad_request(
@@ -64,68 +71,84 @@ def check_body_workspace(store: Store, fields: dict[str, Any]) -> None:
         )
 
 
-class Catalog:
-    """Connections and data models of the one workspace."""
+class Collection(Generic[R]):
+    """One kind of resource: list, read, create or replace, delete; every call takes the lock."""
+
+    kind = ""  # "Connection": how messages name one of them
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def check_workspace(self, workspace_id: str) -> None:
-        if workspace_id != str(self._store.config.workspace_id):
-            raise not_found(f"Workspace {workspace_id} not found.")
+    def _items(self) -> dict[str, R]:
+        """The resources by id (looked up on each call: a reset replaces the dict)."""
+        raise NotImplementedError
+
+    def listing(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        return self._listed(lambda _: True)
+
+    def _listed(self, keep: Callable[[R], bool]) -> list[dict[str, Any]]:
+        with self._store.lock:
+            return [item.to_json() for item in self._items().values() if keep(item)]
+
+    def get(self, resource_id: str) -> dict[str, Any]:
+        with self._store.lock:
+            return find(self._items(), self.kind, resource_id).to_json()
+
+    def put(self, body: Any, resource_id: str | None = None) -> dict[str, Any]:
+        """Create (``resource_id`` None) or fully replace one resource."""
+        raise NotImplementedError
+
+    def delete(self, resource_id: str) -> None:
+        raise NotImplementedError
 
     def _upsert(
         self,
-        collection: dict[str, R],
-        kind: str,
         fields: dict[str, Any],
         resource_id: str | None,
         create: Callable[[], R],
         replace: Callable[[R], None],
     ) -> dict[str, Any]:
-        """Create (``resource_id`` None) or fully replace one resource, under the lock."""
-        store = self._store
+        """Create or replace under the lock, once ``fields`` passed every check without it."""
+        store, items = self._store, self._items()
         with store.lock:
             if resource_id is None:
-                check_new_id(collection, kind, fields["id"])
-                resource = collection[fields["id"]] = create()
+                check_new_id(items, self.kind, fields["id"])
+                resource = items[fields["id"]] = create()
             else:
-                resource = find(collection, kind, resource_id)
+                resource = find(items, self.kind, resource_id)
                 check_same_id(fields, resource_id)
                 replace(resource)
                 resource.audit.touch(store.clock.now(), store.config.credential_email)
             return resource.to_json()
 
-    def _delete_unused(
-        self, collection: dict[str, R], kind: str, field: str, resource_id: str
-    ) -> None:
-        """Delete a connection or data model that no pipeline refers to by ``field``."""
+    def _delete_unused(self, field: str, resource_id: str) -> None:
+        """Delete a resource that no pipeline refers to by ``field``."""
         with self._store.lock:
-            find(collection, kind, resource_id)
+            items = self._items()
+            find(items, self.kind, resource_id)
             users = [p.id for p in self._store.pipelines.values() if p.fields[field] == resource_id]
             if users:
                 raise bad_request(
-                    f"{kind} {resource_id} is used by pipeline(s) {', '.join(users)}; "
+                    f"{self.kind} {resource_id} is used by pipeline(s) {', '.join(users)}; "
                     "delete or change them first."
                 )
-            del collection[resource_id]
+            del items[resource_id]
 
-    # connections
 
-    def list_connections(self, kind: str | None) -> list[dict[str, Any]]:
-        with self._store.lock:
-            return [
-                c.to_json()
-                for c in self._store.connections.values()
-                if kind is None or c.fields["type"] == kind
-            ]
+class Connections(Collection[Connection]):
+    kind = "Connection"
 
-    def get_connection(self, connection_id: str) -> dict[str, Any]:
-        with self._store.lock:
-            return find(self._store.connections, "Connection", connection_id).to_json()
+    def _items(self) -> dict[str, Connection]:
+        return self._store.connections
 
-    def put_connection(self, body: Any, connection_id: str | None = None) -> dict[str, Any]:
-        """Create (``connection_id`` None) or fully replace a connection."""
+    def listing(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """Every connection, or those of ``?type=``."""
+        kind = query.get("type")
+        if kind is not None and kind not in CONNECTION_TYPES:
+            raise bad_request(f"type must be snowflake or bigquery (got {kind!r}).")
+        return self._listed(lambda c: kind is None or c.fields["type"] == kind)
+
+    def put(self, body: Any, resource_id: str | None = None) -> dict[str, Any]:
         model = connection_body(body)
         fields = validate(body, model)
         check_body_workspace(self._store, fields)
@@ -134,35 +157,25 @@ class Catalog:
             connection.fields, connection.secrets = fields, model.SECRETS
             connection.is_faulted = False
 
-        return self._upsert(
-            self._store.connections,
-            "Connection",
-            fields,
-            connection_id,
-            lambda: Connection(fields, model.SECRETS, self._store.audit()),
-            replace,
-        )
+        create = lambda: Connection(fields, model.SECRETS, self._store.audit())  # noqa: E731
+        return self._upsert(fields, resource_id, create, replace)
 
-    def delete_connection(self, connection_id: str) -> None:
-        self._delete_unused(self._store.connections, "Connection", "connection_id", connection_id)
+    def delete(self, resource_id: str) -> None:
+        self._delete_unused("connection_id", resource_id)
 
-    def set_connection_faulted(self, connection_id: str, faulted: bool) -> None:
+    def set_faulted(self, connection_id: str, faulted: bool) -> None:
         with self._store.lock:
             if (connection := self._store.connections.get(connection_id)) is not None:
                 connection.is_faulted = faulted
 
-    # data models
 
-    def list_data_models(self) -> list[dict[str, Any]]:
-        with self._store.lock:
-            return [m.to_json() for m in self._store.models.values()]
+class DataModels(Collection[DataModel]):
+    kind = "Data model"
 
-    def get_data_model(self, model_id: str) -> dict[str, Any]:
-        with self._store.lock:
-            return find(self._store.models, "Data model", model_id).to_json()
+    def _items(self) -> dict[str, DataModel]:
+        return self._store.models
 
-    def put_data_model(self, body: Any, model_id: str | None = None) -> dict[str, Any]:
-        """Create (``model_id`` None) or fully replace a data model."""
+    def put(self, body: Any, resource_id: str | None = None) -> dict[str, Any]:
         fields = validate(body, DataModelBody, DATA_MODEL_ALIASES)
         check_body_workspace(self._store, fields)
         try:
@@ -173,14 +186,8 @@ class Catalog:
         def replace(model: DataModel) -> None:
             model.fields = fields
 
-        return self._upsert(
-            self._store.models,
-            "Data model",
-            fields,
-            model_id,
-            lambda: DataModel(fields, self._store.audit()),
-            replace,
-        )
+        create = lambda: DataModel(fields, self._store.audit())  # noqa: E731
+        return self._upsert(fields, resource_id, create, replace)
 
-    def delete_data_model(self, model_id: str) -> None:
-        self._delete_unused(self._store.models, "Data model", "data_model_id", model_id)
+    def delete(self, resource_id: str) -> None:
+        self._delete_unused("data_model_id", resource_id)

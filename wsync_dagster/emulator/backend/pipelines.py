@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from wsync_dagster.emulator.backend.catalog import (
-    Catalog,
+    Collection,
+    Connections,
     check_body_workspace,
     check_new_id,
     check_same_id,
@@ -40,34 +41,31 @@ from wsync_dagster.emulator.warehouse import (
 )
 
 
-class Pipelines:
+class Pipelines(Collection[Pipeline]):
     """The pipelines of the workspace and the checks that tie them to connections and models."""
 
-    def __init__(self, store: Store, catalog: Catalog, warehouse: Warehouse) -> None:
-        self._store = store
-        self._catalog = catalog
+    kind = "Pipeline"
+
+    def __init__(self, store: Store, connections: Connections, warehouse: Warehouse) -> None:
+        super().__init__(store)
+        self._connections = connections
         self._warehouse = warehouse
 
-    def list_pipelines(self) -> list[dict[str, Any]]:
-        with self._store.lock:
-            return [p.to_json() for p in self._store.pipelines.values()]
+    def _items(self) -> dict[str, Pipeline]:
+        return self._store.pipelines
 
-    def get_pipeline(self, pipeline_id: str) -> dict[str, Any]:
+    def delete(self, resource_id: str) -> None:
         with self._store.lock:
-            return find(self._store.pipelines, "Pipeline", pipeline_id).to_json()
+            find(self._store.pipelines, self.kind, resource_id)
+            del self._store.pipelines[resource_id]
+            del self._store.runs[resource_id]
 
-    def delete_pipeline(self, pipeline_id: str) -> None:
-        with self._store.lock:
-            find(self._store.pipelines, "Pipeline", pipeline_id)
-            del self._store.pipelines[pipeline_id]
-            del self._store.runs[pipeline_id]
-
-    def put_pipeline(self, body: Any, pipeline_id: str | None = None) -> dict[str, Any]:
-        """Create (``pipeline_id`` None) or fully replace a pipeline."""
+    def put(self, body: Any, resource_id: str | None = None) -> dict[str, Any]:
+        """Create or replace a pipeline: checked, its model run on the warehouse, checked again."""
         fields = validate(body, PipelineBody)
         check_body_workspace(self._store, fields)
         with self._store.lock:
-            credentials, sql, ts_field = self._prepare(fields, pipeline_id)
+            credentials, sql, ts_field = self._prepare(fields, resource_id)
         columns = self._model_columns(fields, credentials, sql)
         model_id = fields["data_model_id"]
         if len(columns) > MAX_MODEL_COLUMNS:
@@ -81,8 +79,8 @@ class Pipelines:
                 f"(its load_timestamp_field_name); columns: {', '.join(columns)}."
             )
         with self._store.lock:
-            self._prepare(fields, pipeline_id)
-            return self._commit(fields, pipeline_id).to_json()
+            self._prepare(fields, resource_id)
+            return self._commit(fields, resource_id).to_json()
 
     def _model_columns(
         self, fields: dict[str, Any], credentials: Credentials | None, sql: str
@@ -95,16 +93,16 @@ class Pipelines:
                 raise WarehouseUnavailable("the emulator only reaches Snowflake warehouses")
             columns = self._warehouse.columns(credentials, sql)
         except WarehouseUnavailable as error:
-            self._catalog.set_connection_faulted(connection_id, True)
+            self._connections.set_faulted(connection_id, True)
             raise ApiError(
                 505, f"Could not connect to the warehouse of connection {connection_id}: {error}"
             ) from None
         except WarehouseError as error:
-            self._catalog.set_connection_faulted(connection_id, False)
+            self._connections.set_faulted(connection_id, False)
             raise bad_request(
                 f"The data model {fields['data_model_id']} failed in the warehouse: {error}"
             ) from None
-        self._catalog.set_connection_faulted(connection_id, False)
+        self._connections.set_faulted(connection_id, False)
         return columns
 
     def _schedule_of(

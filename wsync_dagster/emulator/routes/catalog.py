@@ -1,97 +1,52 @@
-"""Connections, data models and pipelines: list, create, read, replace, delete."""
+"""Connections, data models and pipelines: list, create, read, replace, delete.
 
+The three collections share one set of handlers; each route names its collection by the URL
+segment (``connections``, ``data-models``, ``pipelines``), bound with :func:`functools.partial`.
+"""
+
+from functools import partial
 from typing import Any
 
 from starlette.routing import Route
 
-from wsync_dagster.emulator.errors import bad_request
 from wsync_dagster.emulator.routes.common import WS_BASE, Call, api
 
-CONNECTION_TYPES = ("snowflake", "bigquery")
+
+def list_resources(collection: str, call: Call) -> Any:
+    return call.backend.collections[collection].listing(call.query)
 
 
-def list_connections(call: Call) -> Any:
-    kind = call.query.get("type")
-    if kind is not None and kind not in CONNECTION_TYPES:
-        raise bad_request(f"type must be snowflake or bigquery (got {kind!r}).")
-    return call.backend.catalog.list_connections(kind)
+def create_resource(collection: str, call: Call) -> Any:
+    return call.backend.collections[collection].put(call.body, None)
 
 
-def create_connection(call: Call) -> Any:
-    return call.backend.catalog.put_connection(call.body, None)
+def get_resource(collection: str, call: Call) -> Any:
+    return call.backend.collections[collection].get(call.params["resource_id"])
 
 
-def get_connection(call: Call) -> Any:
-    return call.backend.catalog.get_connection(call.params["resource_id"])
+def replace_resource(collection: str, call: Call) -> Any:
+    return call.backend.collections[collection].put(call.body, call.params["resource_id"])
 
 
-def replace_connection(call: Call) -> Any:
-    return call.backend.catalog.put_connection(call.body, call.params["resource_id"])
+def delete_resource(collection: str, call: Call) -> Any:
+    call.backend.collections[collection].delete(call.params["resource_id"])
 
 
-def delete_connection(call: Call) -> Any:
-    call.backend.catalog.delete_connection(call.params["resource_id"])
+def _routes(collection: str, list_query: frozenset[str] = frozenset()) -> list[Route]:
+    """``GET``/``POST`` on the collection; ``GET``/``PUT``/``DELETE`` on one resource."""
+    many = f"{WS_BASE}/{collection}"
+    one = many + "/{resource_id}"
+    return [
+        Route(many, api(partial(list_resources, collection), query=list_query), methods=["GET"]),
+        Route(many, api(partial(create_resource, collection), body=True), methods=["POST"]),
+        Route(one, api(partial(get_resource, collection)), methods=["GET"]),
+        Route(one, api(partial(replace_resource, collection), body=True), methods=["PUT"]),
+        Route(one, api(partial(delete_resource, collection), status=204), methods=["DELETE"]),
+    ]
 
-
-def list_data_models(call: Call) -> Any:
-    return call.backend.catalog.list_data_models()
-
-
-def create_data_model(call: Call) -> Any:
-    return call.backend.catalog.put_data_model(call.body, None)
-
-
-def get_data_model(call: Call) -> Any:
-    return call.backend.catalog.get_data_model(call.params["resource_id"])
-
-
-def replace_data_model(call: Call) -> Any:
-    return call.backend.catalog.put_data_model(call.body, call.params["resource_id"])
-
-
-def delete_data_model(call: Call) -> Any:
-    call.backend.catalog.delete_data_model(call.params["resource_id"])
-
-
-def list_pipelines(call: Call) -> Any:
-    return call.backend.pipelines.list_pipelines()
-
-
-def create_pipeline(call: Call) -> Any:
-    return call.backend.pipelines.put_pipeline(call.body, None)
-
-
-def get_pipeline(call: Call) -> Any:
-    return call.backend.pipelines.get_pipeline(call.params["resource_id"])
-
-
-def replace_pipeline(call: Call) -> Any:
-    return call.backend.pipelines.put_pipeline(call.body, call.params["resource_id"])
-
-
-def delete_pipeline(call: Call) -> Any:
-    call.backend.pipelines.delete_pipeline(call.params["resource_id"])
-
-
-_CONNECTIONS = f"{WS_BASE}/connections"
-_DATA_MODELS = f"{WS_BASE}/data-models"
-_PIPELINES = f"{WS_BASE}/pipelines"
-_ONE = "/{resource_id}"
 
 ROUTES = [
-    Route(_CONNECTIONS, api(list_connections, query=frozenset({"type"})), methods=["GET"]),
-    Route(_CONNECTIONS, api(create_connection, body=True), methods=["POST"]),
-    Route(_CONNECTIONS + _ONE, api(get_connection), methods=["GET"]),
-    Route(_CONNECTIONS + _ONE, api(replace_connection, body=True), methods=["PUT"]),
-    Route(_CONNECTIONS + _ONE, api(delete_connection, status=204), methods=["DELETE"]),
-    Route(_DATA_MODELS, api(list_data_models), methods=["GET"]),
-    Route(_DATA_MODELS, api(create_data_model, body=True), methods=["POST"]),
-    Route(_DATA_MODELS + _ONE, api(get_data_model), methods=["GET"]),
-    Route(_DATA_MODELS + _ONE, api(replace_data_model, body=True), methods=["PUT"]),
-    Route(_DATA_MODELS + _ONE, api(delete_data_model, status=204), methods=["DELETE"]),
-    Route(_PIPELINES, api(list_pipelines), methods=["GET"]),
-    Route(_PIPELINES, api(create_pipeline, body=True), methods=["POST"]),
-    Route(_PIPELINES + _ONE, api(get_pipeline), methods=["GET"]),
-    Route(_PIPELINES + _ONE, api(replace_pipeline, body=True), methods=["PUT"]),
-    Route(_PIPELINES + _ONE, api(delete_pipeline, status=204), methods=["DELETE"]),
+    *_routes("connections", list_query=frozenset({"type"})),
+    *_routes("data-models"),
+    *_routes("pipelines"),
 ]

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from wsync_dagster.emulator.backend import Backend
+from wsync_dagster.emulator.backend.catalog import check_workspace
 from wsync_dagster.emulator.errors import ApiError, bad_request
 from wsync_dagster.emulator.scheduler import Scheduler
 
@@ -136,7 +137,7 @@ def api(
         if not backend.auth.token_valid(request.headers.get("authorization")):
             raise ApiError(401, "Missing, malformed or expired bearer token.")
         if workspace:
-            backend.catalog.check_workspace(str(request.path_params["workspace_id"]))
+            check_workspace(backend.store, str(request.path_params["workspace_id"]))
         result = await _call(request, handler, query, body)
         if status == 204:
             return Response(status_code=204)
