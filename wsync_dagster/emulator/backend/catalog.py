@@ -109,8 +109,9 @@ class Collection(Generic[R]):
         replace: Callable[[R], None],
     ) -> dict[str, Any]:
         """Create or replace under the lock, once ``fields`` passed every check without it."""
-        store, items = self._store, self._items()
+        store = self._store
         with store.lock:
+            items = self._items()  # under the lock: a reset replaces the dict
             if resource_id is None:
                 check_new_id(items, self.kind, fields["id"])
                 resource = items[fields["id"]] = create()
