@@ -1,13 +1,14 @@
 """One first materialization in a process of its own, for the first-deploy race tests.
 
-``python -m wsync_dagster_tests.sync.race_worker EMULATOR_URL SNOWFLAKE_PORT SYNC`` materializes
-sync ``SYNC`` of :func:`race_registry` against the emulator (on its manual clock) and the Snowflake
-stand-in, then prints one JSON line: ``{"sync", "success", "failure"}``.
+:func:`materialize_one` is the target of each process: it materializes one sync of
+:func:`race_registry` against the emulator (on its manual clock) and the Snowflake stand-in, and
+puts ``{"sync", "success", "failure"}`` on the results queue. Importing this module imports Dagster
+and the Snowflake libraries, which is what a fork server preloads once for every process.
 """
 
-import json
 import os
-import sys
+import traceback
+from typing import Any
 
 from wsync_dagster.local.materialize import emulator_clock_mparticle, materialize_partitions
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD
@@ -29,7 +30,17 @@ def race_registry(count: int = 5) -> Registry:
     return base.model_copy(update={"syncs": syncs})
 
 
-def main(emulator_url: str, snowflake_port: str, name: str) -> None:
+def materialize_one(emulator_url: str, snowflake_port: str, name: str, results: Any) -> None:
+    """Materialize sync ``name``; its outcome goes on ``results`` (a queue), whatever happens."""
+    try:
+        success, failure = _materialize(emulator_url, snowflake_port, name)
+    except BaseException:
+        results.put({"sync": name, "success": False, "failure": traceback.format_exc()})
+        raise
+    results.put({"sync": name, "success": success, "failure": failure})
+
+
+def _materialize(emulator_url: str, snowflake_port: str, name: str) -> tuple[bool, str | None]:
     registry = race_registry()
     os.environ[registry.connection.password_env] = LOCAL_PASSWORD
     for spec in registry.syncs:
@@ -42,9 +53,4 @@ def main(emulator_url: str, snowflake_port: str, name: str) -> None:
     }
     [asset] = [a for a in build_sync_assets(registry) if a.key.path[-1] == name]
     result = materialize_partitions([asset], resources=resources)
-    failure = None if result.success else failure_message(result)
-    print(json.dumps({"sync": name, "success": result.success, "failure": failure}), flush=True)
-
-
-if __name__ == "__main__":
-    main(*sys.argv[1:])
+    return result.success, None if result.success else failure_message(result)
