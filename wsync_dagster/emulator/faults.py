@@ -37,7 +37,8 @@ class RequestFault:
 class RequestHold:
     """Hold the next ``count`` matching API calls until all of them have arrived, then let them all
     proceed: concurrent clients meet at that call, which makes a race between them repeatable. A
-    held call proceeds anyway after ``seconds``, so a missing client never hangs the others."""
+    held call proceeds anyway after ``seconds``, so a missing client never hangs the others (calls
+    already held when the faults are cleared or replaced also wait out their ``seconds``)."""
 
     calls: RequestFault = dataclasses.field(default_factory=RequestFault)
     seconds: float = 30.0
