@@ -39,6 +39,9 @@ Admin API under ``/_emulator/`` (no token; loopback clients only; never logged, 
   ``{"throttle": {"count", "retry_after", "method", "path"}}`` (429 + ``Retry-After`` for the next
   ``count`` Warehouse Sync/Profile calls, optionally only those with that method / whose path
   matches the regex), ``{"server_error": {"count", "status", "method", "path"}}`` (a 5xx instead),
+  ``{"hold": {"count", "seconds", "method", "path"}}`` (the next ``count`` matching calls each wait
+  until all ``count`` have arrived, then proceed together — at most ``seconds``, default 30 — so
+  that concurrent clients meet there; ``GET`` shows how many are ``waiting``),
   ``{"token_delay": {"seconds", "count"}}`` (slow token endpoint; ``count`` null = until cleared),
   ``{"token_failure": {"count"}}`` (next token calls 500), ``{"warehouse_unreachable": bool}``,
   ``{"run_failure": {"reason", "pipeline_id"}}`` (the next run, of that pipeline or of any, fails
@@ -117,6 +120,8 @@ class _RequestLayer:
             await send(message)
 
         try:
+            if path.startswith(_FAULTED_PREFIXES):
+                await self.backend.faults.hold.meet(method, path)
             fault = (
                 self.backend.admin.take_request_fault(method, path)
                 if path.startswith(_FAULTED_PREFIXES)

@@ -6,6 +6,13 @@ catch-up limit — raise :class:`ReconcileError` instead of sending it.
 
 Secrets (the warehouse password, the feed key) are masked in mParticle's responses, so they cannot be
 compared; they are read (through ``dagster.EnvVar``) only when a create or update must send them.
+
+Creates are idempotent. Two first materializations that run at once (two syncs sharing the
+connection, two launches of one sync, in any processes) both read a 404 and both create; mParticle
+creates atomically and refuses the later duplicate id with a 400. A create refused with a 400 is
+therefore followed by a read: if the resource exists now, it is adopted like one found by the first
+read (left as it is when it matches, updated when it drifted); if it still does not exist, the 400
+was about something else and is raised. No lock is needed, only the server's atomic create.
 """
 
 from collections.abc import Callable
@@ -17,6 +24,7 @@ import dagster as dg
 from pydantic import SecretStr
 
 from wsync_dagster.mparticle import (
+    BadRequestError,
     Connection,
     ConnectionType,
     DataModel,
@@ -209,18 +217,40 @@ class _Plan(Generic[M]):
     build: Callable[[bool], M]
     create: Callable[[M], M]
     update: Callable[[M], M]
+    get: Callable[[str], M]
+    fields: tuple[str, ...]
 
     def desired(self) -> M | None:
         """The object to send (secrets included), or None when nothing is to be written."""
         return None if self.change.action == "unchanged" else self.build(True)
 
-    def apply(self, desired: M | None) -> M:
+    def apply(self, desired: M | None) -> tuple[M, Change]:
+        """Write ``desired``; the resource as stored, and what was done to it."""
         if desired is None:
             assert self.actual is not None
-            return self.actual
+            return self.actual, self.change
         if self.change.action == "created":
-            return self.create(desired)
-        return self.update(desired)
+            return self._create_or_adopt(desired)
+        return self.update(desired), self.change
+
+    def _create_or_adopt(self, desired: M) -> tuple[M, Change]:
+        """Create; if a concurrent reconcile created it first, adopt that one (see the module doc).
+
+        A retried POST whose first attempt did create the resource lands here too. An update
+        racing another update of the same resource is harmless: both send the same desired state
+        (a full replace), so the second changes nothing the first did not.
+        """
+        try:
+            return self.create(desired), self.change
+        except BadRequestError as refused:
+            try:
+                actual = self.get(self.change.id)
+            except NotFoundError:
+                raise refused from None
+        change = _compare(self.change.kind, self.change.id, self.build, actual, self.fields)
+        if change.action == "unchanged":
+            return actual, change
+        return self.update(desired), change
 
 
 def _plan(
@@ -235,10 +265,23 @@ def _plan(
     try:
         actual = get(resource_id)
     except NotFoundError:
-        return _Plan(Change(kind, resource_id, "created"), None, build, create, update)
+        change = Change(kind, resource_id, "created")
+        return _Plan(change, None, build, create, update, get, fields)
+    change = _compare(kind, resource_id, build, actual, fields)
+    return _Plan(change, actual, build, create, update, get, fields)
+
+
+def _compare(
+    kind: Literal["connection", "data model", "pipeline"],
+    resource_id: str,
+    build: Callable[[bool], M],
+    actual: M,
+    fields: tuple[str, ...],
+) -> Change:
+    """Whether ``actual`` must be updated (secrets cannot be compared, so are not read)."""
     drift = drifted_fields(build(False), actual, fields)
     action: Action = "updated" if drift else "unchanged"
-    return _Plan(Change(kind, resource_id, action, drift), actual, build, create, update)
+    return Change(kind, resource_id, action, drift)
 
 
 def reconcile(
@@ -288,7 +331,7 @@ def reconcile(
 
     # Every secret a write needs is read before the first write.
     desired = (connection.desired(), model.desired(), pipeline.desired())
-    connection.apply(desired[0])
-    model.apply(desired[1])
-    result = pipeline.apply(desired[2])
-    return Reconciled(result, (connection.change, model.change, pipeline.change))
+    _, connection_change = connection.apply(desired[0])
+    _, model_change = model.apply(desired[1])
+    result, pipeline_change = pipeline.apply(desired[2])
+    return Reconciled(result, (connection_change, model_change, pipeline_change))
