@@ -121,7 +121,7 @@ class _RequestLayer:
 
         try:
             if path.startswith(_FAULTED_PREFIXES):
-                await self.backend.faults.hold.meet(method, path)
+                await self.backend.admin.hold(method, path)
             fault = (
                 self.backend.admin.take_request_fault(method, path)
                 if path.startswith(_FAULTED_PREFIXES)

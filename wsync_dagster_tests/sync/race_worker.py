@@ -10,10 +10,14 @@ import os
 import traceback
 from typing import Any
 
-from wsync_dagster.local.materialize import emulator_clock_mparticle, materialize_partitions
+from wsync_dagster.local.materialize import materialize_partitions
+from wsync_dagster.local.resources import (
+    LOCAL_MPARTICLE,
+    emulator_clock_mparticle,
+    local_snowflake_resource,
+)
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD
-from wsync_dagster.local.stack import LOCAL_MPARTICLE, local_registry
-from wsync_dagster.resources import Target, snowflake_resource
+from wsync_dagster.local.stack import local_registry
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -46,9 +50,7 @@ def _materialize(emulator_url: str, snowflake_port: str, name: str) -> tuple[boo
     for spec in registry.syncs:
         os.environ[spec.feed_key_env] = LOCAL_MPARTICLE.feed_key
     resources = {
-        "snowflake": snowflake_resource(
-            Target.LOCAL, {"WSYNC_LOCAL_SNOWFLAKE_PORT": snowflake_port}
-        ),
+        "snowflake": local_snowflake_resource("127.0.0.1", int(snowflake_port)),
         "mparticle": emulator_clock_mparticle(emulator_url),
     }
     [asset] = [a for a in build_sync_assets(registry) if a.key.path[-1] == name]

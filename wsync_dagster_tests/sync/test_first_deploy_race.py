@@ -58,7 +58,7 @@ def _creates(control: EmulatorControl) -> Counter[tuple[str, int | None]]:
 
 
 def _client(control: EmulatorControl) -> WarehouseSyncClient:
-    return mparticle_for(control).get_client()
+    return mparticle_for(control).new_client()
 
 
 def test_five_first_materializations_in_five_processes_all_succeed(

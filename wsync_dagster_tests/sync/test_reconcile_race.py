@@ -28,7 +28,7 @@ KINDS = {"connection": "connection", "data model": "data_model", "pipeline": "pi
 
 def _rival_client(control: EmulatorControl) -> WarehouseSyncClient:
     """Another client (the process shares one client per configuration, so configure it apart)."""
-    return mparticle_for(control, max_attempts=1).get_client()
+    return mparticle_for(control, max_attempts=1).new_client()
 
 
 def _rival(registry: Registry, spec: SyncSpec, kind: str, workspace: int) -> Any:
@@ -78,7 +78,7 @@ def test_a_resource_created_concurrently_is_adopted(
     drift: bool,
 ) -> None:
     spec = registry.sync(SYNC)
-    client = mparticle_for(control).get_client()
+    client = mparticle_for(control).new_client()
     rival = _rival_client(control)
     resource = _rival(registry, spec, kind, client.workspace_id)
     field = None
@@ -104,7 +104,7 @@ def test_a_refused_create_that_made_nothing_is_not_swallowed(
 ) -> None:
     """Both pass the local '6th active pipeline' check; mParticle refuses the later create."""
     spec = registry.sync(SYNC)
-    client = mparticle_for(control).get_client()
+    client = mparticle_for(control).new_client()
     rival = _rival_client(control)
     others = [
         desired_pipeline(spec, registry, client.workspace_id, True).model_copy(

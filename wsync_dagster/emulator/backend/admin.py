@@ -25,6 +25,10 @@ class Admin:
 
     # faults
 
+    async def hold(self, method: str, path: str) -> None:
+        """Wait here while a ``hold`` fault gathers the concurrent calls it matches."""
+        await self._store.faults.hold.meet(method, path)
+
     def update_faults(self, body: Any) -> dict[str, Any]:
         with self._store.lock:
             self._store.faults.update(body)
