@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails
 
 from wsync_dagster.sync import limits
 from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
+from wsync_dagster.sync.strict_yaml import DuplicateKey, load_strict
 
 REGISTRY_VAR = "WSYNC_REGISTRY"
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "syncs.yaml"
@@ -290,25 +291,22 @@ def _describe(error: ErrorDetails, document: Any) -> str:
     return f"{where}: {field}: {message}" if field else f"{where}: {message}"
 
 
-# libyaml's parser where PyYAML was built with it: about 5x faster than the pure-Python one, whose
-# cost is most of what each declared table adds to parsing the registry at definition load.
-_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _load_yaml(text: str) -> Any:
+def _load_yaml(text: str) -> tuple[Any, list[DuplicateKey]]:
     try:
-        return yaml.load(text, Loader=_FAST_LOADER)
+        return load_strict(text)
     except yaml.YAMLError:
         # The pure-Python parser describes a syntax error better (it quotes the line and points at
         # the column); rerun it for the message.
-        return yaml.safe_load(text)
+        return load_strict(text, fast=False)
 
 
 def parse_registry(text: str, source: str = "<registry>") -> Registry:
     try:
-        document = _load_yaml(text)
+        document, duplicates = _load_yaml(text)
     except yaml.YAMLError as error:
         raise RegistryError(source, [f"not valid YAML: {error}"]) from None
+    if duplicates:
+        raise RegistryError(source, [d.describe() for d in duplicates])
     if not isinstance(document, Mapping):
         raise RegistryError(source, ["must be a mapping with 'connection' and 'syncs'"])
     try:
