@@ -216,3 +216,12 @@ def test_both_parsers_find_the_same_duplicates() -> None:
         ["sync 'orders'", " tags.team"],
         ["registry", " syncs"],
     ]
+
+
+def test_sql_ending_in_a_line_comment_is_refused_at_load() -> None:
+    block = (
+        '|\n      SELECT CUSTOMER_ID AS "customer_id", UPDATED_AT\n      FROM DB.S.ORDERS -- all\n'
+    )
+    (found,) = problems(registry(sync(sql=block)))
+    assert found.startswith("sync 'orders': sql: ends in a -- comment"), found
+    assert "remove the comment or write it as /* ... */" in found
