@@ -265,6 +265,39 @@ def cross_sync_problems(registry: Registry) -> list[str]:
     return problems
 
 
+def _salvaged_spec(raw: Any) -> SyncSpec | None:
+    """A sync as far as the cross-sync rules need it: validated, or else what it still declares.
+
+    An invalid sync keeps its raw name and those of its ids and ``paused`` that are valid on their
+    own (an invalid ``paused`` counts as active, the default); without a string name it is left out.
+    """
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        return None
+    try:
+        return SyncSpec.model_validate(raw)
+    except ValidationError:
+        pass
+    ids = {
+        field: value.strip()
+        for field in ("pipeline_id", "data_model_id")
+        if isinstance(value := raw.get(field), str) and SLUG.match(value.strip())
+    }
+    paused = raw.get("paused")
+    return SyncSpec.model_construct(
+        name=raw["name"].strip(), paused=paused if isinstance(paused, bool) else False, **ids
+    )
+
+
+def _salvaged_cross_sync_problems(document: Mapping[str, Any]) -> list[str]:
+    """The cross-sync rules over an invalid registry's syncs, so that a field error does not hide
+    them: the syncs that validate, plus the names, ids and ``paused`` of those that do not."""
+    syncs = document.get("syncs")
+    if not isinstance(syncs, list):
+        return []
+    salvaged = tuple(spec for raw in syncs if (spec := _salvaged_spec(raw)) is not None)
+    return cross_sync_problems(Registry.model_construct(syncs=salvaged))
+
+
 def _describe(error: ErrorDetails, document: Any) -> str:
     """One problem as 'where: what; fix', naming the sync when the error is inside one."""
     loc = list(error["loc"])
@@ -312,7 +345,8 @@ def parse_registry(text: str, source: str = "<registry>") -> Registry:
     try:
         registry = Registry.model_validate(document)
     except ValidationError as error:
-        raise RegistryError(source, [_describe(d, document) for d in error.errors()]) from None
+        found = [_describe(d, document) for d in error.errors()]
+        raise RegistryError(source, found + _salvaged_cross_sync_problems(document)) from None
     if problems := cross_sync_problems(registry):
         raise RegistryError(source, problems)
     return registry

@@ -225,3 +225,29 @@ def test_sql_ending_in_a_line_comment_is_refused_at_load() -> None:
     (found,) = problems(registry(sync(sql=block)))
     assert found.startswith("sync 'orders': sql: ends in a -- comment"), found
     assert "remove the comment or write it as /* ... */" in found
+
+
+def test_a_field_error_does_not_hide_cross_sync_problems() -> None:
+    six = [sync(f"t{i}") for i in range(5)] + [sync("t5", shedule="x")]
+    found = problems(registry(*six, sync("t0", description="DROP")))
+    assert found[:2] == [
+        "sync 't5': shedule: unknown key; remove it or check its spelling",
+        "sync 't0': description: required but missing; add it",
+    ]
+    assert found[2].startswith("sync 't0': name 't0' is already used by sync 't0'")
+    assert any(p.startswith("registry: 7 active syncs (t0, t1, t2, t3, t4, t5, t0)") for p in found)
+
+
+def test_cross_sync_rules_use_what_an_invalid_sync_still_declares() -> None:
+    text = registry(
+        sync(pipeline_id="shared"),
+        sync("refunds", pipeline_id="shared", paused="maybe"),  # paused invalid: counted active
+        "  - 42",  # not a mapping at all: only its own error
+        sync("bad", pipeline_id="no spaces allowed"),  # invalid id: not compared
+    )
+    assert problems(text) == [
+        "sync 'refunds': paused: Input should be a valid boolean, unable to interpret input",
+        "syncs[2]: Input should be a valid dictionary or instance of SyncSpec",
+        "sync 'bad': pipeline_id: may only contain letters, digits, '_' and '-'",
+        "sync 'refunds': pipeline id 'shared' is already used by sync 'orders'; give each sync its own",
+    ]
