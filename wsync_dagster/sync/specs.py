@@ -277,15 +277,14 @@ def _salvaged_spec(raw: Any) -> SyncSpec | None:
         return SyncSpec.model_validate(raw)
     except ValidationError:
         pass
-    ids = {
+    declared: dict[str, Any] = {
         field: value.strip()
         for field in ("pipeline_id", "data_model_id")
         if isinstance(value := raw.get(field), str) and SLUG.match(value.strip())
     }
-    paused = raw.get("paused")
-    return SyncSpec.model_construct(
-        name=raw["name"].strip(), paused=paused if isinstance(paused, bool) else False, **ids
-    )
+    declared["name"] = raw["name"].strip()
+    declared["paused"] = raw.get("paused") is True
+    return SyncSpec.model_construct(**declared)
 
 
 def _salvaged_cross_sync_problems(document: Mapping[str, Any]) -> list[str]:
