@@ -23,15 +23,21 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from wsync_dagster.mparticle import ClientCredentials, RetryPolicy, WarehouseSyncClient
 from wsync_dagster.mparticle.auth import DEFAULT_AUDIENCE, DEFAULT_TOKEN_URL
 from wsync_dagster.mparticle.client import DEFAULT_API_ROOT
+from wsync_dagster.resource_safety import (
+    MaskedSecrets,
+    MaskedSnowflakeResource,
+    checked_url,
+    url_setting_problems,
+)
 
 TARGET_VAR = "WSYNC_TARGET"
 
@@ -132,6 +138,8 @@ def settings_problems(target: Target, environ: Mapping[str, str] | None = None) 
         for name in INTEGER_SETTINGS
         if environ.get(name) and not environ[name].isdigit()
     ]
+    if target is Target.MPARTICLE:
+        problems += url_setting_problems(environ)
     return problems
 
 
@@ -187,7 +195,7 @@ def snowflake_resource(
             "protocol": "http",
             "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
         }
-        return SnowflakeResource(
+        return MaskedSnowflakeResource(
             account=LOCAL_ACCOUNT,
             user=LOCAL_USER,
             password=LOCAL_PASSWORD,
@@ -196,7 +204,7 @@ def snowflake_resource(
             autocommit=True,
             additional_snowflake_connection_args=connect_args,
         )
-    return SnowflakeResource(
+    return MaskedSnowflakeResource(
         account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
         user=dg.EnvVar("SNOWFLAKE_USER"),
         password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
@@ -214,12 +222,16 @@ _CLIENTS: dict[tuple[Any, ...], WarehouseSyncClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-class MParticleResource(dg.ConfigurableResource):
+class MParticleResource(MaskedSecrets, dg.ConfigurableResource):
     """An mParticle API credential and workspace; :meth:`get_client` returns the typed client.
 
     Holds configuration only; :class:`~wsync_dagster.mparticle.WarehouseSyncClient` does the HTTP.
-    Bind secrets with ``dagster.EnvVar`` so they are resolved at launch and never shown in the UI.
+    Bind secrets with ``dagster.EnvVar`` so they are resolved at launch and never shown in the UI;
+    ``repr`` and ``str`` mask the client secret however it was bound, and the token URL and API root
+    must be ``https://`` (``http://`` only on loopback) so that the secret never travels in clear.
     """
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("client_secret",)
 
     client_id: str = Field(description="client id of an API credential with Platform API access")
     client_secret: str = Field(description="the credential's secret; bind with dagster.EnvVar")
@@ -244,6 +256,13 @@ class MParticleResource(dg.ConfigurableResource):
     max_poll_interval_seconds: float = Field(
         default=60.0, description="longest wait between run polls (polls back off up to this)"
     )
+
+    @field_validator("api_root", "token_url", mode="before")
+    @classmethod
+    def _secure_url(cls, value: Any, info: ValidationInfo) -> Any:
+        # Before pydantic's own parsing, to tell an unresolved EnvVar from a value: checked once
+        # the EnvVar is resolved, when dagster validates the resource again with the real value.
+        return checked_url(value, str(info.field_name))
 
     # Time, overridable in one place (tests drive the emulator's clock instead of sleeping).
     def sleep(self, seconds: float) -> None:
