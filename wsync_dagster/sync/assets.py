@@ -34,6 +34,7 @@ from wsync_dagster.mparticle import (
 )
 from wsync_dagster.resources import MParticleResource
 from wsync_dagster.sync import checks, naming
+from wsync_dagster.sync.guards import future_start_problem
 from wsync_dagster.sync.partitions import partitions_for, windows_for
 from wsync_dagster.sync.preflight import (
     PreflightError,
@@ -287,6 +288,8 @@ def _materialize_single(
     before = client.stats
     pipeline_id = spec.resolved_pipeline_id
     now = ctx.mparticle.now()
+    if problem := future_start_problem(spec, now):
+        raise _fail(problem)
     if spec.schedule.interval == "once":
         assert spec.schedule.end is not None
         window = Window("once", spec.schedule.start, spec.schedule.end)
