@@ -90,31 +90,46 @@ def _sync_names(root: Node) -> dict[int, str]:
     return names
 
 
+def _label(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
 def _duplicates(root: Node) -> Iterator[DuplicateKey]:
-    """Each key that repeats within one mapping, anywhere under ``root`` (aliases visited once)."""
+    """Each key that repeats within one mapping, anywhere under ``root`` (aliases visited once).
+
+    Runs before construction on every registry load, so it stays lean: scalars are never pushed,
+    and a path is only spelled out for a duplicate.
+    """
     names = _sync_names(root)
     seen: set[int] = set()
-    stack: list[tuple[Node, str | None, str]] = [(root, None, "")]
+    stack: list[tuple[Node, str | None, tuple[str | int, ...]]] = [(root, None, ())]
     while stack:
         node, sync, path = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
-        sync = names.get(id(node), sync)
-        in_sync = id(node) in names
-        prefix = "" if in_sync or not path else path
+        if id(node) in names:  # a sync's entry: its keys are named from the sync
+            sync, path = names[id(node)], ()
         if isinstance(node, SequenceNode):
-            stack.extend(reversed([(n, sync, f"{prefix}[{i}]") for i, n in enumerate(node.value)]))
-        elif isinstance(node, MappingNode):
-            first: dict[tuple[str, str], int] = {}
-            children: list[tuple[Node, str | None, str]] = []
-            for key, value in node.value:
-                name = key.value if isinstance(key, ScalarNode) else "?"
-                label = f"{prefix}.{name}" if prefix else name
-                if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG:
-                    line = key.start_mark.line + 1
-                    if (key.tag, key.value) in first:
-                        yield DuplicateKey(sync, label, line, first[key.tag, key.value])
-                    first.setdefault((key.tag, key.value), line)
-                children.append((value, sync, label))
-            stack.extend(reversed(children))
+            stack.extend(
+                (item, sync, (*path, i))
+                for i, item in enumerate(node.value)
+                if not isinstance(item, ScalarNode)
+            )
+            continue
+        if not isinstance(node, MappingNode):  # only the document itself can be a scalar
+            continue
+        first: dict[tuple[str, str], ScalarNode] = {}
+        for key, value in node.value:
+            scalar = isinstance(key, ScalarNode)
+            if scalar and key.tag != _MERGE_TAG:
+                earlier = first.setdefault((key.tag, key.value), key)
+                if earlier is not key:
+                    yield DuplicateKey(
+                        sync,
+                        _label((*path, key.value)),
+                        key.start_mark.line + 1,
+                        earlier.start_mark.line + 1,
+                    )
+            if not isinstance(value, ScalarNode):
+                stack.append((value, sync, (*path, key.value if scalar else "?")))

@@ -136,6 +136,8 @@ def test_unreadable_and_malformed_files_say_what_to_do(tmp_path: Path) -> None:
     assert "line 1, column 9:\n    syncs: [\n" in str(raised.value)  # quotes the line, points at it
     with pytest.raises(RegistryError, match="must be a mapping"):
         parse_registry("- 1", "list.yaml")
+    with pytest.raises(RegistryError, match="must be a mapping"):
+        parse_registry("just text", "scalar.yaml")
     with pytest.raises(RegistryError, match="connection: required but missing"):
         parse_registry("syncs: []")
 
