@@ -17,6 +17,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.sync import checks
+from wsync_dagster.sync.guards import future_start_problem
 from wsync_dagster.sync.report import run_materialization, sync_metadata
 from wsync_dagster.sync.steps import SyncContext, fail, preflight, reconcile_sync
 from wsync_dagster.sync.windows import Window
@@ -103,6 +104,8 @@ def materialize_single(
     client = ctx.mparticle.get_client()
     before = client.stats
     now = ctx.mparticle.now()
+    if problem := future_start_problem(spec, now):  # before anything reaches mParticle
+        raise fail(problem)
     window = _requested_window(ctx, client, now)
     report = preflight(ctx, [window], spec.schedule.interval)
     reconciled = reconcile_sync(ctx, client)

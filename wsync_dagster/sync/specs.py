@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails
 from wsync_dagster.sync import limits
 from wsync_dagster.sync.cadences import CadenceName, cadence
 from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
+from wsync_dagster.sync.strict_yaml import DuplicateKey, load_strict
 
 REGISTRY_VAR = "WSYNC_REGISTRY"
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "syncs.yaml"
@@ -264,6 +265,38 @@ def cross_sync_problems(registry: Registry) -> list[str]:
     return problems
 
 
+def _salvaged_spec(raw: Any) -> SyncSpec | None:
+    """A sync as far as the cross-sync rules need it: validated, or else what it still declares.
+
+    An invalid sync keeps its raw name and those of its ids and ``paused`` that are valid on their
+    own (an invalid ``paused`` counts as active, the default); without a string name it is left out.
+    """
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        return None
+    try:
+        return SyncSpec.model_validate(raw)
+    except ValidationError:
+        pass
+    declared: dict[str, Any] = {
+        field: value.strip()
+        for field in ("pipeline_id", "data_model_id")
+        if isinstance(value := raw.get(field), str) and SLUG.match(value.strip())
+    }
+    declared["name"] = raw["name"].strip()
+    declared["paused"] = raw.get("paused") is True
+    return SyncSpec.model_construct(**declared)
+
+
+def _salvaged_cross_sync_problems(document: Mapping[str, Any]) -> list[str]:
+    """The cross-sync rules over an invalid registry's syncs, so that a field error does not hide
+    them: the syncs that validate, plus the names, ids and ``paused`` of those that do not."""
+    syncs = document.get("syncs")
+    if not isinstance(syncs, list):
+        return []
+    salvaged = tuple(spec for raw in syncs if (spec := _salvaged_spec(raw)) is not None)
+    return cross_sync_problems(Registry.model_construct(syncs=salvaged))
+
+
 def _describe(error: ErrorDetails, document: Any) -> str:
     """One problem as 'where: what; fix', naming the sync when the error is inside one."""
     loc = list(error["loc"])
@@ -290,31 +323,29 @@ def _describe(error: ErrorDetails, document: Any) -> str:
     return f"{where}: {field}: {message}" if field else f"{where}: {message}"
 
 
-# libyaml's parser where PyYAML was built with it: about 5x faster than the pure-Python one, whose
-# cost is most of what each declared table adds to parsing the registry at definition load.
-_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _load_yaml(text: str) -> Any:
+def _load_yaml(text: str) -> tuple[Any, list[DuplicateKey]]:
     try:
-        return yaml.load(text, Loader=_FAST_LOADER)
+        return load_strict(text)
     except yaml.YAMLError:
         # The pure-Python parser describes a syntax error better (it quotes the line and points at
         # the column); rerun it for the message.
-        return yaml.safe_load(text)
+        return load_strict(text, fast=False)
 
 
 def parse_registry(text: str, source: str = "<registry>") -> Registry:
     try:
-        document = _load_yaml(text)
+        document, duplicates = _load_yaml(text)
     except yaml.YAMLError as error:
         raise RegistryError(source, [f"not valid YAML: {error}"]) from None
+    if duplicates:
+        raise RegistryError(source, [d.describe() for d in duplicates])
     if not isinstance(document, Mapping):
         raise RegistryError(source, ["must be a mapping with 'connection' and 'syncs'"])
     try:
         registry = Registry.model_validate(document)
     except ValidationError as error:
-        raise RegistryError(source, [_describe(d, document) for d in error.errors()]) from None
+        found = [_describe(d, document) for d in error.errors()]
+        raise RegistryError(source, found + _salvaged_cross_sync_problems(document)) from None
     if problems := cross_sync_problems(registry):
         raise RegistryError(source, problems)
     return registry
