@@ -145,9 +145,12 @@ def test_an_insecure_url_bound_through_an_env_var_is_refused_when_resolved(
     env = {**REAL_ENV, "MPARTICLE_TOKEN_URL": "http://sso.example.com/oauth/token"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(Exception, match=r"token_url \(MPARTICLE_TOKEN_URL\).*clear text"):
-        with mparticle_resource(env).process_config_and_initialize_cm():
-            pass
+    resource = mparticle_resource(env)
+    with (
+        pytest.raises(Exception, match=r"token_url \(MPARTICLE_TOKEN_URL\).*clear text"),
+        resource.process_config_and_initialize_cm(),
+    ):
+        pass
 
 
 def test_the_settings_check_names_the_variable_and_the_fix() -> None:
