@@ -42,8 +42,15 @@ from wsync_dagster.sync.preflight import (
     WindowCount,
     run_preflight,
 )
+from wsync_dagster.sync.reasons import ReasonLog
 from wsync_dagster.sync.reconcile import Reconciled, ReconcileError, reconcile
-from wsync_dagster.sync.runs import WaitSettings, is_terminal, poll, wait_for_windows
+from wsync_dagster.sync.repair import NEXT_STEP, Repairer, RepairError
+from wsync_dagster.sync.runs import (
+    WaitSettings,
+    list_window_runs,
+    poll,
+    wait_for_windows,
+)
 from wsync_dagster.sync.specs import Registry, SyncSpec
 
 
@@ -72,6 +79,11 @@ def _fail(message: str, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=message, metadata=metadata, allow_retries=False)
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 @contextlib.contextmanager
 def _snowflake_cursor(ctx: SyncContext) -> Iterator[Any]:
     """A cursor on Dagster's Snowflake connection; failing to connect is a clear Failure."""
@@ -81,7 +93,7 @@ def _snowflake_cursor(ctx: SyncContext) -> Iterator[Any]:
     except Exception as error:
         raise _fail(
             f"Could not connect to Snowflake for the pre-flight of sync '{ctx.spec.name}' "
-            f"({str(error).strip().splitlines()[0][:300]}). Check the Snowflake settings "
+            f"({_first_line(error)}). Check the Snowflake settings "
             "(SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD) and that the account is "
             "reachable. Nothing was sent to mParticle."
         ) from error
@@ -176,6 +188,36 @@ def _outcome_problem(window: Window, run: PipelineRun | None, waited: float) -> 
     )
 
 
+def _paused_problem(spec: SyncSpec, window: Window) -> str:
+    return (
+        f"{window.key}: sync '{spec.name}' is paused (paused: true in the registry), and mParticle "
+        "starts no runs of a paused pipeline. Set paused: false in the registry and materialize "
+        "again to resume"
+    )
+
+
+def _wait_or_look(
+    ctx: SyncContext, client: WarehouseSyncClient, windows: Sequence[Window], seen: ReasonLog
+) -> tuple[Mapping[str, PipelineRun], int]:
+    """Wait for the windows' runs; a paused sync gets one look, as nothing will start."""
+    pipeline_id = ctx.spec.resolved_pipeline_id
+    try:
+        if ctx.spec.paused:
+            runs = list_window_runs(client, pipeline_id, windows)
+            seen.observe(runs)
+            return runs, 1
+        return wait_for_windows(client, pipeline_id, windows, ctx.wait_settings(), seen.observe)
+    except WarehouseSyncError as error:
+        status = getattr(error, "status", None)
+        keys = windows[0].key if len(windows) == 1 else f"{windows[0].key}..{windows[-1].key}"
+        raise _fail(
+            f"mParticle kept answering {status or 'with errors'} (retry budget "
+            f"{ctx.mparticle.retry_budget_seconds:.0f} s) while waiting for partition(s) {keys} of "
+            f"'{ctx.spec.name}': {error}. Their runs may still complete in mParticle: materialize "
+            "again to attach to them; nothing will be triggered twice."
+        ) from error
+
+
 def _materialize_windows(
     context: dg.AssetExecutionContext, ctx: SyncContext
 ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
@@ -197,7 +239,8 @@ def _materialize_windows(
     reconciled = _reconcile(ctx, client)
     settings = ctx.wait_settings()
     started = settings.clock()
-    runs, polls = wait_for_windows(client, ctx.spec.resolved_pipeline_id, windows, settings)
+    seen = ReasonLog(client, ctx.spec.resolved_pipeline_id)
+    runs, polls = _wait_or_look(ctx, client, windows, seen)
     waited = settings.clock() - started
     after = client.stats
     run_level = {
@@ -211,28 +254,20 @@ def _materialize_windows(
 
     succeeded: list[tuple[WindowCount, PipelineRun]] = []
     problems: list[str] = []
-    failed_runs: list[tuple[Window, PipelineRun]] = []
     for window in windows:
-        run = runs.get(window.key)
-        count = report.count_for(window.key)
-        if run is not None and run.state is RunState.SUCCESS:
+        run, extra, problem = _window_outcome(ctx, client, window, runs.get(window.key), seen)
+        if run is not None:
+            count = report.count_for(window.key)
             succeeded.append((count, run))
             yield dg.AssetMaterialization(
                 asset_key=context.asset_key,
                 partition=window.key,
                 description=f"mParticle run {run.pipeline_run_id} ({window.describe()})",
-                metadata=_run_metadata(ctx, window, run, count, run_level),
+                metadata=_run_metadata(ctx, window, run, count, {**run_level, **extra}),
             )
-        elif run is not None and run.state is RunState.FAILED:
-            failed_runs.append((window, run))
-        elif not is_terminal(run):
-            problems.append(_outcome_problem(window, run, waited))
+        else:
+            problems.append(problem or _outcome_problem(window, runs.get(window.key), waited))
 
-    if failed_runs:
-        reason = _faulted_reason(client, ctx.spec.resolved_pipeline_id)
-        problems[:0] = [
-            f"{w.key}: mParticle run {r.pipeline_run_id} failed: {reason}" for w, r in failed_runs
-        ]
     if succeeded:
         yield from checks.check_results(context.asset_key, succeeded)
     if problems:
@@ -243,11 +278,83 @@ def _materialize_windows(
         )
 
 
-def _faulted_reason(client: WarehouseSyncClient, pipeline_id: str) -> str:
+Outcome = tuple[PipelineRun | None, dict[str, Any], str | None]
+
+
+def _window_outcome(
+    ctx: SyncContext,
+    client: WarehouseSyncClient,
+    window: Window,
+    run: PipelineRun | None,
+    seen: ReasonLog,
+) -> Outcome:
+    """(successful run to report, its extra metadata, problem) for one window.
+
+    A run that had already failed when this materialization began is repaired (unless the sync is
+    paused); one that failed while it waited is reported with its own reason.
+    """
+    if run is not None and run.state is RunState.SUCCESS:
+        return run, {}, None
+    if run is not None and run.state is RunState.FAILED:
+        if run.pipeline_run_id in seen.preexisting and not ctx.spec.paused:
+            return _repair(ctx, client, window, run)
+        then = "set paused: false in the registry, then " if ctx.spec.paused else ""
+        return (
+            None,
+            {},
+            (
+                f"{window.key}: mParticle run {run.pipeline_run_id} failed: {seen.reason(run)}; "
+                f"{then}{NEXT_STEP}"
+            ),
+        )
+    if ctx.spec.paused:
+        return None, {}, _paused_problem(ctx.spec, window)
+    return None, {}, None
+
+
+def _repair(
+    ctx: SyncContext, client: WarehouseSyncClient, window: Window, failed: PipelineRun
+) -> Outcome:
+    """Repair a window whose run had failed before this materialization (sync/repair.py)."""
+    repairer = Repairer(client, ctx.registry, ctx.spec, ctx.wait_settings(), ctx.log.info)
     try:
-        return client.get_pipeline(pipeline_id).faulted_reason or "no reason given by mParticle"
-    except WarehouseSyncError as error:
-        return f"(could not read the pipeline's faulted_reason: {error})"
+        repair = repairer.repair(window.start, window.end, failed)
+    except (RepairError, WarehouseSyncError) as error:
+        return (
+            None,
+            {},
+            (
+                f"{window.key}: mParticle run {failed.pipeline_run_id} failed, and the window could "
+                f"not be repaired: {error}"
+            ),
+        )
+    extra: dict[str, Any] = {
+        "wsync/repair_pipeline_id": repair.pipeline_id,
+        "wsync/repair_of_run_id": failed.pipeline_run_id,
+    }
+    run = repair.run
+    if run is not None and run.state is RunState.SUCCESS:
+        if repair.reused:
+            ctx.log.info(f"{window.key} was repaired earlier, by run {run.pipeline_run_id}")
+        return run, extra, None
+    if run is not None and run.state is RunState.FAILED:
+        return (
+            None,
+            extra,
+            (
+                f"{window.key}: repair run {run.pipeline_run_id} ({repair.pipeline_id}) of failed run "
+                f"{failed.pipeline_run_id} failed: {repair.reason}; {NEXT_STEP}"
+            ),
+        )
+    state = "not started" if run is None else f"still '{run.pipeline_run_state}'"
+    return (
+        None,
+        extra,
+        (
+            f"{window.key}: repair pipeline {repair.pipeline_id} is {state} after "
+            f"{ctx.mparticle.run_timeout_seconds:.0f} s; materialize again to attach to it"
+        ),
+    )
 
 
 def _last_successful_end(client: WarehouseSyncClient, pipeline_id: str) -> datetime | None:
@@ -276,6 +383,13 @@ def _wait_for_run(ctx: SyncContext, client: WarehouseSyncClient, run_id: int) ->
         raise _fail(
             f"{error} Materialize again to attach to the same run; nothing was triggered twice."
         ) from error
+    except WarehouseSyncError as error:
+        raise _fail(
+            f"mParticle kept failing (retry budget {m.retry_budget_seconds:.0f} s) while waiting "
+            f"for run {run_id} of '{ctx.spec.name}': {error}. The run may still complete in "
+            "mParticle: materialize again to attach to it if it is still in progress; if it has "
+            "ended, the next window starts where it ended, so no row is sent twice."
+        ) from error
 
 
 def _materialize_single(
@@ -298,10 +412,18 @@ def _materialize_single(
 
     if spec.schedule.interval == "once":
         runs = list(client.iter_pipeline_runs(pipeline_id, page_size=10))
+        if not runs and spec.paused:
+            raise _fail(_paused_single(spec, "mParticle starts no run of a paused pipeline"))
         if not runs:
             waited = _wait_for_first_run(ctx, client)
             runs = [waited]
         run_id, attached = runs[0].pipeline_run_id, True
+    elif spec.paused:
+        raise _fail(
+            _paused_single(
+                spec, "mParticle refuses to trigger a paused pipeline, so no run was requested"
+            )
+        )
     else:
         try:
             triggered = client.trigger_pipeline(pipeline_id)
@@ -316,8 +438,7 @@ def _materialize_single(
     actual = Window(
         window.key, run.data_interval_start or window.start, run.data_interval_end or now
     )
-    recount = _preflight(ctx, [actual], spec.schedule.interval, "Count of the run's exact window")
-    count = recount.counts[0]
+    count, recount_queries, not_counted = _recount(ctx, actual)
     after = client.stats
     metadata = _run_metadata(
         ctx,
@@ -329,7 +450,7 @@ def _materialize_single(
             "wsync/attached_to_existing_run": attached,
             "wsync/api_requests": after.requests - before.requests,
             "wsync/token_requests": after.token_requests - before.token_requests,
-            "preflight/queries": report.queries + recount.queries,
+            "preflight/queries": report.queries + recount_queries,
         },
     )
     yield dg.AssetMaterialization(
@@ -337,7 +458,42 @@ def _materialize_single(
         description=f"mParticle run {run.pipeline_run_id} ({actual.describe()})",
         metadata=metadata,
     )
-    yield from checks.check_results(context.asset_key, [(count, run)])
+    if count is None:
+        yield from checks.results_without_count(context.asset_key, run, not_counted or "")
+    else:
+        yield from checks.check_results(context.asset_key, [(count, run)])
+
+
+def _paused_single(spec: SyncSpec, why: str) -> str:
+    return (
+        f"Sync '{spec.name}' is paused (paused: true in the registry): {why}. Set paused: false "
+        "in the registry and materialize again to resume."
+    )
+
+
+def _recount(ctx: SyncContext, window: Window) -> tuple[WindowCount | None, int, str | None]:
+    """Count the run's exact window after it ran: (count, queries, why it could not be counted).
+
+    The run has already sent its rows, so a failure here must not fail the step nor say that
+    nothing was sent: the run is still recorded, and the parity check is reported as not evaluated.
+    """
+    try:
+        with ctx.snowflake.get_connection() as connection:
+            cursor = connection.cursor()
+            try:
+                report = run_preflight(cursor, ctx.spec, [window], ctx.spec.schedule.interval)
+            finally:
+                cursor.close()
+    except Exception as error:
+        reason = (
+            "the run's exact window could not be counted in Snowflake after the run succeeded "
+            f"({_first_line(error)}); "
+            "the run is recorded, and its rows were sent"
+        )
+        ctx.log.warning(f"Parity not evaluated: {reason}")
+        return None, 0, reason
+    ctx.log.info(f"Count of the run's exact window: {report.counts[0].rows:,} rows")
+    return report.counts[0], report.queries, None
 
 
 def _wait_for_first_run(ctx: SyncContext, client: WarehouseSyncClient) -> PipelineRun:

@@ -1,7 +1,7 @@
 """Failed windows, paused syncs, lost counts and persistent errors, through Dagster (issue 9).
 
 Everything runs against fakesnow and the live emulator on its manual clock: a failed run is made with
-the emulator's ``warehouse_unreachable`` or ``run_failure`` faults, never by faking the client.
+the emulator's ``run_failure`` fault, never by faking the client.
 """
 
 import contextlib
@@ -27,8 +27,10 @@ from wsync_dagster_tests.sync.conftest import (
 )
 
 PIPELINE = "wsync-ticket-activity"
-NOON = "2026-11-28-12:00"  # closes at 13:00, an hour after the emulator's clock starts
-REPAIR_ID = f"{PIPELINE}-repair-202611281200"
+FIRST = "2026-11-25-12:00"  # the first hour of ticket_activity's schedule (anchor - 3 days)
+FIRST_START = SAMPLE_ANCHOR - timedelta(days=3)
+REPAIR_ID = f"{PIPELINE}-repair-202611251200"
+TRANSIENT = "Could not connect to the warehouse: Snowflake was unreachable for a minute"
 POINTER = "materialize the partition again once the cause is fixed"
 
 
@@ -46,10 +48,10 @@ def _pipeline_writes(control: EmulatorControl) -> list[tuple[str, str]]:
     ]
 
 
-def _noon_count(cursor: Any) -> int:
+def _first_hour_count(cursor: Any) -> int:
     (count,) = cursor.execute(
         f"SELECT COUNT(*) FROM {TICKET_ACTIVITY} "
-        "WHERE UPDATED_AT BETWEEN '2026-11-28 12:00:00' AND '2026-11-28 13:00:00'"
+        "WHERE UPDATED_AT BETWEEN '2026-11-25 12:00:00' AND '2026-11-25 13:00:00'"
     ).fetchone()
     return count
 
@@ -66,15 +68,14 @@ def _latest_run_id(instance: dg.DagsterInstance, partition: str) -> int:
     return materialization.metadata["mparticle/run_id"].value  # pyright: ignore[reportReturnType]
 
 
-def _fail_noon_run(registry: Registry, resources: dict[str, Any], control: EmulatorControl) -> None:
-    """Create the pipeline, then let the noon window's run fail with the warehouse unreachable."""
-    first = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
-    assert first.success, failure_message(first)
-    control.set_clock(SAMPLE_ANCHOR + timedelta(hours=1, minutes=5), settle=False)
-    control.set_faults(warehouse_unreachable=True)
-    failed = materialize(registry, resources, "ticket_activity", [NOON])
+def _fail_first_run(
+    registry: Registry, resources: dict[str, Any], control: EmulatorControl
+) -> None:
+    """The first window's run fails (a transient cause, gone afterwards); the message points on."""
+    control.fail_next_run(TRANSIENT, PIPELINE)
+    failed = materialize(registry, resources, "ticket_activity", [FIRST])
     message = failure_message(failed)
-    assert f"{NOON}: mParticle run" in message and "failed" in message
+    assert f"{FIRST}: mParticle run" in message and TRANSIENT in message
     assert POINTER in message
     assert materializations(failed) == {}
 
@@ -82,20 +83,20 @@ def _fail_noon_run(registry: Registry, resources: dict[str, Any], control: Emula
 def test_a_failed_window_is_repaired_once_after_the_cause_is_fixed(
     registry, resources, control, snowflake_cursor
 ) -> None:
-    _fail_noon_run(registry, resources, control)
+    _fail_first_run(registry, resources, control)
     client: WarehouseSyncClient = resources["mparticle"].get_client()
-    (failed_run,) = client.iter_pipeline_runs(PIPELINE, start=SAMPLE_ANCHOR, end=SAMPLE_ANCHOR)
+    (failed_run,) = client.iter_pipeline_runs(PIPELINE, start=FIRST_START, end=FIRST_START)
     assert failed_run.state is RunState.FAILED
     assert client.get_pipeline(PIPELINE).is_faulted
 
-    control.set_faults(warehouse_unreachable=False)  # the cause is gone
+    assert control.faults()["run_failures"] == []  # the cause is gone
     control.clear_request_log()
     instance = dg.DagsterInstance.ephemeral()
-    repaired = materialize(registry, resources, "ticket_activity", [NOON], instance=instance)
+    repaired = materialize(registry, resources, "ticket_activity", [FIRST], instance=instance)
     assert repaired.success, failure_message(repaired)
 
-    meta = materializations(repaired)[NOON]
-    expected = _noon_count(snowflake_cursor)
+    meta = materializations(repaired)[FIRST]
+    expected = _first_hour_count(snowflake_cursor)
     assert meta["preflight/rows"] == meta["mparticle/records_extracted"] == expected > 0
     assert meta["wsync/repair_pipeline_id"] == REPAIR_ID
     assert meta["wsync/repair_of_run_id"] == failed_run.pipeline_run_id
@@ -105,30 +106,31 @@ def test_a_failed_window_is_repaired_once_after_the_cause_is_fixed(
     repair = client.get_pipeline(REPAIR_ID)
     assert repair.schedule_interval == "once" and repair.data_model_id == failed_run_model(client)
     assert (repair.schedule_start_time, repair.schedule_end_time) == (
-        SAMPLE_ANCHOR,
-        SAMPLE_ANCHOR + timedelta(hours=1),
+        FIRST_START,
+        FIRST_START + timedelta(hours=1),
     )
     assert not repair.is_active  # retired: it takes no active slot once its run has ended
     (repair_run,) = client.iter_pipeline_runs(REPAIR_ID)
     assert repair_run.state is RunState.SUCCESS
     assert (repair_run.data_interval_start, repair_run.data_interval_end) == (
-        SAMPLE_ANCHOR,
-        SAMPLE_ANCHOR + timedelta(hours=1),
+        FIRST_START,
+        FIRST_START + timedelta(hours=1),
     )
     assert meta["mparticle/run_id"] == repair_run.pipeline_run_id
-    assert _latest_run_id(instance, NOON) == repair_run.pipeline_run_id
+    assert _latest_run_id(instance, FIRST) == repair_run.pipeline_run_id
     creates = [p for m, p in _pipeline_writes(control) if m == "POST" and p.endswith("/pipelines")]
     assert len(creates) == 1  # the repair pipeline; nothing else was created
     # the interval pipeline still has its one failed run for the window: nothing else ran it
     assert [
-        r.pipeline_run_id for r in client.iter_pipeline_runs(PIPELINE, start=SAMPLE_ANCHOR)
+        r.pipeline_run_id
+        for r in client.iter_pipeline_runs(PIPELINE, start=FIRST_START, end=FIRST_START)
     ] == [failed_run.pipeline_run_id]
 
     # a repaired window is never loaded again, even by a Dagster instance that never saw the repair
     control.clear_request_log()
-    again = materialize(registry, resources, "ticket_activity", [NOON])
+    again = materialize(registry, resources, "ticket_activity", [FIRST])
     assert again.success, failure_message(again)
-    assert materializations(again)[NOON]["mparticle/run_id"] == repair_run.pipeline_run_id
+    assert materializations(again)[FIRST]["mparticle/run_id"] == repair_run.pipeline_run_id
     assert _pipeline_writes(control) == []
     assert len(list(client.iter_pipeline_runs(REPAIR_ID))) == 1
 
@@ -140,12 +142,11 @@ def failed_run_model(client: WarehouseSyncClient) -> str:
 def test_a_repair_that_fails_again_points_to_its_own_reason_and_leaves_no_pipeline(
     registry, resources, control
 ) -> None:
-    _fail_noon_run(registry, resources, control)
-    control.set_faults(warehouse_unreachable=False)
+    _fail_first_run(registry, resources, control)
     control.fail_next_run("Snowflake role MPARTICLE_SYNC lost SELECT", REPAIR_ID)
-    result = materialize(registry, resources, "ticket_activity", [NOON])
+    result = materialize(registry, resources, "ticket_activity", [FIRST])
     message = failure_message(result)
-    assert f"{NOON}: repair run" in message
+    assert f"{FIRST}: repair run" in message
     assert "Snowflake role MPARTICLE_SYNC lost SELECT" in message and POINTER in message
     client: WarehouseSyncClient = resources["mparticle"].get_client()
     assert REPAIR_ID not in {p.id for p in client.list_pipelines()}  # the next try starts afresh
@@ -154,8 +155,7 @@ def test_a_repair_that_fails_again_points_to_its_own_reason_and_leaves_no_pipeli
 def test_a_repair_without_a_free_active_slot_fails_clearly_before_creating_it(
     registry, resources, control
 ) -> None:
-    _fail_noon_run(registry, resources, control)
-    control.set_faults(warehouse_unreachable=False)
+    _fail_first_run(registry, resources, control)
     client: WarehouseSyncClient = resources["mparticle"].get_client()
     template = client.get_pipeline(PIPELINE)
     for i in range(4):
@@ -165,12 +165,12 @@ def test_a_repair_without_a_free_active_slot_fails_clearly_before_creating_it(
                     "id": f"other-{i}",
                     "name": f"other-{i}",
                     "schedule_interval": "on_demand",
-                    "partner_feed_key": template.partner_feed_key or _feed_key(),
+                    "partner_feed_key": _feed_key(),
                 }
             )
         )
     control.clear_request_log()
-    result = materialize(registry, resources, "ticket_activity", [NOON])
+    result = materialize(registry, resources, "ticket_activity", [FIRST])
     message = failure_message(result)
     assert "active pipeline" in message and "5" in message and REPAIR_ID in message
     assert not any(m == "POST" for m, _ in _pipeline_writes(control))
