@@ -481,7 +481,9 @@ def _recount(ctx: SyncContext, window: Window) -> tuple[WindowCount | None, int,
         with ctx.snowflake.get_connection() as connection:
             cursor = connection.cursor()
             try:
-                report = run_preflight(cursor, ctx.spec, [window], ctx.spec.schedule.interval)
+                report = run_preflight(
+                    cursor, ctx.spec, [window], limit_kind=ctx.spec.schedule.interval
+                )
             finally:
                 cursor.close()
     except Exception as error:
