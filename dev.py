@@ -98,16 +98,18 @@ def cmd_test(python: Path, extra: list[str]) -> int:
     for step in steps:
         if (code := _run(step)) != 0:
             return code
-    # The code location must load from a completely empty environment: no target, no secrets.
+    # Both code locations (production, and the local one `dev.py ui` opens) must load from a
+    # completely empty environment: no target, no secrets.
     bare_env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("WSYNC_", "MPARTICLE_", "SNOWFLAKE_"))
     }
-    return _run(
-        [_bin(python, "dagster"), "definitions", "validate", "-m", "wsync_dagster.definitions"],
-        env=bare_env,
-    )
+    validate = [_bin(python, "dagster"), "definitions", "validate"]
+    for module in ("wsync_dagster.definitions", "wsync_dagster.local.definitions"):
+        if (code := _run([*validate, "-m", module], env=bare_env)) != 0:
+            return code
+    return 0
 
 
 def main(argv: list[str]) -> int:

@@ -29,11 +29,9 @@
 """
 
 import argparse
+import copy
 import functools
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,12 +45,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
+from definition_load import report_definitions, run_definitions
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.local.materialize import (
+from wsync_dagster.local.materialize import materialize_partitions
+from wsync_dagster.local.resources import (
+    LocalMParticleResource,
     emulator_clock_mparticle,
-    materialize_partitions,
+    local_snowflake_resource,
 )
 from wsync_dagster.local.sample_data import (
     TICKET_ACTIVITY,
@@ -62,18 +62,16 @@ from wsync_dagster.local.sample_data import (
 )
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import clear_token_cache
-from wsync_dagster.resources import (
-    LocalMParticleResource,
-    MParticleResource,
-    Target,
-    snowflake_resource,
-)
+from wsync_dagster.resources import MParticleResource
 from wsync_dagster.sync.assets import build_sync_asset
-from wsync_dagster.sync.limits import CATCH_UP
+from wsync_dagster.sync.cadences import cadence
 from wsync_dagster.sync.specs import Registry, load_registry
 
 SYNC = "ticket_activity"
-HOURLY_CATCH_UP = CATCH_UP["hourly"].hours
+_REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
+_HOURLY = cadence("hourly").catch_up
+assert _HOURLY is not None
+HOURLY_CATCH_UP = int((_REFERENCE - _HOURLY.earliest_start(_REFERENCE)).total_seconds() // 3600)
 # Metadata each run repeats on every partition it materializes: summed once per run.
 RUN_LEVEL = ("preflight/queries", "wsync/api_requests", "wsync/token_requests", "wsync/run_polls")
 # Poll as the resource does by default against mParticle (the tests poll less, to run faster).
@@ -166,14 +164,9 @@ class Outcome:
     name: str
     dagster_runs: int
     seconds: float
-    wait_seconds: float
-    waits: int
-    clock_seconds: float
-    clock_reads: int
+    meter: Meter  # what the Dagster side did during this way's runs
     emulator_seconds: float
     requests: Counter[str] = field(default_factory=Counter)
-    snowflake_statements: Counter[str] = field(default_factory=Counter)
-    snowflake_connections: int = 0
     preflight_queries: int = 0
     client_api_requests: int = 0
     client_token_requests: int = 0
@@ -185,7 +178,7 @@ class Outcome:
     @property
     def own_seconds(self) -> float:
         """Wall time less waiting on mParticle's runs and the harness's clock reads."""
-        return self.seconds - self.wait_seconds - self.clock_seconds
+        return self.seconds - self.meter.wait_seconds - self.meter.clock_seconds
 
     @property
     def token_requests(self) -> int:
@@ -193,7 +186,7 @@ class Outcome:
 
     @property
     def snowflake_queries(self) -> int:
-        return sum(self.snowflake_statements.values())
+        return sum(self.meter.snowflake_statements.values())
 
     @property
     def api_calls(self) -> int:
@@ -259,14 +252,9 @@ def measure(
         name=name,
         dagster_runs=len(results),
         seconds=seconds,
-        wait_seconds=METER.wait_seconds,
-        waits=METER.waits,
-        clock_seconds=METER.clock_seconds,
-        clock_reads=METER.clock_reads,
+        meter=copy.copy(METER),
         emulator_seconds=(control.clock() - clock_start).total_seconds(),
         requests=Counter(classify(e) for e in control.request_log()),
-        snowflake_statements=METER.snowflake_statements,
-        snowflake_connections=METER.snowflake_connections,
     )
     for result in results:
         events = result.get_asset_materialization_events()
@@ -320,7 +308,7 @@ def run_backfill(
         os.environ.update(environment)  # the connection password and feed key, read via EnvVar
         control = EmulatorControl(stack.emulator_url)
         resources = {
-            "snowflake": snowflake_resource(Target.LOCAL, environment),
+            "snowflake": local_snowflake_resource(stack.snowflake.host, stack.snowflake.port),
             "mparticle": emulator_clock_mparticle(
                 stack.emulator_url,
                 MeteredEmulatorClock,
@@ -398,11 +386,16 @@ def report_backfill(project: Outcome, naive: Outcome, partitions: int, run_secon
         ("Dagster runs", project.dagster_runs, naive.dagster_runs, "d"),
         ("partitions materialized", project.materialized, naive.materialized, "d"),
         ("wall time, s", project.seconds, naive.seconds, ".2f"),
-        ("  of it waiting on mParticle runs, s", project.wait_seconds, naive.wait_seconds, ".2f"),
+        (
+            "  of it waiting on mParticle runs, s",
+            project.meter.wait_seconds,
+            naive.meter.wait_seconds,
+            ".2f",
+        ),
         (
             "  of it reading the emulator clock, s",
-            project.clock_seconds,
-            naive.clock_seconds,
+            project.meter.clock_seconds,
+            naive.meter.clock_seconds,
             ".2f",
         ),
         ("  the rest (Dagster, pre-flight, API), s", project.own_seconds, naive.own_seconds, ".2f"),
@@ -415,16 +408,17 @@ def report_backfill(project: Outcome, naive: Outcome, partitions: int, run_secon
         for kind in ("GET", "POST", "PUT", "DELETE", "run listing")
         if project.requests[kind] or naive.requests[kind]
     ]
+    p, n = project.meter, naive.meter
     rows += [
-        ("waits (clock advances)", project.waits, naive.waits, "d"),
-        ("clock reads (harness HTTP calls)", project.clock_reads, naive.clock_reads, "d"),
+        ("waits (clock advances)", p.waits, n.waits, "d"),
+        ("clock reads (harness HTTP calls)", p.clock_reads, n.clock_reads, "d"),
         ("Snowflake queries (cursor.execute)", project.snowflake_queries, naive.snowflake_queries, "d"),
         *(
-            (f"  {kind}", project.snowflake_statements[kind], naive.snowflake_statements[kind], "d")
-            for kind in sorted(project.snowflake_statements | naive.snowflake_statements)
+            (f"  {kind}", p.snowflake_statements[kind], n.snowflake_statements[kind], "d")
+            for kind in sorted(p.snowflake_statements | n.snowflake_statements)
         ),
         ("  per preflight/queries metadata", project.preflight_queries, naive.preflight_queries, "d"),
-        ("Snowflake connections opened", project.snowflake_connections, naive.snowflake_connections, "d"),
+        ("Snowflake connections opened", p.snowflake_connections, n.snowflake_connections, "d"),
     ]  # fmt: skip
     print(
         f"{'':40}{'project (1 run)':>17}{f'naive ({naive.dagster_runs} runs)':>18}{'naive/project':>15}"
@@ -448,180 +442,6 @@ def report_backfill(project: Outcome, naive: Outcome, partitions: int, run_secon
                 f"  WARNING {outcome.name}: {outcome.materialized} of {partitions} partitions "
                 f"materialized; {'; '.join(outcome.failures[:3])}"
             )
-
-
-# ---------------------------------------------------------------------------- definition load
-
-CADENCES = ("hourly", "daily", "weekly", "monthly", "on_demand", "once")
-BASE = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def registry_document(tables: int) -> dict[str, Any]:
-    """A registry of ``tables`` syncs over every cadence, the first 5 active, the rest paused."""
-    syncs = []
-    for i in range(tables):
-        interval = CADENCES[i % len(CADENCES)]
-        start = BASE + timedelta(days=i % 28, hours=i % 24)
-        if interval == "monthly":
-            start = BASE.replace(day=1 + i % 28)
-        schedule: dict[str, Any] = {
-            "interval": interval,
-            "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        if interval == "once":
-            schedule["end"] = (start + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        syncs.append(
-            {
-                "name": f"table_{i:03d}",
-                "description": f"Synthetic synced table {i} ({interval}).",
-                "owners": ["team:bench"],
-                "tags": {"domain": f"d{i % 7}"},
-                "sql": f'SELECT EMAIL AS "email", SCORE AS "score_{i}", UPDATED_AT '
-                f"FROM WSYNC_DEMO.BENCH.TABLE_{i:03d}",
-                "load_timestamp": {"column": "UPDATED_AT", "type": "timestamp_ntz"},
-                "schedule": schedule,
-                "environment": "development",
-                "feed_key_env": f"MPARTICLE_FEED_KEY_{i % 3}",
-                "paused": i >= 5,
-            }
-        )
-    return {
-        "connection": {
-            "id": "wsync-snowflake",
-            "source_account_id": "xy12345",
-            "region": "us-east-1.aws",
-            "warehouse": "MPARTICLE_WH",
-            "database": "WSYNC_DEMO",
-            "role": "MPARTICLE_SYNC",
-            "user": "MPARTICLE_SYNC",
-            "password_env": "MPARTICLE_SNOWFLAKE_PASSWORD",
-        },
-        "syncs": syncs,
-    }
-
-
-# A fresh interpreter that imports what the code location imports, once, then forks one child per
-# measurement: each child is a fresh process that has never built definitions. Setting WSYNC_REGISTRY
-# and importing wsync_dagster.definitions runs its module-level build_definitions() on that registry,
-# the cold load a code server or a run worker does.
-DRIVER = r"""
-import gc, json, os, sys, time, warnings
-started = time.perf_counter()
-warnings.simplefilter("ignore")
-import dagster as dg
-dagster_done = time.perf_counter()
-import dagster_snowflake
-dagster_snowflake_done = time.perf_counter()
-import wsync_dagster.resources, wsync_dagster.sync.assets, wsync_dagster.sync.schedules
-done = time.perf_counter()
-print(json.dumps({
-    "imports": done - started, "dagster": dagster_done - started,
-    "dagster_snowflake": dagster_snowflake_done - dagster_done, "ours": done - dagster_snowflake_done,
-}), flush=True)
-
-def measure(path):
-    os.environ["WSYNC_REGISTRY"] = path
-    started = time.perf_counter()
-    import wsync_dagster.definitions as definitions
-    built = time.perf_counter()
-    dg.Definitions.validate_loadable(definitions.defs)
-    validated = time.perf_counter()
-    again = definitions.build_definitions({"WSYNC_REGISTRY": path})
-    rebuilt = time.perf_counter()
-    return {
-        "build": built - started, "validate": validated - built, "warm_build": rebuilt - validated,
-        "assets": len(list(again.assets or [])), "jobs": len(list(again.jobs or [])),
-        "schedules": len(list(again.schedules or [])),
-    }
-
-gc.freeze()  # keep the children's garbage collector off the parent's (copy-on-write) pages
-for path in sys.argv[1:]:
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            result = measure(path)
-        except BaseException as error:
-            result = {"error": repr(error)}
-        os.write(write, json.dumps(result).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        result = json.loads(pipe.read())
-    os.waitpid(pid, 0)
-    print(json.dumps({"path": path, **result}), flush=True)
-"""
-
-
-@dataclass
-class LoadTimes:
-    startup: float  # interpreter start and the code location's imports, once
-    imports: dict[str, float]  # seconds: all, then dagster, dagster_snowflake, ours
-    samples: dict[int, list[dict[str, float]]]
-
-    def median(self, tables: int, key: str) -> float:
-        return statistics.median(s[key] for s in self.samples[tables])
-
-
-def run_definitions(sizes: Sequence[int], repeats: int, workdir: Path) -> LoadTimes:
-    paths: dict[str, int] = {}
-    for size in sizes:
-        path = workdir / f"syncs_{size}.yaml"
-        path.write_text(yaml.safe_dump(registry_document(size), sort_keys=False), encoding="utf-8")
-        paths[str(path)] = size
-    order = [path for _ in range(repeats) for path in paths]  # interleaved: 2, 100, 2, 100, ...
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSYNC_", "MPARTICLE_"))}
-    started = time.perf_counter()
-    with subprocess.Popen(
-        [sys.executable, "-c", DRIVER, *order], env=env, stdout=subprocess.PIPE, text=True
-    ) as driver:
-        assert driver.stdout is not None
-        imports = json.loads(driver.stdout.readline())
-        startup = time.perf_counter() - started
-        samples: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
-        for line in driver.stdout:
-            sample = json.loads(line)
-            if "error" in sample:
-                raise RuntimeError(f"loading {sample['path']} failed: {sample['error']}")
-            samples[paths[sample["path"]]].append(sample)
-    print(f"  loaded {len(sizes)} registries {repeats}x each", flush=True)
-    return LoadTimes(startup, imports, samples)
-
-
-def report_definitions(times: LoadTimes, repeats: int) -> None:
-    small, large = sorted(times.samples)
-    print(
-        f"\n2. Definition load, {small} vs {large} declared tables (up to 5 active, the rest paused; "
-        f"every cadence),\n   a fresh (forked) process each, median of {repeats}"
-    )
-    print(
-        f"{'':44}{f'{small} tables':>12}{f'{large} tables':>12}{'ratio':>9}{'per extra table':>17}"
-    )
-    rows = (
-        ("build_definitions, cold (first in process), s", "build"),
-        ("Definitions.validate_loadable, s", "validate"),
-        ("build_definitions again, warm, s", "warm_build"),
-    )
-    for label, key in rows:
-        a, b = times.median(small, key), times.median(large, key)
-        marginal = (b - a) / (large - small) * 1000
-        print(f"{label:44}{a:>12.3f}{b:>12.3f}{_ratio(b, a):>9}{marginal:>14.1f} ms")
-    counts = {size: times.samples[size][0] for size in (small, large)}
-    print(
-        "  ({} / {} assets, {} / {} jobs, {} / {} schedules: one job and schedule per cadence and "
-        "grid)".format(
-            *(int(counts[n][k]) for k in ("assets", "jobs", "schedules") for n in (small, large))
-        )
-    )
-    imports = times.imports
-    print(
-        f"  Before any of that, a fresh process spends {times.startup:.2f} s starting and importing "
-        f"the code location's\n  modules, whatever the registry: {imports['imports']:.2f} s of "
-        f"imports =\n  dagster {imports['dagster']:.2f} s + dagster_snowflake (which imports "
-        f"snowflake.core and snowpark) {imports['dagster_snowflake']:.2f} s\n  + wsync_dagster and "
-        f"the rest {imports['ours']:.2f} s."
-    )
 
 
 def main() -> int:

@@ -1,47 +1,11 @@
-"""The code location's single entry point: ``dagster dev -m wsync_dagster.definitions``.
+"""The production code location's entry point: ``dagster dev -m wsync_dagster.definitions``.
 
-Loading does no I/O beyond reading the registry file (``WSYNC_REGISTRY``, default
-``wsync_dagster/syncs.yaml``) and environment variables: no token request, no API call, no Snowflake
-query.
+``WSYNC_TARGET`` chooses the resources (see :mod:`wsync_dagster.resources`); the local target has its
+own code location, ``wsync_dagster.local.definitions``.
 """
 
-import os
-from collections.abc import Mapping
+from wsync_dagster.code_location import build_definitions
 
-import dagster as dg
-
-from wsync_dagster.resources import (
-    TargetNotSelected,
-    mparticle_resource,
-    require_settings,
-    selected_target,
-    snowflake_resource,
-)
-from wsync_dagster.sync.assets import build_sync_assets
-from wsync_dagster.sync.schedules import build_schedules
-from wsync_dagster.sync.specs import load_registry, registry_path
-
-
-def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
-    """Definitions for the target chosen by ``WSYNC_TARGET`` in ``environ`` (default: os.environ)."""
-    environ = os.environ if environ is None else environ
-    target = selected_target(environ)
-    registry = load_registry(registry_path(environ))
-    resources: dict[str, object]
-    if target is None:
-        resources = {
-            key: TargetNotSelected(resource_name=key) for key in ("snowflake", "mparticle")
-        }
-    else:
-        require_settings(target, environ)
-        resources = {
-            "snowflake": snowflake_resource(target, environ),
-            "mparticle": mparticle_resource(target, environ),
-        }
-    assets = build_sync_assets(registry)
-    return dg.Definitions.merge(
-        dg.Definitions(assets=assets, resources=resources), build_schedules(registry, assets)
-    )
-
+__all__ = ["build_definitions", "defs"]
 
 defs = build_definitions()

@@ -1,13 +1,14 @@
-"""Dagster resources and the explicit choice of target.
+"""Dagster resources of the production code location and the explicit choice of target.
 
 ``WSYNC_TARGET`` says which services the code location talks to:
 
-``local``
-    the embedded default: the local Snowflake stand-in and the local mParticle emulator, whose addresses
-    the local launcher (``python dev.py demo`` / ``python dev.py ui``) puts in ``WSYNC_LOCAL_*``.
 ``mparticle``
     a real Snowflake account and the real mParticle API; credentials come from ``dagster.EnvVar`` so
     they are resolved at launch and never shown in the UI.
+``local``
+    the embedded default (Snowflake stand-in and mParticle emulator). It is served by its own code
+    location, ``wsync_dagster.local.definitions`` (``python3 dev.py demo`` / ``python3 dev.py ui``);
+    this module refuses it rather than importing the stand-ins.
 
 Nothing falls back silently. With ``WSYNC_TARGET`` unset the definitions still load (so
 ``dagster definitions validate`` and the UI work anywhere), but every resource refuses to run and says
@@ -15,25 +16,25 @@ how to choose. With a target chosen but settings missing, loading fails with one
 every missing variable.
 """
 
+import contextlib
 import enum
-import functools
 import os
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from wsync_dagster.mparticle import ClientCredentials, RetryPolicy, WarehouseSyncClient
 from wsync_dagster.mparticle.auth import DEFAULT_AUDIENCE, DEFAULT_TOKEN_URL
 from wsync_dagster.mparticle.client import DEFAULT_API_ROOT
 
 TARGET_VAR = "WSYNC_TARGET"
+LOCAL_CODE_LOCATION = "wsync_dagster.local.definitions"
 
 
 class Target(enum.StrEnum):
@@ -43,13 +44,14 @@ class Target(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Setting:
-    """One environment variable the code location reads."""
+    """One environment variable a code location reads."""
 
     name: str
     meaning: str
     required: bool = True
     default: str | None = None
     secret: bool = False
+    integer: bool = False
 
 
 # Snowflake as Dagster sees it (pre-flight counts and checks), for the real target.
@@ -60,46 +62,23 @@ SNOWFLAKE_SETTINGS = (
     Setting("SNOWFLAKE_ROLE", "role for pre-flight queries", required=False),
     Setting("SNOWFLAKE_WAREHOUSE", "virtual warehouse for pre-flight queries", required=False),
 )
-LOCAL_SNOWFLAKE_SETTINGS = (
-    Setting(
-        "WSYNC_LOCAL_SNOWFLAKE_HOST", "host of the local Snowflake stand-in", False, "127.0.0.1"
-    ),
-    Setting(
-        "WSYNC_LOCAL_SNOWFLAKE_PORT", "port of the local Snowflake stand-in (set by the launcher)"
-    ),
-)
 # mParticle, for the real target.
 MPARTICLE_SETTINGS = (
     Setting(
         "MPARTICLE_CLIENT_ID", "client id of an mParticle API credential (Platform API, Admin)"
     ),
     Setting("MPARTICLE_CLIENT_SECRET", "that credential's client secret", secret=True),
-    Setting("MPARTICLE_WORKSPACE_ID", "the mParticle workspace id (a whole number)"),
-    Setting("MPARTICLE_ORG_ID", "org id, for reading profiles back (Profile API)", required=False),
-    Setting("MPARTICLE_ACCOUNT_ID", "account id, for reading profiles back", required=False),
+    Setting("MPARTICLE_WORKSPACE_ID", "the mParticle workspace id (a whole number)", integer=True),
+    Setting(
+        "MPARTICLE_ORG_ID", "org id, for reading profiles back (Profile API)", False, integer=True
+    ),
+    Setting("MPARTICLE_ACCOUNT_ID", "account id, for reading profiles back", False, integer=True),
     Setting("MPARTICLE_API_ROOT", "API root", required=False, default=DEFAULT_API_ROOT),
     Setting(
         "MPARTICLE_TOKEN_URL", "OAuth token endpoint", required=False, default=DEFAULT_TOKEN_URL
     ),
 )
-LOCAL_MPARTICLE_SETTINGS = (
-    Setting(
-        "WSYNC_LOCAL_EMULATOR_URL", "base URL of the local mParticle emulator (set by the launcher)"
-    ),
-    Setting(
-        "WSYNC_LOCAL_EMULATOR_CLOCK",
-        "the emulator's clock: real, or manual (waiting advances it instead of sleeping)",
-        required=False,
-        default="real",
-    ),
-)
-INTEGER_SETTINGS = (
-    "WSYNC_LOCAL_SNOWFLAKE_PORT", "MPARTICLE_WORKSPACE_ID", "MPARTICLE_ORG_ID", "MPARTICLE_ACCOUNT_ID",
-)  # fmt: skip
-TARGET_SETTINGS: dict[Target, tuple[Setting, ...]] = {
-    Target.MPARTICLE: SNOWFLAKE_SETTINGS + MPARTICLE_SETTINGS,
-    Target.LOCAL: LOCAL_SNOWFLAKE_SETTINGS + LOCAL_MPARTICLE_SETTINGS,
-}
+REAL_SETTINGS = SNOWFLAKE_SETTINGS + MPARTICLE_SETTINGS
 
 
 class SettingsError(ValueError):
@@ -119,31 +98,30 @@ def selected_target(environ: Mapping[str, str] | None = None) -> Target | None:
         raise SettingsError(f"{TARGET_VAR}={raw!r} is not a target; set it to {choices}.") from None
 
 
-def settings_problems(target: Target, environ: Mapping[str, str] | None = None) -> list[str]:
-    """One line per required setting of ``target`` that is missing or malformed."""
+def settings_problems(
+    settings: tuple[Setting, ...], environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per setting of ``settings`` that is required but missing, or malformed."""
     environ = os.environ if environ is None else environ
-    problems = [
+    missing = [
         f"{s.name} is not set: {s.meaning}"
-        for s in TARGET_SETTINGS[target]
+        for s in settings
         if s.required and not environ.get(s.name)
     ]
-    problems += [
-        f"{name}={environ[name]!r} is not a whole number"
-        for name in INTEGER_SETTINGS
-        if environ.get(name) and not environ[name].isdigit()
+    malformed = [
+        f"{s.name}={environ[s.name]!r} is not a whole number"
+        for s in settings
+        if s.integer and environ.get(s.name) and not environ[s.name].isdigit()
     ]
-    return problems
+    return missing + malformed
 
 
-def require_settings(target: Target, environ: Mapping[str, str] | None = None) -> None:
-    """Raise one SettingsError naming every required variable of ``target`` that is not usable."""
-    if problems := settings_problems(target, environ):
+def require_settings(
+    target: Target, settings: tuple[Setting, ...], environ: Mapping[str, str], hint: str
+) -> None:
+    """Raise one SettingsError naming every setting of ``settings`` that is not usable."""
+    if problems := settings_problems(settings, environ):
         lines = "\n".join(f"  {p}" for p in problems)
-        hint = (
-            "Start the local stack with `python3 dev.py demo` or `python3 dev.py ui`, which set them."
-            if target is Target.LOCAL
-            else f"Set them, or use {TARGET_VAR}=local for the embedded default."
-        )
         raise SettingsError(
             f"{TARGET_VAR}={target.value} needs {len(problems)} more setting(s):\n{lines}\n{hint}"
         )
@@ -167,57 +145,19 @@ class TargetNotSelected(dg.ConfigurableResource):
         )
 
 
-def snowflake_resource(
-    target: Target, environ: Mapping[str, str] | None = None
-) -> SnowflakeResource:
-    """The Snowflake resource for ``target``; call :func:`require_settings` first.
-
-    The pre-flight only reads, so the session is in autocommit mode (a login parameter, not a
-    statement): dagster-snowflake's ``get_connection`` otherwise sends a ``COMMIT`` on every close,
-    one round trip per materialization that commits nothing.
-    """
-    environ = os.environ if environ is None else environ
-    if target is Target.LOCAL:
-        from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER
-
-        host, port = (setting_value(s, environ) for s in LOCAL_SNOWFLAKE_SETTINGS)
-        connect_args: dict[str, Any] = {
-            "host": host,
-            "port": int(port or 0),
-            "protocol": "http",
-            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-        }
-        return SnowflakeResource(
-            account=LOCAL_ACCOUNT,
-            user=LOCAL_USER,
-            password=LOCAL_PASSWORD,
-            login_timeout=30,
-            network_timeout=120,
-            autocommit=True,
-            additional_snowflake_connection_args=connect_args,
-        )
-    return SnowflakeResource(
-        account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
-        user=dg.EnvVar("SNOWFLAKE_USER"),
-        password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
-        login_timeout=60,
-        network_timeout=300,
-        autocommit=True,
-        role=dg.EnvVar("SNOWFLAKE_ROLE") if environ.get("SNOWFLAKE_ROLE") else None,
-        warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE") if environ.get("SNOWFLAKE_WAREHOUSE") else None,
-    )
-
-
-# One client per process and configuration: its HTTP session (connection pool) and the process-wide
-# token cache are shared by every asset and every thread of the run.
-_CLIENTS: dict[tuple[Any, ...], WarehouseSyncClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+def unselected_resources() -> dict[str, object]:
+    """What every resource key is bound to while no target is chosen."""
+    return {key: TargetNotSelected(resource_name=key) for key in ("snowflake", "mparticle")}
 
 
 class MParticleResource(dg.ConfigurableResource):
     """An mParticle API credential and workspace; :meth:`get_client` returns the typed client.
 
-    Holds configuration only; :class:`~wsync_dagster.mparticle.WarehouseSyncClient` does the HTTP.
+    Holds configuration; :class:`~wsync_dagster.mparticle.WarehouseSyncClient` does the HTTP. The
+    resource owns its client: Dagster's ``setup_for_execution`` opens one per run (shared by every
+    partition and thread of the run) and ``teardown_after_execution`` closes it. Outside a run, use
+    ``with resource.open_client() as client:``. Tokens are cached per credential per process (see
+    :mod:`wsync_dagster.mparticle.auth`), so a new client does not mean a new token.
     Bind secrets with ``dagster.EnvVar`` so they are resolved at launch and never shown in the UI.
     """
 
@@ -245,6 +185,8 @@ class MParticleResource(dg.ConfigurableResource):
         default=60.0, description="longest wait between run polls (polls back off up to this)"
     )
 
+    _client: WarehouseSyncClient | None = PrivateAttr(default=None)
+
     # Time, overridable in one place (tests drive the emulator's clock instead of sleeping).
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -256,112 +198,75 @@ class MParticleResource(dg.ConfigurableResource):
         """mParticle's notion of now, for catch-up checks and on-demand windows."""
         return datetime.now(UTC)
 
-    def _cache_key(self) -> tuple[Any, ...]:
-        return (type(self), *(getattr(self, name) for name in type(self).model_fields))
+    def new_client(self) -> WarehouseSyncClient:
+        """A new client for this configuration; the caller closes it."""
+        credentials = ClientCredentials(
+            client_id=self.client_id,
+            client_secret=self.client_secret,  # pyright: ignore[reportArgumentType]
+            token_url=self.token_url,
+            audience=self.audience,
+        )
+        return WarehouseSyncClient(
+            credentials,
+            self.workspace_id,
+            api_root=self.api_root,
+            org_id=self.org_id,
+            account_id=self.account_id,
+            timeout=(10.0, self.request_timeout_seconds),
+            retry_policy=RetryPolicy(
+                max_attempts=self.max_attempts, total_budget=self.retry_budget_seconds
+            ),
+            sleep=self.sleep,
+            clock=self.monotonic,
+        )
+
+    @contextlib.contextmanager
+    def open_client(self) -> Iterator[WarehouseSyncClient]:
+        """A client for use outside a Dagster run, closed when the block ends."""
+        with self.new_client() as client:
+            yield client
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._client = self.new_client()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def get_client(self) -> WarehouseSyncClient:
-        """The process's client for this configuration (created on first use, then shared)."""
-        key = self._cache_key()
-        with _CLIENTS_LOCK:
-            client = _CLIENTS.get(key)
-            if client is None:
-                credentials = ClientCredentials(
-                    client_id=self.client_id,
-                    client_secret=self.client_secret,  # pyright: ignore[reportArgumentType]
-                    token_url=self.token_url,
-                    audience=self.audience,
-                )
-                client = WarehouseSyncClient(
-                    credentials,
-                    self.workspace_id,
-                    api_root=self.api_root,
-                    org_id=self.org_id,
-                    account_id=self.account_id,
-                    timeout=(10.0, self.request_timeout_seconds),
-                    retry_policy=RetryPolicy(
-                        max_attempts=self.max_attempts, total_budget=self.retry_budget_seconds
-                    ),
-                    sleep=self.sleep,
-                    clock=self.monotonic,
-                )
-                _CLIENTS[key] = client
-            return client
+        """The run's client (opened when the run set this resource up)."""
+        if self._client is None:
+            raise RuntimeError(
+                "MParticleResource.get_client() is only available during a Dagster run; "
+                "outside one, use `with resource.open_client() as client:`"
+            )
+        return self._client
 
 
-@functools.cache
-def _emulator_control(emulator_url: str) -> Any:
-    """One admin client (one kept-alive HTTP session) per emulator: its clock is read often."""
-    # Imported at run time only: loading the definitions never imports the emulator.
-    from wsync_dagster.emulator import EmulatorControl
+def snowflake_resource(environ: Mapping[str, str] | None = None) -> SnowflakeResource:
+    """The real target's Snowflake resource, secrets bound with ``dagster.EnvVar``.
 
-    return EmulatorControl(emulator_url)
-
-
-# On a manual emulator clock, waiting costs nothing: poll in big steps of emulator time.
-MANUAL_CLOCK_POLLING: dict[str, Any] = {
-    "poll_interval_seconds": 30.0,
-    "max_poll_interval_seconds": 600.0,
-    "run_timeout_seconds": 4 * 3600.0,
-}
-REAL_CLOCK_POLLING: dict[str, Any] = {
-    "poll_interval_seconds": 0.2,
-    "max_poll_interval_seconds": 2.0,
-    "run_timeout_seconds": 600.0,
-}
-
-
-class LocalMParticleResource(MParticleResource):
-    """The local target's mParticle: the emulator, whose clock is mParticle's "now".
-
-    With a manual emulator clock, waiting advances that clock (which runs whatever falls due) instead
-    of sleeping, so a local run is deterministic and instant.
+    The pre-flight only reads, so the session is in autocommit mode (a login parameter, not a
+    statement): dagster-snowflake's ``get_connection`` otherwise sends a ``COMMIT`` on every close,
+    one round trip per materialization that commits nothing.
     """
-
-    emulator_url: str = Field(description="base URL of the local emulator")
-    manual_clock: bool = Field(
-        default=False, description="the emulator's clock only moves when told"
+    environ = os.environ if environ is None else environ
+    return SnowflakeResource(
+        account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
+        user=dg.EnvVar("SNOWFLAKE_USER"),
+        password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
+        login_timeout=60,
+        network_timeout=300,
+        autocommit=True,
+        role=dg.EnvVar("SNOWFLAKE_ROLE") if environ.get("SNOWFLAKE_ROLE") else None,
+        warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE") if environ.get("SNOWFLAKE_WAREHOUSE") else None,
     )
 
-    def _control(self) -> Any:
-        return _emulator_control(self.emulator_url)
 
-    def sleep(self, seconds: float) -> None:
-        if self.manual_clock:
-            self._control().advance(seconds)
-        else:
-            time.sleep(seconds)
-
-    def monotonic(self) -> float:
-        return self._control().clock().timestamp() if self.manual_clock else time.monotonic()
-
-    def now(self) -> datetime:
-        return self._control().clock()
-
-
-def mparticle_resource(
-    target: Target, environ: Mapping[str, str] | None = None
-) -> MParticleResource:
-    """The mParticle resource for ``target``; call :func:`require_settings` first."""
+def mparticle_resource(environ: Mapping[str, str] | None = None) -> MParticleResource:
+    """The real target's mParticle resource, secrets bound with ``dagster.EnvVar``."""
     environ = os.environ if environ is None else environ
-    if target is Target.LOCAL:
-        from wsync_dagster.local.stack import LOCAL_MPARTICLE
-
-        url = environ["WSYNC_LOCAL_EMULATOR_URL"].rstrip("/")
-        clock = environ.get("WSYNC_LOCAL_EMULATOR_CLOCK", "real")
-        if clock not in ("real", "manual"):
-            raise SettingsError(f"WSYNC_LOCAL_EMULATOR_CLOCK={clock!r}: use real or manual.")
-        return LocalMParticleResource(
-            emulator_url=url,
-            manual_clock=clock == "manual",
-            client_id=LOCAL_MPARTICLE.client_id,
-            client_secret=LOCAL_MPARTICLE.client_secret,
-            workspace_id=LOCAL_MPARTICLE.workspace_id,
-            org_id=LOCAL_MPARTICLE.org_id,
-            account_id=LOCAL_MPARTICLE.account_id,
-            api_root=url,
-            token_url=f"{url}/oauth/token",
-            **(MANUAL_CLOCK_POLLING if clock == "manual" else REAL_CLOCK_POLLING),
-        )
     optional: dict[str, Any] = {
         field: dg.EnvVar.int(name) if field.endswith("_id") else dg.EnvVar(name)
         for field, name in (
@@ -378,3 +283,24 @@ def mparticle_resource(
         workspace_id=dg.EnvVar.int("MPARTICLE_WORKSPACE_ID"),
         **optional,
     )
+
+
+def production_resources(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The resources of the production code location for the target ``environ`` chooses."""
+    environ = os.environ if environ is None else environ
+    target = selected_target(environ)
+    if target is None:
+        return unselected_resources()
+    if target is Target.LOCAL:
+        raise SettingsError(
+            f"{TARGET_VAR}=local is served by the local code location {LOCAL_CODE_LOCATION}, not "
+            "by wsync_dagster.definitions; start it with `python3 dev.py demo` or "
+            f"`python3 dev.py ui`, or set {TARGET_VAR}=mparticle for a real workspace."
+        )
+    require_settings(
+        target,
+        REAL_SETTINGS,
+        environ,
+        f"Set them, or run the embedded default with `python3 dev.py demo` ({LOCAL_CODE_LOCATION}).",
+    )
+    return {"snowflake": snowflake_resource(environ), "mparticle": mparticle_resource(environ)}

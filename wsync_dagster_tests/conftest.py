@@ -83,16 +83,25 @@ def emulator_config(stand_in: LocalSnowflake, **overrides: Any) -> EmulatorConfi
     return EmulatorConfig(**(settings | overrides))
 
 
+def create_table(cursor: Any, table: str, columns: str) -> None:
+    """(Re)create ``table`` (``DATABASE.SCHEMA.TABLE``) with ``columns``, and its database and
+    schema if missing, in the Snowflake stand-in."""
+    database, schema, _ = table.split(".")
+    cursor.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}")
+    cursor.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+
+
 @pytest.fixture(scope="session")
 def events_table(local_snowflake: LocalSnowflake) -> str:
     connection = local_snowflake.connect()
     try:
         cursor = connection.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS EMU")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS EMU.PUBLIC")
-        cursor.execute(
-            f"CREATE OR REPLACE TABLE {EVENTS} (CUSTOMER_ID VARCHAR, EMAIL VARCHAR, "
-            "SCORE FLOAT, ACTIVE BOOLEAN, TAGS ARRAY, UPDATED_AT TIMESTAMP_NTZ)"
+        create_table(
+            cursor,
+            EVENTS,
+            "CUSTOMER_ID VARCHAR, EMAIL VARCHAR, SCORE FLOAT, ACTIVE BOOLEAN, TAGS ARRAY, "
+            "UPDATED_AT TIMESTAMP_NTZ",
         )
         for row in EVENT_ROWS:
             tags = "NULL" if row[4] is None else f"ARRAY_CONSTRUCT({', '.join(map(repr, row[4]))})"

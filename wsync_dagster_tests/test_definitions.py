@@ -7,7 +7,9 @@ import dagster as dg
 import pytest
 from dagster_snowflake import SnowflakeResource
 
-from wsync_dagster.definitions import build_definitions
+from wsync_dagster.code_location import build_definitions
+from wsync_dagster.local.definitions import build_local_definitions
+from wsync_dagster.local.resources import LocalMParticleResource
 from wsync_dagster.resources import MParticleResource, SettingsError
 
 # Runs in a fresh interpreter with an empty environment and every socket operation forbidden.
@@ -28,7 +30,8 @@ _IMPORT_OFFLINE = textwrap.dedent(
 
     dg.Definitions.validate_loadable(defs)
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"fakesnow", "wsync_dagster"})
-    assert not any(m.startswith(("wsync_dagster.emulator", "fakesnow")) for m in loaded), loaded
+    stand_ins = ("wsync_dagster.emulator", "wsync_dagster.local", "fakesnow")
+    assert not any(m.startswith(stand_ins) for m in loaded), loaded
     print("OK")
     """
 )
@@ -47,6 +50,17 @@ def test_definitions_load_offline_with_an_empty_environment() -> None:
     assert result.stdout.strip().endswith("OK")
 
 
+REAL_ENVIRONMENT = {
+    "WSYNC_TARGET": "mparticle",
+    "SNOWFLAKE_ACCOUNT": "xy12345",
+    "SNOWFLAKE_USER": "svc_wsync",
+    "SNOWFLAKE_PASSWORD": "hunter2",
+    "MPARTICLE_CLIENT_ID": "id",
+    "MPARTICLE_CLIENT_SECRET": "s3cret",
+    "MPARTICLE_WORKSPACE_ID": "5328",
+}
+
+
 def test_real_target_names_every_missing_setting() -> None:
     with pytest.raises(SettingsError) as raised:
         build_definitions({"WSYNC_TARGET": "mparticle", "SNOWFLAKE_USER": "svc_wsync"})
@@ -63,26 +77,45 @@ def test_real_target_names_every_missing_setting() -> None:
 
 def test_malformed_ids_are_named() -> None:
     with pytest.raises(SettingsError, match=r"MPARTICLE_WORKSPACE_ID='ws-1' is not a whole number"):
-        build_definitions(
-            {
-                "WSYNC_TARGET": "mparticle",
-                "SNOWFLAKE_ACCOUNT": "xy12345",
-                "SNOWFLAKE_USER": "svc_wsync",
-                "SNOWFLAKE_PASSWORD": "hunter2",
-                "MPARTICLE_CLIENT_ID": "id",
-                "MPARTICLE_CLIENT_SECRET": "s3cret",
-                "MPARTICLE_WORKSPACE_ID": "ws-1",
-            }
-        )
+        build_definitions({**REAL_ENVIRONMENT, "MPARTICLE_WORKSPACE_ID": "ws-1"})
 
 
-def test_local_target_needs_the_launchers_port() -> None:
-    with pytest.raises(SettingsError, match="WSYNC_LOCAL_SNOWFLAKE_PORT"):
-        build_definitions({"WSYNC_TARGET": "local"})
+def test_local_target_needs_the_launchers_settings() -> None:
+    with pytest.raises(SettingsError, match="needs 2 more setting") as raised:
+        build_local_definitions({"WSYNC_TARGET": "local"})
+    assert "WSYNC_LOCAL_SNOWFLAKE_PORT is not set" in str(raised.value)
+    assert "WSYNC_LOCAL_EMULATOR_URL is not set" in str(raised.value)
     with pytest.raises(
         SettingsError, match=r"WSYNC_LOCAL_SNOWFLAKE_PORT=.http. is not a whole number"
     ):
-        build_definitions({"WSYNC_TARGET": "local", "WSYNC_LOCAL_SNOWFLAKE_PORT": "http"})
+        build_local_definitions({"WSYNC_TARGET": "local", "WSYNC_LOCAL_SNOWFLAKE_PORT": "http"})
+
+
+def test_the_production_location_sends_the_local_target_to_the_local_location() -> None:
+    with pytest.raises(SettingsError) as raised:
+        build_definitions({"WSYNC_TARGET": "local", "WSYNC_LOCAL_SNOWFLAKE_PORT": "4000"})
+    message = str(raised.value)
+    assert "wsync_dagster.local.definitions" in message
+    assert "python3 dev.py demo" in message and "python3 dev.py ui" in message
+
+
+def test_the_local_location_refuses_the_real_target() -> None:
+    with pytest.raises(SettingsError, match="only serves WSYNC_TARGET=local"):
+        build_local_definitions(REAL_ENVIRONMENT)
+
+
+def test_the_local_location_binds_the_stand_ins() -> None:
+    defs = build_local_definitions(
+        {
+            "WSYNC_TARGET": "local",
+            "WSYNC_LOCAL_SNOWFLAKE_PORT": "4000",
+            "WSYNC_LOCAL_EMULATOR_URL": "http://127.0.0.1:4001/",
+            "WSYNC_LOCAL_EMULATOR_CLOCK": "manual",
+        }
+    )
+    mparticle = defs.resources["mparticle"]
+    assert isinstance(mparticle, LocalMParticleResource)
+    assert mparticle.manual_clock and mparticle.api_root == "http://127.0.0.1:4001"
 
 
 def test_an_unknown_target_is_rejected() -> None:
@@ -93,17 +126,7 @@ def test_an_unknown_target_is_rejected() -> None:
 
 
 def test_real_target_keeps_secrets_in_env_vars() -> None:
-    defs = build_definitions(
-        {
-            "WSYNC_TARGET": "mparticle",
-            "SNOWFLAKE_ACCOUNT": "xy12345",
-            "SNOWFLAKE_USER": "svc_wsync",
-            "SNOWFLAKE_PASSWORD": "hunter2",
-            "MPARTICLE_CLIENT_ID": "id",
-            "MPARTICLE_CLIENT_SECRET": "s3cret",
-            "MPARTICLE_WORKSPACE_ID": "5328",
-        }
-    )
+    defs = build_definitions(REAL_ENVIRONMENT)
     mparticle = defs.resources["mparticle"]
     assert isinstance(mparticle, MParticleResource)
     assert "s3cret" not in repr(mparticle)

@@ -20,13 +20,15 @@ from typing import Any
 
 import dagster as dg
 
+from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.definitions import build_local_definitions
 from wsync_dagster.local.materialize import materialize_partitions
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, RegistryError, SyncSpec
+from wsync_dagster.sync.specs import DEFAULT_REGISTRY, RegistryError, SyncSpec, load_registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
@@ -134,12 +136,10 @@ def _profile_text(profile: Profile) -> str:
 
 def enriched_profiles(mparticle: MParticleResource, emulator_url: str) -> list[Profile]:
     """The profiles with the most attributes, each read back through the Profile API."""
-    from wsync_dagster.emulator import EmulatorControl
-
     stored = EmulatorControl(emulator_url).profiles()
     richest = sorted(stored, key=lambda p: (-len(p.get("user_attributes") or {}), p["mpid"]))
-    client = mparticle.get_client()
-    return [client.get_profile(int(p["mpid"])) for p in richest[:SHOWN_PROFILES]]
+    with mparticle.open_client() as client:
+        return [client.get_profile(int(p["mpid"])) for p in richest[:SHOWN_PROFILES]]
 
 
 @contextlib.contextmanager
@@ -182,14 +182,11 @@ def run_demo(
 def _demo(
     stack: LocalStack, environment: Mapping[str, str], dagster_home: Path, started: float
 ) -> int:
-    from wsync_dagster.definitions import build_definitions
-    from wsync_dagster.sync.specs import load_registry
-
     assert stack.summary is not None
     for table in stack.summary.tables:
         print(f"  seeded {table.name}: {table.rows:,} rows")
     print(f"  emulator at {stack.emulator_url}; local registry {stack.registry_path}")
-    defs = build_definitions(environment)
+    defs = build_local_definitions(environment)
     registry = load_registry(stack.registry_path)
     instance = dg.DagsterInstance.from_config(str(dagster_home))
 
@@ -233,7 +230,7 @@ def run_ui(extra: Sequence[str]) -> int:
             }
             command = [
                 str(Path(sys.executable).parent / "dagster"), "dev",
-                "-m", "wsync_dagster.definitions", "--host", "127.0.0.1", *extra,
+                "-m", "wsync_dagster.local.definitions", "--host", "127.0.0.1", *extra,
             ]  # fmt: skip
             print(f"  emulator at {stack.emulator_url}; Ctrl-C stops the UI and the stack")
             try:

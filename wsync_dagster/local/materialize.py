@@ -1,22 +1,16 @@
-"""Materialize sync assets in-process, a partition range in one run, optionally on the emulator's clock.
+"""Materialize sync assets in-process, a partition range in one run.
 
-Shared by the demo, the Dagster-tier tests and the benchmarks:
-
-* :func:`materialize_partitions` runs one Dagster run over the given partition keys: one key as a
-  plain partitioned run, several as a single-run backfill (the ``dagster/asset_partition_range_*``
-  tags that Dagster's backfill daemon sets for assets with ``BackfillPolicy.single_run()``).
-* :func:`emulator_clock_mparticle` is the local target's resource on an emulator with a manual
-  clock, so a materialization that "waits" advances the emulator's clock (which runs whatever
-  falls due) instead of sleeping.
+Shared by the demo, the Dagster-tier tests and the benchmarks: :func:`materialize_partitions` runs
+one Dagster run over the given partition keys: one key as a plain partitioned run, several as a
+single-run backfill (the ``dagster/asset_partition_range_*`` tags that Dagster's backfill daemon sets
+for assets with ``BackfillPolicy.single_run()``). The emulator's manual-clock resource is
+:func:`wsync_dagster.local.resources.emulator_clock_mparticle`.
 """
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-
-from wsync_dagster.local.stack import LOCAL_MPARTICLE
-from wsync_dagster.resources import MANUAL_CLOCK_POLLING, LocalMParticleResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -47,24 +41,3 @@ def materialize_partitions(
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
-
-
-def emulator_clock_mparticle(
-    emulator_url: str, cls: type[LocalMParticleResource] = LocalMParticleResource, **overrides: Any
-) -> LocalMParticleResource:
-    """The local credential against the emulator at ``emulator_url``, on its manual clock."""
-    url = emulator_url.rstrip("/")
-    settings: dict[str, Any] = {
-        "client_id": LOCAL_MPARTICLE.client_id,
-        "client_secret": LOCAL_MPARTICLE.client_secret,
-        "workspace_id": LOCAL_MPARTICLE.workspace_id,
-        "org_id": LOCAL_MPARTICLE.org_id,
-        "account_id": LOCAL_MPARTICLE.account_id,
-        "api_root": url,
-        "token_url": f"{url}/oauth/token",
-        "emulator_url": url,
-        "manual_clock": True,
-        "retry_budget_seconds": 120.0,
-        **MANUAL_CLOCK_POLLING,
-    }
-    return cls(**(settings | overrides))

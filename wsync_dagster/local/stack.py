@@ -8,15 +8,16 @@ stale within a week). :meth:`LocalStack.environment` is what the code location n
 """
 
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import yaml
+from dateutil.relativedelta import relativedelta
 
 from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, ServiceProcess
+from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import (
     CUSTOMER_SCORES_DAYS,
     TICKET_ACTIVITY_DAYS,
@@ -25,25 +26,9 @@ from wsync_dagster.local.sample_data import (
     seed_sample_warehouse,
 )
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
-from wsync_dagster.sync.limits import subtract_months
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, Schedule, load_registry
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
-
-
-@dataclass(frozen=True)
-class LocalMParticle:
-    """The emulator's credential and ids (nothing secret: it only exists on loopback)."""
-
-    client_id: str = "local-client"
-    client_secret: str = "local-secret"
-    workspace_id: int = 5328
-    org_id: int = 1000
-    account_id: int = 2000
-    feed_key: str = "us1-local-feed-key"
-
-
-LOCAL_MPARTICLE = LocalMParticle()
 
 
 def _at_grid_time(day: datetime, template: datetime) -> datetime:
@@ -63,7 +48,7 @@ def rebase_schedule(schedule: Schedule, anchor: datetime) -> Schedule:
         first = _at_grid_time(anchor - timedelta(weeks=4), start)
         new_start = first - timedelta(days=(first.weekday() - start.weekday()) % 7)
     elif schedule.interval == "monthly":
-        new_start = _at_grid_time(subtract_months(anchor, 3), start).replace(day=start.day)
+        new_start = _at_grid_time(anchor - relativedelta(months=3), start).replace(day=start.day)
     else:  # daily, on_demand, once: the customer table's span
         new_start = _at_grid_time(anchor - timedelta(days=CUSTOMER_SCORES_DAYS), start)
     end = None

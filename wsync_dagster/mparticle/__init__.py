@@ -24,35 +24,37 @@ from wsync_dagster.mparticle.errors import (
     RequestTimeoutError,
     RunFailedError,
     ServerError,
-    TimeoutError,
     TransportError,
     UnknownRunStateError,
     WaitTimeoutError,
     WarehouseSyncError,
+    WarehouseSyncTimeoutError,
     WarehouseUnreachableError,
 )
 from wsync_dagster.mparticle.models import (
-    MASKED_SECRET,
     AudienceMembership,
     Connection,
-    ConnectionType,
     DataModel,
-    DataModelType,
-    Environment,
     Identity,
-    IdentityType,
-    LoadTimestampType,
     Pipeline,
     PipelineRun,
     PipelineStatus,
     Profile,
+    TriggerResult,
+)
+from wsync_dagster.mparticle.retries import RetryPolicy
+from wsync_dagster.mparticle.wire import (
+    MASKED_SECRET,
+    ConnectionType,
+    DataModelType,
+    Environment,
+    IdentityType,
+    LoadTimestampType,
     ProfileField,
     RunState,
     RunType,
     ScheduleInterval,
-    TriggerResult,
 )
-from wsync_dagster.mparticle.retries import RetryPolicy
 
 __all__ = [
     "MASKED_SECRET",
@@ -87,13 +89,13 @@ __all__ = [
     "RunType",
     "ScheduleInterval",
     "ServerError",
-    "TimeoutError",
     "TransportError",
     "TriggerResult",
     "UnknownRunStateError",
     "WaitTimeoutError",
     "WarehouseSyncClient",
     "WarehouseSyncError",
+    "WarehouseSyncTimeoutError",
     "WarehouseUnreachableError",
     "clear_token_cache",
 ]

@@ -1,32 +1,37 @@
 """``WarehouseSyncClient``: every endpoint of the experimental Warehouse Sync API, plus the Profile API.
 
-Plain Python over one ``requests.Session`` (connection pooling); no Dagster import. Every endpoint
-goes through :meth:`WarehouseSyncClient._request`, which adds the bearer token (refetched once on a
-401), applies the timeout and the retry policy, and turns failures into the errors of
-:mod:`wsync_dagster.mparticle.errors`.
+Plain Python, no Dagster import. The plumbing every endpoint goes through (session, token, timeout,
+retries, parsing) and the CRUD calls shared by connections, data models and pipelines are in
+:mod:`wsync_dagster.mparticle.base`; this module states the endpoints.
 """
 
 import logging
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from enum import StrEnum
-from types import TracebackType
-from typing import Self, TypeVar
-from urllib.parse import urlsplit
 
-import pydantic
-import requests
-from pydantic import BaseModel, JsonValue
+from pydantic import JsonValue
 
-from wsync_dagster.mparticle.auth import ClientCredentials, TokenProvider
+from wsync_dagster.mparticle.base import (
+    DEFAULT_API_ROOT as DEFAULT_API_ROOT,
+)
+from wsync_dagster.mparticle.base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    ClientBase,
+    deleter,
+    enum_value,
+    getter,
+    lister,
+    positive_int,
+    writer,
+)
+from wsync_dagster.mparticle.base import (
+    ClientStats as ClientStats,
+)
 from wsync_dagster.mparticle.errors import (
     BadRequestError,
     InvalidRequestError,
-    MalformedResponseError,
     NotFoundError,
     RunFailedError,
     UnknownRunStateError,
@@ -35,62 +40,37 @@ from wsync_dagster.mparticle.errors import (
 )
 from wsync_dagster.mparticle.models import (
     Connection,
-    ConnectionType,
     DataModel,
-    Environment,
-    IdentityType,
     Pipeline,
     PipelineRun,
     PipelineStatus,
     Profile,
-    ProfileField,
-    ResourceModel,
     RunPage,
+    TriggerResult,
+)
+from wsync_dagster.mparticle.polling import ExponentialBackoff, poll
+from wsync_dagster.mparticle.retries import AMBIGUOUS_ERRORS
+from wsync_dagster.mparticle.wire import (
+    ConnectionType,
+    Environment,
+    IdentityType,
+    ProfileField,
     RunState,
     RunType,
-    TriggerResult,
     check_id,
-    describe_validation_error,
     format_instant,
-    parse_response,
     to_utc_instant,
 )
-from wsync_dagster.mparticle.retries import AMBIGUOUS_ERRORS, Retrier, RetryPolicy
-from wsync_dagster.mparticle.transport import HttpTransport, Timeout, read_json
 
 _log = logging.getLogger("wsync_dagster.mparticle")
 
-DEFAULT_API_ROOT = "https://api.mparticle.com"
-DEFAULT_TIMEOUT: Timeout = (5.0, 30.0)
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 ALL_PROFILE_FIELDS: tuple[ProfileField, ...] = tuple(ProfileField)
 
 _ALREADY_IN_PROGRESS = re.compile(r"already in progress", re.IGNORECASE)
-_HEADERS = {"Accept": "application/json", "User-Agent": "wsync-dagster-mparticle/0.1"}
 _INT64 = range(-(2**63), 2**63)
 
-M = TypeVar("M", bound=BaseModel)
-R = TypeVar("R", bound=ResourceModel)
-E = TypeVar("E", bound=StrEnum)
 
-
-@dataclass(frozen=True)
-class ClientStats:
-    """Counters of one client, for logs, metadata and benchmarks.
-
-    Attributes:
-        requests: HTTP requests sent to the API (retries and 401 re-sends included).
-        retries: Retry sleeps taken (API and token requests).
-        token_requests: Requests this client sent to the token endpoint.
-    """
-
-    requests: int
-    retries: int
-    token_requests: int
-
-
-class WarehouseSyncClient:
+class WarehouseSyncClient(ClientBase):
     """Client for mParticle's experimental Warehouse Sync API and the Profile API.
 
     Warehouse Sync calls go to ``{api_root}/platform/experimental/workspaces/{workspace_id}/inputs/
@@ -117,158 +97,55 @@ class WarehouseSyncClient:
             invalid.
     """
 
-    def __init__(
-        self,
-        credentials: ClientCredentials,
-        workspace_id: int,
-        *,
-        api_root: str = DEFAULT_API_ROOT,
-        org_id: int | None = None,
-        account_id: int | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        retry_policy: RetryPolicy | None = None,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.workspace_id = _positive_int(workspace_id, "workspace_id")
-        self.org_id = None if org_id is None else _positive_int(org_id, "org_id")
-        self.account_id = None if account_id is None else _positive_int(account_id, "account_id")
-        parts = urlsplit(api_root)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidRequestError(f"api_root must be an http(s) URL, got {api_root!r}")
-        self.api_root = api_root.rstrip("/")
-        self.warehouse_base = (
-            f"{self.api_root}/platform/experimental/workspaces/{self.workspace_id}/inputs/warehouse"
-        )
-        self._owns_session = session is None
-        self._session = requests.Session() if session is None else session
-        self._sleep = sleep
-        self._clock = clock
-        self._transport = HttpTransport(self._session, timeout)
-        self._retrier = Retrier(
-            retry_policy or RetryPolicy(), sleep=sleep, clock=clock, on_retry=self._count_retry
-        )
-        self._tokens = TokenProvider(credentials, self._transport, clock=clock)
-        self._counter_lock = threading.Lock()
-        self._requests = 0
-        self._retries = 0
-
-    # ------------------------------------------------------------------------------ lifecycle
-
-    @property
-    def stats(self) -> ClientStats:
-        """A snapshot of this client's request, retry and token-request counters."""
-        with self._counter_lock:
-            return ClientStats(self._requests, self._retries, self._tokens.token_requests)
-
-    def close(self) -> None:
-        """Close the HTTP session if the client created it."""
-        if self._owns_session:
-            self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(client_id={self._tokens.credentials.client_id!r}, "
-            f"workspace_id={self.workspace_id}, api_root={self.api_root!r})"
-        )
-
     # ----------------------------------------------------------------------------- connections
 
     def list_connections(self, type: ConnectionType | str | None = None) -> list[Connection]:
-        """List the workspace's connections.
+        """List the workspace's connections (secrets masked by mParticle), optionally only those
+        of one warehouse ``type`` (``snowflake`` or ``bigquery``)."""
+        params = None if type is None else {"type": enum_value(ConnectionType, type, "type")}
+        return self.list_resources(Connection, "connections", params)
 
-        Args:
-            type: Only connections of this warehouse type (``snowflake`` or ``bigquery``).
-
-        Returns:
-            The connections (secrets masked by mParticle).
-        """
-        params = None if type is None else {"type": _enum(ConnectionType, type, "type")}
-        return self._list(Connection, "connections", params)
-
-    def get_connection(self, connection_id: str) -> Connection:
-        """Get one connection.
-
-        Raises:
-            NotFoundError: No connection has that id.
-        """
-        return self._get(Connection, "connections", connection_id)
-
-    def create_connection(self, connection: Connection) -> Connection:
-        """Create a connection; returns it as stored (``is_faulted`` and audit fields set)."""
-        return self._write("POST", "connections", connection)
-
-    def update_connection(self, connection: Connection) -> Connection:
-        """Replace the connection with ``connection.id`` (full replace, secrets included)."""
-        return self._write("PUT", "connections", connection)
-
-    def delete_connection(self, connection_id: str) -> None:
-        """Delete a connection (a 400 if a pipeline still uses it)."""
-        self._delete("connections", connection_id)
+    get_connection = getter(Connection, "connections", "Get one connection.")
+    create_connection = writer(
+        Connection,
+        "POST",
+        "connections",
+        "Create a connection; returns it as stored (is_faulted set).",
+    )
+    update_connection = writer(
+        Connection, "PUT", "connections", "Replace the connection with its id (secrets included)."
+    )
+    delete_connection = deleter(
+        "connections", "Delete a connection (400 while a pipeline uses it)."
+    )
 
     # ----------------------------------------------------------------------------- data models
 
-    def list_data_models(self) -> list[DataModel]:
-        """List the workspace's data models."""
-        return self._list(DataModel, "data-models")
-
-    def get_data_model(self, data_model_id: str) -> DataModel:
-        """Get one data model.
-
-        Raises:
-            NotFoundError: No data model has that id.
-        """
-        return self._get(DataModel, "data-models", data_model_id)
-
-    def create_data_model(self, data_model: DataModel) -> DataModel:
-        """Create a data model; returns it as stored."""
-        return self._write("POST", "data-models", data_model)
-
-    def update_data_model(self, data_model: DataModel) -> DataModel:
-        """Replace the data model with ``data_model.id``."""
-        return self._write("PUT", "data-models", data_model)
-
-    def delete_data_model(self, data_model_id: str) -> None:
-        """Delete a data model (a 400 if a pipeline still uses it)."""
-        self._delete("data-models", data_model_id)
+    list_data_models = lister(DataModel, "data-models", "List the workspace's data models.")
+    get_data_model = getter(DataModel, "data-models", "Get one data model.")
+    create_data_model = writer(
+        DataModel, "POST", "data-models", "Create a data model; returns it as stored."
+    )
+    update_data_model = writer(
+        DataModel, "PUT", "data-models", "Replace the data model with its id."
+    )
+    delete_data_model = deleter(
+        "data-models", "Delete a data model (400 while a pipeline uses it)."
+    )
 
     # ------------------------------------------------------------------------------- pipelines
 
-    def list_pipelines(self) -> list[Pipeline]:
-        """List the workspace's pipelines."""
-        return self._list(Pipeline, "pipelines")
-
-    def get_pipeline(self, pipeline_id: str) -> Pipeline:
-        """Get one pipeline (including ``is_faulted`` and ``faulted_reason``).
-
-        Raises:
-            NotFoundError: No pipeline has that id.
-        """
-        return self._get(Pipeline, "pipelines", pipeline_id)
-
-    def create_pipeline(self, pipeline: Pipeline) -> Pipeline:
-        """Create a pipeline; ``schedule_start_time`` is always sent."""
-        return self._write("POST", "pipelines", pipeline)
-
-    def update_pipeline(self, pipeline: Pipeline) -> Pipeline:
-        """Replace the pipeline with ``pipeline.id`` (e.g. to pause it with ``is_active=False``)."""
-        return self._write("PUT", "pipelines", pipeline)
-
-    def delete_pipeline(self, pipeline_id: str) -> None:
-        """Delete a pipeline."""
-        self._delete("pipelines", pipeline_id)
+    list_pipelines = lister(Pipeline, "pipelines", "List the workspace's pipelines.")
+    get_pipeline = getter(
+        Pipeline, "pipelines", "Get one pipeline (with is_faulted, faulted_reason)."
+    )
+    create_pipeline = writer(
+        Pipeline, "POST", "pipelines", "Create a pipeline (schedule_start_time is sent)."
+    )
+    update_pipeline = writer(
+        Pipeline, "PUT", "pipelines", "Replace the pipeline with its id (e.g. to pause it)."
+    )
+    delete_pipeline = deleter("pipelines", "Delete a pipeline.")
 
     def trigger_pipeline(self, pipeline_id: str) -> TriggerResult:
         """Start an on-demand run, without ever starting two.
@@ -296,8 +173,8 @@ class WarehouseSyncClient:
         try:
             existing = {run.pipeline_run_id for run in self._recent_runs(pipeline_id, deadline)}
         except NotFoundError:
-            # A new pipeline's status can be 404 for about a minute (spec §2.5): it has no runs
-            # yet. If the pipeline really does not exist, the POST says so.
+            # A new pipeline's status can be 404 for about a minute: it has no runs yet (see
+            # docs/warehouse-sync-api.md). If the pipeline really does not exist, the POST says so.
             existing = set[int]()
         ambiguous = False
 
@@ -373,8 +250,8 @@ class WarehouseSyncClient:
     ) -> Iterator[PipelineRun]:
         """Every run of the pipeline in the range, newest first, fetching pages as needed.
 
-        Pages ``currentPage`` from 1 until a page holds fewer than ``page_size`` runs (spec §7 #15).
-        Arguments are checked at once, before the first page is requested. A run created while
+        Pages ``currentPage`` from 1 until a page holds fewer than ``page_size`` runs (see
+        docs/warehouse-sync-api.md). Arguments are checked at once, before the first page is requested. A run created while
         paging pushes the later pages down by one; a run that was already yielded is not yielded
         again (runs newer than the first page are not picked up).
 
@@ -402,7 +279,7 @@ class WarehouseSyncClient:
             check_id(pipeline_id, "pipeline id"),
             "status",
             "runs",
-            str(_positive_int(run_id, "run id")),
+            str(positive_int(run_id, "run id")),
         )
         return self._parse(PipelineRun, self._request("GET", url), "GET", url)
 
@@ -437,31 +314,35 @@ class WarehouseSyncClient:
             raise InvalidRequestError(
                 "wait_for_run needs timeout >= 0 and 0 < poll_interval <= max_poll_interval"
             )
-        deadline = self._clock() + timeout
-        interval = poll_interval
-        previous = None
-        while True:
+        previous: list[str | None] = [None]
+
+        def fetch() -> PipelineRun:
             run = self.get_pipeline_run(pipeline_id, run_id)
-            state = run.state
-            if state is RunState.SUCCESS:
-                return run
-            if state is RunState.FAILED:
-                raise RunFailedError(pipeline_id, run, self._faulted_reason(pipeline_id))
-            if state is None and run.pipeline_run_state != previous:
+            if run.state is None and run.pipeline_run_state != previous[0]:
                 _log.warning(
                     "run %d of %s is in unknown state %r; waiting, not assuming success",
                     run_id,
                     pipeline_id,
                     run.pipeline_run_state,
                 )
-            previous = run.pipeline_run_state
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                if state is None:
-                    raise UnknownRunStateError(pipeline_id, run, timeout)
-                raise WaitTimeoutError(pipeline_id, run, timeout)
-            self._sleep(min(interval, remaining))
-            interval = min(interval * 2, max_poll_interval)
+            previous[0] = run.pipeline_run_state
+            return run
+
+        run, _ = poll(
+            fetch,
+            lambda r: r.state in (RunState.SUCCESS, RunState.FAILED),
+            timeout=timeout,
+            backoff=ExponentialBackoff(poll_interval, max_poll_interval),
+            sleep=self._sleep,
+            clock=self._clock,
+        )
+        if run.state is RunState.SUCCESS:
+            return run
+        if run.state is RunState.FAILED:
+            raise RunFailedError(pipeline_id, run, self._faulted_reason(pipeline_id))
+        if run.state is None:
+            raise UnknownRunStateError(pipeline_id, run, timeout)
+        raise WaitTimeoutError(pipeline_id, run, timeout)
 
     # ---------------------------------------------------------------------------------- profiles
 
@@ -497,142 +378,22 @@ class WarehouseSyncClient:
     ) -> Profile:
         """Find a profile by its immutable identity (``POST /userprofile/v1/resolve/...``).
 
-        Args:
-            identity_type: The workspace's immutable identity type, e.g. ``customer_id``.
-            identity_value: The identity's value.
-            environment: ``development`` or ``production``.
-            fields: Which sections to return; all by default.
-
-        Returns:
-            The profile.
-
-        Raises:
-            InvalidRequestError: ``org_id``/``account_id`` were not given to the client, or an
-                argument is invalid.
-            NotFoundError: No profile has that identity.
+        ``identity_type`` is the workspace's immutable identity type (e.g. ``customer_id``),
+        ``environment`` is ``development`` or ``production``, and ``fields`` picks the sections as
+        in :meth:`get_profile`, which raises the same errors (NotFoundError: no profile has that
+        identity).
         """
-        kind = _enum(IdentityType, identity_type, "identity_type")
+        kind = enum_value(IdentityType, identity_type, "identity_type")
         if not isinstance(identity_value, str) or not identity_value:
             raise InvalidRequestError("identity_value must be a non-empty string")
         body: dict[str, JsonValue] = {
-            "environment_type": _enum(Environment, environment, "environment"),
+            "environment_type": enum_value(Environment, environment, "environment"),
             "identity": {"type": kind, "value": identity_value},
         }
         url = self._profile_root(resolve=True)
         params = {"fields": _profile_fields(fields)}
         data = self._request("POST", url, params=params, body=body)
         return self._parse(Profile, data, "POST", url)
-
-    # -------------------------------------------------------------------------- request plumbing
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str | int] | None = None,
-        body: JsonValue = None,
-        retry: bool = True,
-        deadline: float | None = None,
-    ) -> JsonValue:
-        """Send one authorized API call; the single path every endpoint uses.
-
-        Args:
-            method: HTTP method.
-            url: Absolute URL.
-            params: Query parameters.
-            body: JSON body.
-            retry: Retry transient failures under the policy (False for the trigger POST, which
-                makes its own, safer decision).
-            deadline: Shared retry deadline when called from inside another retried operation.
-
-        Returns:
-            The decoded JSON body (None when empty).
-        """
-
-        def attempt() -> JsonValue:
-            token = self._tokens.get_token()
-            response = self._send(method, url, token, params, body)
-            if response.status_code != 401:
-                return read_json(response)
-            # A stale or revoked token: replace it once and resend; a second 401 is final.
-            _log.debug("%s %s -> 401; fetching a new token and retrying once", method, url)
-            self._tokens.invalidate(token)
-            response = self._send(method, url, self._tokens.get_token(), params, body)
-            return read_json(
-                response,
-                detail=f"after refreshing the token of client id "
-                f"{self._tokens.credentials.client_id!r}",
-            )
-
-        return self._retrier.call(attempt, deadline=deadline) if retry else attempt()
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        params: Mapping[str, str | int] | None,
-        body: JsonValue,
-    ) -> requests.Response:
-        with self._counter_lock:
-            self._requests += 1
-        headers = {**_HEADERS, "Authorization": f"Bearer {token}"}
-        return self._transport.send(method, url, params=params, json=body, headers=headers)
-
-    def _count_retry(self, error: WarehouseSyncError, attempt: int, delay: float) -> None:
-        with self._counter_lock:
-            self._retries += 1
-
-    def _parse(self, model: type[M], data: JsonValue, method: str, url: str) -> M:
-        try:
-            return parse_response(model, data)
-        except pydantic.ValidationError as error:
-            raise MalformedResponseError(
-                f"response does not match {model.__name__}: {describe_validation_error(error)}",
-                status=None,
-                method=method,
-                path=urlsplit(url).path,
-            ) from None
-
-    def _warehouse_url(self, *segments: str) -> str:
-        return "/".join((self.warehouse_base, *segments))
-
-    def _profile_root(self, *, resolve: bool = False) -> str:
-        if self.org_id is None or self.account_id is None:
-            raise InvalidRequestError(
-                "the Profile API needs org_id and account_id; pass them to WarehouseSyncClient"
-            )
-        scope = f"{self.org_id}/{self.account_id}/{self.workspace_id}"
-        return f"{self.api_root}/userprofile/v1/{'resolve/' if resolve else ''}{scope}"
-
-    def _list(
-        self, model: type[M], collection: str, params: Mapping[str, str] | None = None
-    ) -> list[M]:
-        url = self._warehouse_url(collection)
-        data = self._request("GET", url, params=params)
-        if not isinstance(data, list):
-            raise MalformedResponseError(
-                f"expected a JSON array, got {type(data).__name__}",
-                status=None,
-                method="GET",
-                path=urlsplit(url).path,
-            )
-        return [self._parse(model, item, "GET", url) for item in data]
-
-    def _get(self, model: type[M], collection: str, resource_id: str) -> M:
-        url = self._warehouse_url(collection, check_id(resource_id, f"id in {collection}"))
-        return self._parse(model, self._request("GET", url), "GET", url)
-
-    def _write(self, method: str, collection: str, resource: R) -> R:
-        body = resource.request_body(self.workspace_id)
-        segments = (collection,) if method == "POST" else (collection, resource.id)
-        url = self._warehouse_url(*segments)
-        return self._parse(type(resource), self._request(method, url, body=body), method, url)
-
-    def _delete(self, collection: str, resource_id: str) -> None:
-        url = self._warehouse_url(collection, check_id(resource_id, f"id in {collection}"))
-        self._request("DELETE", url)
 
     # ------------------------------------------------------------------------------ run helpers
 
@@ -643,8 +404,8 @@ class WarehouseSyncClient:
         start: datetime | str | None,
         end: datetime | str | None,
     ) -> dict[str, str | int]:
-        page = _positive_int(page, "page")
-        if _positive_int(page_size, "page_size") > MAX_PAGE_SIZE:
+        page = positive_int(page, "page")
+        if positive_int(page_size, "page_size") > MAX_PAGE_SIZE:
             raise InvalidRequestError(f"page_size must be at most {MAX_PAGE_SIZE}, got {page_size}")
         query: dict[str, str | int] = {"currentPage": page, "pageSize": page_size}
         bounds = {"startDate": start, "endDate": end}
@@ -707,24 +468,10 @@ class WarehouseSyncClient:
             return None
 
 
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequestError(f"{what} must be a positive integer, got {value!r}")
-    return value
-
-
-def _enum(kind: type[E], value: E | str, what: str) -> E:
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise InvalidRequestError(f"{what} must be one of {allowed}; got {value!r}") from None
-
-
 def _profile_fields(fields: Iterable[ProfileField | str]) -> str:
     if isinstance(fields, str):  # "user_attributes" or "user_attributes,user_identities"
         fields = fields.split(",")
-    chosen = [_enum(ProfileField, field, "profile field") for field in fields]
+    chosen = [enum_value(ProfileField, field, "profile field") for field in fields]
     if not chosen:
         raise InvalidRequestError("fields must name at least one profile section")
     return ",".join(dict.fromkeys(chosen))

@@ -5,10 +5,10 @@ Everything the client raises on purpose is a :class:`WarehouseSyncError`::
     WarehouseSyncError
     ├── InvalidRequestError        bad input, caught before anything is sent (also a ValueError)
     ├── TransportError             the connection failed or was cut (nothing usable came back)
-    ├── TimeoutError               also the builtin TimeoutError
+    ├── WarehouseSyncTimeoutError  also the builtin TimeoutError
     │   ├── RequestTimeoutError    one HTTP request exceeded its timeout
     │   └── WaitTimeoutError       wait_for_run gave up while the run was still in progress
-    ├── MalformedResponseError     the server answered, but not with what the spec promises
+    ├── MalformedResponseError     the server answered, but not with what the API documents
     ├── APIStatusError             the server answered with an error status
     │   ├── BadRequestError               400
     │   ├── AuthenticationError           401, and any rejection by the token endpoint
@@ -57,13 +57,12 @@ class TransportError(WarehouseSyncError):
         self.path = path
 
 
-# Deliberately shadows the builtin inside this package; it subclasses it, so `except TimeoutError`
-# catches the client's timeouts whichever of the two names is in scope.
-class TimeoutError(WarehouseSyncError, builtins.TimeoutError):
+# Subclasses the builtin, so `except TimeoutError` catches the client's timeouts too.
+class WarehouseSyncTimeoutError(WarehouseSyncError, builtins.TimeoutError):
     """Base class of the client's timeouts; also catchable as the builtin ``TimeoutError``."""
 
 
-class RequestTimeoutError(TimeoutError):
+class RequestTimeoutError(WarehouseSyncTimeoutError):
     """One HTTP request did not complete within its timeout.
 
     Attributes:
@@ -77,7 +76,7 @@ class RequestTimeoutError(TimeoutError):
         self.path = path
 
 
-class WaitTimeoutError(TimeoutError):
+class WaitTimeoutError(WarehouseSyncTimeoutError):
     """``wait_for_run`` reached its timeout while the run was still in a known, non-terminal state.
 
     Attributes:

@@ -16,7 +16,7 @@ import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync import naming
-from wsync_dagster.sync.preflight import WindowCount
+from wsync_dagster.sync.windows import WindowCount
 
 SHOWN = 20
 
@@ -43,14 +43,20 @@ def check_results(
     key: dg.AssetKey, synced: Sequence[tuple[WindowCount, PipelineRun]]
 ) -> Iterator[dg.AssetCheckResult]:
     """One result per check over the partitions (windows) synced in this run."""
+    yield parity_check(key, synced)
+    yield mapping_check(key, synced)
+
+
+def parity_check(
+    key: dg.AssetKey, synced: Sequence[tuple[WindowCount, PipelineRun]]
+) -> dg.AssetCheckResult:
+    """Blocking: every window's pre-flight count equals the rows mParticle extracted."""
     mismatched = [
         f"{c.window.key}: pre-flight {c.rows:,}, extracted {r.records_extracted or 0:,}"
         for c, r in synced
         if c.rows != (r.records_extracted or 0)
     ]
-    preflight_total = sum(c.rows for c, _ in synced)
-    extracted_total = sum(r.records_extracted or 0 for _, r in synced)
-    yield dg.AssetCheckResult(
+    return dg.AssetCheckResult(
         asset_key=key,
         check_name=naming.CHECK_PREFLIGHT_PARITY,
         passed=not mismatched,
@@ -61,25 +67,31 @@ def check_results(
         "window differs. Re-materialize to sync the current data.",
         metadata={
             "windows": len(synced),
-            "preflight_rows": preflight_total,
-            "records_extracted": extracted_total,
+            "preflight_rows": sum(c.rows for c, _ in synced),
+            "records_extracted": _extracted(synced),
             "mismatched_windows": dg.MetadataValue.md(
                 "\n".join(f"- {m}" for m in mismatched[:SHOWN]) or "none"
             ),
         },
     )
 
-    yield _mapped_result(
+
+def mapping_check(
+    key: dg.AssetKey, synced: Sequence[tuple[WindowCount, PipelineRun]]
+) -> dg.AssetCheckResult:
+    """Warning: every extracted row was mapped; rows without an identity value are called out."""
+    return _mapping_result(
         key,
-        extracted_total,
+        _extracted(synced),
         sum(r.records_mapped or 0 for _, r in synced),
         sum(c.rows_without_identity for c, _ in synced),
     )
 
 
-def _mapped_result(
+def _mapping_result(
     key: dg.AssetKey, extracted: int, mapped: int, without_identity: int | None
 ) -> dg.AssetCheckResult:
+    """The mapping check; ``without_identity`` is None when the window could not be counted."""
     unmapped = extracted - mapped
     if unmapped == 0:
         description = None
@@ -91,8 +103,8 @@ def _mapped_result(
         )
     elif without_identity is None:
         description = (
-            f"{unmapped:,} extracted row(s) were not mapped; how many have no identity value is "
-            "not known (the window could not be counted in Snowflake)."
+            f"{unmapped:,} extracted row(s) were not mapped; how many rows have no identity value "
+            "is not known (the window could not be counted in Snowflake)."
         )
     else:
         description = (
@@ -117,21 +129,22 @@ def results_without_count(
 ) -> Iterator[dg.AssetCheckResult]:
     """The checks of a run whose window could not be counted in Snowflake after it ran.
 
-    Dagster 1.13 has no "not evaluated" outcome for a declared check (leaving it out fails the
-    step), so parity is reported as a failed WARN result that says it was not evaluated and why,
-    with ``evaluated: false``: never as passed, and not as an ERROR that would claim the counts
-    differ. The mapped check needs no count and is evaluated as usual.
+    Dagster 1.13 has no "not evaluated" outcome for a declared check (leaving a check out fails
+    the step), so parity is a failed WARN result that says it was not evaluated and why, with
+    metadata ``evaluated: false``: never passed (nothing was compared), and not an ERROR, which
+    would claim the counts differ and block downstream assets. The mapping check needs no count.
     """
+    extracted = run.records_extracted or 0
     yield dg.AssetCheckResult(
         asset_key=key,
         check_name=naming.CHECK_PREFLIGHT_PARITY,
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"not evaluated: {reason}",
-        metadata={
-            "evaluated": False,
-            "windows": 1,
-            "records_extracted": run.records_extracted or 0,
-        },
+        metadata={"evaluated": False, "windows": 1, "records_extracted": extracted},
     )
-    yield _mapped_result(key, run.records_extracted or 0, run.records_mapped or 0, None)
+    yield _mapping_result(key, extracted, run.records_mapped or 0, None)
+
+
+def _extracted(synced: Sequence[tuple[WindowCount, PipelineRun]]) -> int:
+    return sum(r.records_extracted or 0 for _, r in synced)

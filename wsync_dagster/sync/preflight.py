@@ -1,17 +1,20 @@
 """Pre-flight: ask Snowflake what mParticle would see, and refuse what it would reject or truncate.
 
-Runs the same wrapping mParticle runs (spec §3), in two queries however many windows are checked: the
-column discovery query, then one grouped count with a conditional aggregate per window. Nothing here
-talks to mParticle; a violation raises :class:`PreflightError` before anything is sent.
+Runs the same wrapping mParticle runs (see docs/warehouse-sync-api.md), in two queries however many
+windows are checked: the column discovery query (:func:`discover_columns`, then
+:func:`check_columns`), then one grouped count with a conditional aggregate per window
+(:func:`count_windows`); :func:`check_limit` gives the verdict. Nothing here talks to mParticle; a
+violation raises :class:`PreflightError` before anything is sent.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from wsync_dagster.sync import limits
+from wsync_dagster.sync.cadences import CadenceName, record_limit
 from wsync_dagster.sync.specs import SyncSpec
 from wsync_dagster.sync.sql import (
     IDENTITY_COLUMNS,
@@ -19,29 +22,11 @@ from wsync_dagster.sync.sql import (
     grouped_count_query,
     window_predicate,
 )
+from wsync_dagster.sync.windows import Window, WindowCount
 
 # Windows per grouped count query; a long backfill is covered in a handful of scans.
 WINDOWS_PER_QUERY = 500
 SHOWN_VIOLATIONS = 10
-
-
-@dataclass(frozen=True)
-class Window:
-    """One sync window: a partition (key = mParticle logical date) or an on-demand/once range."""
-
-    key: str
-    start: datetime
-    end: datetime
-
-    def describe(self) -> str:
-        return f"{self.start:%Y-%m-%dT%H:%M:%SZ} .. {self.end:%Y-%m-%dT%H:%M:%SZ}"
-
-
-@dataclass(frozen=True)
-class WindowCount:
-    window: Window
-    rows: int
-    rows_without_identity: int
 
 
 @dataclass(frozen=True)
@@ -79,24 +64,19 @@ def _chunks(items: Sequence[Window], size: int) -> list[Sequence[Window]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def run_preflight(
-    cursor: Any,
-    spec: SyncSpec,
-    windows: Sequence[Window],
-    *,
-    limit_kind: limits.Schedule | None = None,
-) -> PreflightReport:
-    """Check ``spec`` over ``windows`` through a DB-API ``cursor``; raise PreflightError if refused."""
-    if not windows:
-        raise ValueError("run_preflight needs at least one window")
-    started = time.monotonic()
-    limit = limits.RECORDS_PER_REQUEST[limit_kind or spec.schedule.interval]
-    stamp = spec.load_timestamp
-    queries = 0
+@dataclass(frozen=True)
+class Columns:
+    """What the column discovery found: every column, the identities and the load timestamp."""
 
+    names: tuple[str, ...]
+    identities: tuple[str, ...]
+    timestamp: str
+
+
+def discover_columns(cursor: Any, spec: SyncSpec) -> Columns:
+    """Run the column discovery query; raise PreflightError if the model fails or is unusable."""
     try:
         cursor.execute(columns_query(spec.sql))
-        queries += 1
     except Exception as error:
         raise PreflightError(
             spec.name,
@@ -105,8 +85,12 @@ def run_preflight(
                 f"the pipeline the same way. Fix sql of sync '{spec.name}' in the registry."
             ],
         ) from error
-    columns = tuple(d[0] for d in cursor.description)
+    return check_columns(spec, tuple(d[0] for d in cursor.description))
 
+
+def check_columns(spec: SyncSpec, columns: tuple[str, ...]) -> Columns:
+    """The column count, the load timestamp column and at least one identity column."""
+    stamp = spec.load_timestamp
     problems: list[str] = []
     if len(columns) > limits.MAX_COLUMNS:
         problems.append(
@@ -128,29 +112,40 @@ def run_preflight(
         )
     if problems or timestamp_column is None:
         raise PreflightError(spec.name, problems)
+    return Columns(columns, identities, timestamp_column)
+
+
+def count_windows(
+    cursor: Any, spec: SyncSpec, columns: Columns, windows: Sequence[Window]
+) -> tuple[list[WindowCount], int]:
+    """Rows (and rows without an identity) per window, by mParticle's predicate; (counts, queries).
+
+    One grouped count query per :data:`WINDOWS_PER_QUERY` windows.
+    """
+    stamp = spec.load_timestamp
 
     def predicate(start: datetime, end: datetime) -> str:
         return window_predicate(
-            timestamp_column, stamp.type, start, end, stamp.time_zone, stamp.offset_seconds
+            columns.timestamp, stamp.type, start, end, stamp.time_zone, stamp.offset_seconds
         )
 
     counts: list[WindowCount] = []
-    for chunk in _chunks(windows, WINDOWS_PER_QUERY):
+    chunks = _chunks(windows, WINDOWS_PER_QUERY)
+    for chunk in chunks:
         sql = grouped_count_query(
             spec.sql,
             [predicate(w.start, w.end) for w in chunk],
             predicate(min(w.start for w in chunk), max(w.end for w in chunk)),
-            identities,
+            columns.identities,
         )
         try:
             row = cursor.execute(sql).fetchone()
-            queries += 1
         except Exception as error:
             raise PreflightError(
                 spec.name,
                 [
                     f"counting rows per window failed in Snowflake ({_first_line(error)}); check "
-                    f"that load_timestamp.type '{stamp.type}' matches column {timestamp_column}."
+                    f"that load_timestamp.type '{stamp.type}' matches column {columns.timestamp}."
                 ],
             ) from error
         n = len(chunk)
@@ -158,31 +153,57 @@ def run_preflight(
             WindowCount(window, int(row[i] or 0), int(row[n + i] or 0))
             for i, window in enumerate(chunk)
         )
+    return counts, len(chunks)
 
+
+def check_limit(spec: SyncSpec, counts: Sequence[WindowCount], kind: str, limit: int) -> None:
+    """Raise PreflightError naming the windows that hold more rows than ``limit``."""
     over = [c for c in counts if c.rows > limit]
-    if over:
-        kind = limit_kind or spec.schedule.interval
-        shown = [
-            f"window {c.window.key} ({c.window.describe()}) holds {c.rows:,} rows; mParticle's "
-            f"{kind} limit is {limit:,} per request and would fail the run"
-            for c in over[:SHOWN_VIOLATIONS]
-        ]
-        if len(over) > SHOWN_VIOLATIONS:
-            shown.append(f"... and {len(over) - SHOWN_VIOLATIONS} more windows over the limit")
-        shown.append(
-            "Fix: narrow the model (filter rows or sync only changed rows), or use a shorter "
-            "cadence so each window holds fewer rows."
-        )
-        raise PreflightError(spec.name, shown, tuple(counts))
+    if not over:
+        return
+    shown = [
+        f"window {c.window.key} ({c.window.describe()}) holds {c.rows:,} rows; mParticle's "
+        f"{kind} limit is {limit:,} per request and would fail the run"
+        for c in over[:SHOWN_VIOLATIONS]
+    ]
+    if len(over) > SHOWN_VIOLATIONS:
+        shown.append(f"... and {len(over) - SHOWN_VIOLATIONS} more windows over the limit")
+    shown.append(
+        "Fix: narrow the model (filter rows or sync only changed rows), or use a shorter "
+        "cadence so each window holds fewer rows."
+    )
+    raise PreflightError(spec.name, shown, tuple(counts))
 
+
+def run_preflight(
+    cursor: Any,
+    spec: SyncSpec,
+    windows: Sequence[Window],
+    *,
+    limit_kind: CadenceName | None = None,
+    record_limits: Mapping[str, int] | None = None,
+) -> PreflightReport:
+    """Check ``spec`` over ``windows`` through a DB-API ``cursor``; raise PreflightError if refused.
+
+    ``limit_kind`` is the cadence whose record limit applies (default: the spec's);
+    ``record_limits`` overrides mParticle's per cadence (see :func:`cadences.record_limit`).
+    """
+    if not windows:
+        raise ValueError("run_preflight needs at least one window")
+    started = time.monotonic()
+    kind = limit_kind or spec.schedule.interval
+    limit = record_limit(kind, record_limits)
+    columns = discover_columns(cursor, spec)
+    counts, count_queries = count_windows(cursor, spec, columns, windows)
+    check_limit(spec, counts, kind, limit)
     return PreflightReport(
         sync=spec.name,
         limit=limit,
-        columns=columns,
-        identity_columns=identities,
-        timestamp_column=timestamp_column,
+        columns=columns.names,
+        identity_columns=columns.identities,
+        timestamp_column=columns.timestamp,
         counts=tuple(counts),
-        queries=queries,
+        queries=1 + count_queries,
         seconds=time.monotonic() - started,
     )
 

@@ -30,6 +30,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
 )
 from wsync_dagster.sync import limits
+from wsync_dagster.sync.cadences import cadence
 from wsync_dagster.sync.specs import Registry, SyncSpec
 
 Action = Literal["created", "updated", "unchanged", "fault cleared"]
@@ -157,9 +158,9 @@ def drifted_fields(desired: object, actual: object, fields: tuple[str, ...]) -> 
 def check_catch_up(spec: SyncSpec, now: datetime) -> None:
     """Refuse a new (or re-activated) interval pipeline whose start mParticle would reject."""
     interval = spec.schedule.interval
-    if interval not in limits.CATCH_UP:
+    catch_up = cadence(interval).catch_up
+    if catch_up is None:
         return
-    catch_up = limits.CATCH_UP[interval]
     earliest = catch_up.earliest_start(now)
     if spec.schedule.start < earliest:
         raise ReconcileError(
@@ -171,7 +172,8 @@ def check_catch_up(spec: SyncSpec, now: datetime) -> None:
 
 
 def counts_as_active(client: WarehouseSyncClient, pipeline: Pipeline) -> bool:
-    """Active and not a draft; a ``once`` pipeline stops counting once its run has ended (§7 #3)."""
+    """Active and not a draft; a ``once`` pipeline stops counting once its run has ended
+    (see docs/warehouse-sync-api.md)."""
     if not pipeline.is_active or pipeline.is_draft:
         return False
     if pipeline.schedule_interval != "once":

@@ -33,7 +33,7 @@ from wsync_dagster.mparticle import (
 )
 from wsync_dagster.sync import limits
 from wsync_dagster.sync.reconcile import counts_as_active, desired_pipeline
-from wsync_dagster.sync.runs import WaitSettings, is_terminal, poll
+from wsync_dagster.sync.runs import WaitSettings, is_terminal
 from wsync_dagster.sync.specs import Registry, SyncSpec
 
 MARK = "-repair-"
@@ -124,10 +124,9 @@ class Repairer:
             )
 
     def _finish(self, pipeline: Pipeline, failed_run: PipelineRun) -> Repair:
-        runs, _ = poll(
+        runs, _ = self.settings.poll(
             lambda: list(self.client.iter_pipeline_runs(pipeline.id, page_size=10)),
             lambda found: bool(found) and is_terminal(found[0]),
-            self.settings,
         )
         run = runs[0] if runs else None
         if run is not None and run.state is RunState.SUCCESS:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
-from wsync_dagster.sync.preflight import Window
+from wsync_dagster.mparticle.polling import ExponentialBackoff, poll
+from wsync_dagster.sync.windows import Window
 
 LISTING_PAGE_SIZE = 500
 
@@ -24,6 +25,17 @@ class WaitSettings:
     max_poll_interval: float
     sleep: Callable[[float], None]
     clock: Callable[[], float]
+
+    def poll(self, fetch: Callable[[], T], done: Callable[[T], bool]) -> tuple[T, int]:
+        """:func:`wsync_dagster.mparticle.polling.poll` with these settings and a doubling back-off."""
+        return poll(
+            fetch,
+            done,
+            timeout=self.timeout,
+            backoff=ExponentialBackoff(self.poll_interval, self.max_poll_interval),
+            sleep=self.sleep,
+            clock=self.clock,
+        )
 
 
 def is_terminal(run: PipelineRun | None) -> bool:
@@ -58,28 +70,6 @@ def list_window_runs(
     return runs_by_window(runs, windows)
 
 
-def poll(
-    fetch: Callable[[], T], done: Callable[[T], bool], settings: WaitSettings
-) -> tuple[T, int]:
-    """Call ``fetch`` until ``done`` says so or the timeout passes, backing off in between.
-
-    Returns the last result (done or not) and the number of calls.
-    """
-    deadline = settings.clock() + settings.timeout
-    interval = settings.poll_interval
-    polls = 0
-    while True:
-        result = fetch()
-        polls += 1
-        if done(result):
-            return result, polls
-        remaining = deadline - settings.clock()
-        if remaining <= 0:
-            return result, polls
-        settings.sleep(min(interval, remaining))
-        interval = min(interval * 2, settings.max_poll_interval)
-
-
 def wait_for_windows(
     client: WarehouseSyncClient,
     pipeline_id: str,
@@ -102,4 +92,4 @@ def wait_for_windows(
             observe(found)
         return found
 
-    return poll(fetch, lambda runs: all(is_terminal(runs.get(w.key)) for w in windows), settings)
+    return settings.poll(fetch, lambda runs: all(is_terminal(runs.get(w.key)) for w in windows))

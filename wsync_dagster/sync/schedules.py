@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from wsync_dagster.sync import naming
-from wsync_dagster.sync.limits import INTERVAL_SCHEDULES
+from wsync_dagster.sync.cadences import INTERVAL_CADENCES
 from wsync_dagster.sync.specs import Registry
 
 
@@ -26,7 +26,7 @@ def build_schedules(registry: Registry, assets: Sequence[dg.AssetsDefinition]) -
 
     jobs = []
     schedules = []
-    for interval in INTERVAL_SCHEDULES:
+    for interval in INTERVAL_CADENCES:
         grids = [members for (i, _grid), members in by_grid.items() if i == interval]
         for index, members in enumerate(grids):
             job = dg.define_asset_job(

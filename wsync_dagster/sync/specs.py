@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from wsync_dagster.sync import limits
+from wsync_dagster.sync.cadences import CadenceName, cadence
 from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
 
 REGISTRY_VAR = "WSYNC_REGISTRY"
@@ -34,7 +35,6 @@ SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
-ScheduleInterval = Literal["hourly", "daily", "weekly", "monthly", "on_demand", "once"]
 Environment = Literal["development", "production"]
 LoadTimestampType = Literal[
     "timestamp_ltz", "timestamp_ntz", "timestamp_tz", "datetime", "date",
@@ -124,7 +124,7 @@ class LoadTimestamp(_Strict):
 
 
 class Schedule(_Strict):
-    interval: ScheduleInterval
+    interval: CadenceName
     start: UtcMinute = Field(
         description="schedule_start_time: first instant of data and anchor of the interval grid"
     )
@@ -154,7 +154,7 @@ class Schedule(_Strict):
 
     @property
     def is_interval(self) -> bool:
-        return self.interval in limits.INTERVAL_SCHEDULES
+        return cadence(self.interval).is_interval
 
 
 class SyncSpec(_Strict):

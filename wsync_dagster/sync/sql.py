@@ -1,4 +1,5 @@
-"""The SQL mParticle runs around a data model, reproduced exactly (spec §3 and §7 "Window literals").
+"""The SQL mParticle runs around a data model, reproduced exactly (see docs/warehouse-sync-api.md,
+the data model SQL and the window literals).
 
 Pure text functions, no I/O: the pre-flight uses them against Snowflake so that its counts equal what
 mParticle will extract (same wrapping, same inclusive ``BETWEEN``, same literals).
@@ -9,10 +10,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-# Statements mParticle refuses inside a model (spec §3).
+# Statements mParticle refuses inside a model (see docs/warehouse-sync-api.md).
 UNSUPPORTED_KEYWORDS = ("WITH", "DELETE", "UPDATE", "DROP", "CREATE", "ALTER")
 
-# Reserved identity columns, compared case-insensitively (spec §3).
+# Reserved identity columns, compared case-insensitively (see docs/warehouse-sync-api.md).
 USER_IDENTITY_COLUMNS = frozenset(
     {
         "mpid", "customerid", "customer_id", "facebook", "twitter", "google", "microsoft", "yahoo",
@@ -84,7 +85,8 @@ def render_bound(
     time_zone: str | None = None,
     offset_seconds: int = 0,
 ) -> str:
-    """One ``BETWEEN`` bound for a window edge, as mParticle renders it (§7 "Window literals").
+    """One ``BETWEEN`` bound for a window edge, as mParticle renders it (see the window
+    literals in docs/warehouse-sync-api.md).
 
     The offset is added to the column before comparing, so the bound moves by ``-offset``. With a time
     zone, the column holds wall-clock times of that zone, so the bound is converted and written

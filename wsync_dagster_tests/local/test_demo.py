@@ -9,7 +9,7 @@ import pytest
 from wsync_dagster.local.demo import run_demo
 from wsync_dagster.local.sample_data import SampleConfig, current_hour
 from wsync_dagster.local.stack import local_registry, rebase_schedule, write_registry
-from wsync_dagster.sync.limits import CATCH_UP
+from wsync_dagster.sync.cadences import cadence
 from wsync_dagster.sync.reconcile import ReconcileError, check_catch_up
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Schedule, load_registry
 
@@ -51,8 +51,8 @@ def test_rebasing_keeps_the_grid_and_lands_within_catch_up(interval, start, expe
     )
     if interval == "weekly":
         assert moved.start.weekday() == start.weekday()
-    if interval in CATCH_UP:
-        assert moved.start >= CATCH_UP[interval].earliest_start(ANCHOR)
+    if (catch_up := cadence(interval).catch_up) is not None:
+        assert moved.start >= catch_up.earliest_start(ANCHOR)
 
 
 def test_the_local_registry_follows_the_seeded_data() -> None:

@@ -11,6 +11,7 @@ import snowflake.connector.errors
 from wsync_dagster.local.process import LocalServiceError, ServiceProcess
 from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster.local.snowflake_server import inline_variables_outside_quotes
+from wsync_dagster_tests.conftest import create_table
 
 
 def _process_exists(pid: int) -> bool:
@@ -79,11 +80,7 @@ def test_a_busy_port_is_a_clear_error() -> None:
 def test_two_processes_see_the_same_rows(local_snowflake: LocalSnowflake) -> None:
     connection = local_snowflake.connect()
     cursor = connection.cursor()
-    cursor.execute("CREATE DATABASE IF NOT EXISTS SHARED_TEST")
-    cursor.execute("CREATE SCHEMA IF NOT EXISTS SHARED_TEST.NOTES_SCHEMA")
-    cursor.execute(
-        "CREATE OR REPLACE TABLE SHARED_TEST.NOTES_SCHEMA.NOTES (ID INTEGER, WHO VARCHAR)"
-    )
+    create_table(cursor, "SHARED_TEST.NOTES_SCHEMA.NOTES", "ID INTEGER, WHO VARCHAR")
     cursor.execute("INSERT INTO SHARED_TEST.NOTES_SCHEMA.NOTES VALUES (1, 'parent'), (2, 'parent')")
     other_process = textwrap.dedent(
         f"""

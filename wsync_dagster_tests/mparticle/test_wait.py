@@ -9,10 +9,10 @@ from wsync_dagster.mparticle import (
     NotFoundError,
     RunFailedError,
     RunState,
-    TimeoutError,
     UnknownRunStateError,
     WaitTimeoutError,
     WarehouseSyncClient,
+    WarehouseSyncTimeoutError,
 )
 from wsync_dagster_tests.mparticle.fake_server import FakeMParticle, Recorded, Reply, ws_error
 from wsync_dagster_tests.mparticle.helpers import FakeTime, payload, run_json
@@ -97,7 +97,8 @@ def test_timeout_while_still_running_names_the_last_state(
     states(fake, "queued", "running")
     with pytest.raises(WaitTimeoutError, match="still 'running' after 30 s") as caught:
         client.wait_for_run("p1", 42, timeout=30, poll_interval=10)
-    assert isinstance(caught.value, TimeoutError)
+    assert isinstance(caught.value, WarehouseSyncTimeoutError)
+    assert isinstance(caught.value, TimeoutError)  # the builtin
     assert sum(fake_time.sleeps) == 30
 
 

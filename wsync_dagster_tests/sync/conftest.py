@@ -11,14 +11,20 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
-from wsync_dagster.local.materialize import emulator_clock_mparticle, materialize_partitions
+from wsync_dagster.local.materialize import materialize_partitions
+from wsync_dagster.local.resources import (
+    LOCAL_MPARTICLE,
+    LocalMParticleResource,
+    emulator_clock_mparticle,
+    local_snowflake_resource,
+)
 from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LocalSnowflake
-from wsync_dagster.local.stack import LOCAL_MPARTICLE, local_registry
+from wsync_dagster.local.stack import local_registry
 from wsync_dagster.mparticle import clear_token_cache
-from wsync_dagster.resources import LocalMParticleResource, Target, snowflake_resource
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -47,11 +53,14 @@ def mparticle_for(control: EmulatorControl, **overrides: Any) -> LocalMParticleR
     return emulator_clock_mparticle(control.base_url, **overrides)
 
 
+def snowflake_for(local_snowflake: LocalSnowflake) -> SnowflakeResource:
+    return local_snowflake_resource(local_snowflake.host, local_snowflake.port)
+
+
 @pytest.fixture
 def resources(local_snowflake: LocalSnowflake, control: EmulatorControl) -> dict[str, Any]:
-    environ = {"WSYNC_LOCAL_SNOWFLAKE_PORT": str(local_snowflake.port)}
     return {
-        "snowflake": snowflake_resource(Target.LOCAL, environ),
+        "snowflake": snowflake_for(local_snowflake),
         "mparticle": mparticle_for(control),
     }
 

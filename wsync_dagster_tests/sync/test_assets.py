@@ -12,9 +12,9 @@ from dagster_snowflake import SnowflakeResource
 from snowflake.connector.cursor import SnowflakeCursorBase
 
 from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import CUSTOMER_SCORES, TICKET_ACTIVITY
-from wsync_dagster.local.stack import LOCAL_MPARTICLE
-from wsync_dagster.mparticle import WarehouseSyncClient
+from wsync_dagster.mparticle import Pipeline, WarehouseSyncClient
 from wsync_dagster.sync import naming
 from wsync_dagster.sync.specs import Registry, SyncSpec
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -52,13 +52,19 @@ def _with_sync(registry: Registry, **changes: Any) -> Registry:
     return registry.model_copy(update={"syncs": (*registry.syncs, extra)})
 
 
+def _synced(
+    registry: Registry, resources: dict[str, Any], name: str, key: str
+) -> tuple[dg.ExecuteInProcessResult, dict[str, Any]]:
+    """Materialize partition ``key`` of sync ``name``: the run, and the partition's metadata."""
+    result = materialize(registry, resources, name, [key])
+    assert result.success, failure_message(result)
+    return result, materializations(result)[key]
+
+
 def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
     registry, resources, control, snowflake_cursor
 ) -> None:
-    result = materialize(registry, resources, "customer_scores", ["2026-11-27"])
-    assert result.success, failure_message(result)
-
-    meta = materializations(result)["2026-11-27"]
+    result, meta = _synced(registry, resources, "customer_scores", "2026-11-27")
     expected = _between(
         snowflake_cursor, CUSTOMER_SCORES, "2026-11-27 00:00:00", "2026-11-28 00:00:00"
     )
@@ -86,8 +92,8 @@ def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
         "WHERE UPDATED_AT >= '2026-11-27 00:00:00' AND UPDATED_AT < '2026-11-28 00:00:00' "
         "AND EMAIL IS NOT NULL AND FAVORITE_CATEGORIES <> '[]' ORDER BY UPDATED_AT LIMIT 1"
     ).fetchone()
-    client = resources["mparticle"].get_client()
-    profile = client.resolve_profile("email", email, "development")
+    with resources["mparticle"].open_client() as client:
+        profile = client.resolve_profile("email", email, "development")
     attributes = profile.user_attributes
     assert attributes["$firstname"] == first_name
     assert attributes["favorite_categories"] == json.loads(categories)
@@ -98,9 +104,7 @@ def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
 def test_an_hourly_partition_syncs_boundary_rows_included(
     registry, resources, control, snowflake_cursor
 ) -> None:
-    result = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
-    assert result.success, failure_message(result)
-    meta = materializations(result)["2026-11-28-10:00"]
+    _, meta = _synced(registry, resources, "ticket_activity", "2026-11-28-10:00")
     expected = _between(
         snowflake_cursor, TICKET_ACTIVITY, "2026-11-28 10:00:00", "2026-11-28 11:00:00"
     )
@@ -221,11 +225,10 @@ def _pipeline_body(pipeline_id: str, interval: str = "on_demand") -> dict[str, A
 def test_a_sixth_active_pipeline_is_refused_before_it_is_sent(registry, resources, control) -> None:
     first = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
     assert first.success, failure_message(first)
-    client: WarehouseSyncClient = resources["mparticle"].get_client()
-    from wsync_dagster.mparticle import Pipeline
-
-    for i in range(4):
-        client.create_pipeline(Pipeline.model_validate(_pipeline_body(f"other-{i}")))
+    client: WarehouseSyncClient
+    with resources["mparticle"].open_client() as client:
+        for i in range(4):
+            client.create_pipeline(Pipeline.model_validate(_pipeline_body(f"other-{i}")))
     control.clear_request_log()
     result = materialize(registry, resources, "customer_scores", ["2026-11-27"])
     message = failure_message(result)

@@ -27,13 +27,12 @@ def test_partition_keys_and_windows_equal_the_runs_mparticle_creates(
     schedule = Schedule(interval=interval, start=start)  # pyright: ignore[reportArgumentType]
     spec = registry.sync("customer_scores").model_copy(update={"schedule": schedule})
     single = registry.model_copy(update={"syncs": (spec,)})
-    client = mparticle_for(control).get_client()
-    reconcile(client, single, spec, SAMPLE_ANCHOR)
-    control.settle()
-
-    runs = sorted(
-        client.iter_pipeline_runs(spec.resolved_pipeline_id), key=lambda r: r.pipeline_run_id
-    )
+    with mparticle_for(control).open_client() as client:
+        reconcile(client, single, spec, SAMPLE_ANCHOR)
+        control.settle()
+        runs = sorted(
+            client.iter_pipeline_runs(spec.resolved_pipeline_id), key=lambda r: r.pipeline_run_id
+        )
     partitions = partitions_for(schedule)
     windows = windows_for(partitions, partitions.get_partition_keys(current_time=SAMPLE_ANCHOR))
     assert len(runs) == len(windows) == expected_runs

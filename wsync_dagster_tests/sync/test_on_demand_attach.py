@@ -8,7 +8,6 @@ from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster.mparticle import clear_token_cache
-from wsync_dagster.resources import Target, snowflake_resource
 from wsync_dagster.sync.reconcile import reconcile
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
@@ -16,6 +15,7 @@ from wsync_dagster_tests.sync.conftest import (
     materializations,
     materialize,
     mparticle_for,
+    snowflake_for,
 )
 
 RUN_SECONDS = 300
@@ -36,16 +36,18 @@ def test_materializing_while_a_run_is_in_flight_attaches_to_it(
     registry, local_snowflake: LocalSnowflake, slow_control: EmulatorControl
 ) -> None:
     mparticle = mparticle_for(slow_control)
-    client = mparticle.get_client()
+    with mparticle.open_client() as client:
+        _attach_while_in_flight(registry, local_snowflake, mparticle, client)
+
+
+def _attach_while_in_flight(registry, local_snowflake, mparticle, client) -> None:
     spec = registry.sync("churn_risk_alerts")
     reconcile(client, registry, spec, SAMPLE_ANCHOR)
     in_flight = client.trigger_pipeline(spec.resolved_pipeline_id)
     assert client.get_pipeline_run(spec.resolved_pipeline_id, in_flight.pipeline_run_id).in_progress
 
     resources = {
-        "snowflake": snowflake_resource(
-            Target.LOCAL, {"WSYNC_LOCAL_SNOWFLAKE_PORT": str(local_snowflake.port)}
-        ),
+        "snowflake": snowflake_for(local_snowflake),
         "mparticle": mparticle,
     }
     result = materialize(registry, resources, "churn_risk_alerts")

@@ -24,6 +24,7 @@ from wsync_dagster_tests.sync.conftest import (
     materializations,
     materialize,
     mparticle_for,
+    snowflake_for,
 )
 
 PIPELINE = "wsync-ticket-activity"
@@ -179,7 +180,7 @@ def test_a_repair_without_a_free_active_slot_fails_clearly_before_creating_it(
 def _feed_key() -> Any:
     from pydantic import SecretStr
 
-    from wsync_dagster.local.stack import LOCAL_MPARTICLE
+    from wsync_dagster.local.resources import LOCAL_MPARTICLE
 
     return SecretStr(LOCAL_MPARTICLE.feed_key)
 
@@ -187,15 +188,11 @@ def _feed_key() -> Any:
 def test_each_failed_partition_shows_its_own_runs_reason(
     registry, local_snowflake, start_emulator, sample_warehouse
 ) -> None:
-    from wsync_dagster.resources import Target, snowflake_resource
-
     server = start_emulator(run_seconds=60)  # runs take a minute: polls see them end one by one
     assert server.url is not None
     control = EmulatorControl(server.url)
     resources = {
-        "snowflake": snowflake_resource(
-            Target.LOCAL, {"WSYNC_LOCAL_SNOWFLAKE_PORT": str(local_snowflake.port)}
-        ),
+        "snowflake": snowflake_for(local_snowflake),
         "mparticle": mparticle_for(control),
     }
     start = registry.sync("ticket_activity").schedule.start

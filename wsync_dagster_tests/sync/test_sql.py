@@ -3,9 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from wsync_dagster.local.snowflake import LocalSnowflake
-from wsync_dagster.sync import limits
-from wsync_dagster.sync.limits import CATCH_UP, subtract_months
-from wsync_dagster.sync.preflight import PreflightError, Window, run_preflight
+from wsync_dagster.sync.cadences import CADENCES, cadence, record_limit
+from wsync_dagster.sync.preflight import PreflightError, run_preflight
 from wsync_dagster.sync.specs import LoadTimestamp, Schedule, SyncSpec
 from wsync_dagster.sync.sql import (
     grouped_count_query,
@@ -14,6 +13,8 @@ from wsync_dagster.sync.sql import (
     sql_problems,
     window_predicate,
 )
+from wsync_dagster.sync.windows import Window
+from wsync_dagster_tests.conftest import create_table
 
 T = datetime(2026, 11, 27, 13, 0, 5, tzinfo=UTC)
 
@@ -69,26 +70,43 @@ def test_unsupported_sql_is_found_outside_literals(sql: str, fragment: str | Non
     assert (fragment in found) if fragment else not found
 
 
+def _earliest(interval, now):
+    catch_up = cadence(interval).catch_up
+    assert catch_up is not None
+    return catch_up.earliest_start(now)
+
+
 def test_catch_up_limits_are_calendar_aware() -> None:
     now = datetime(2026, 8, 31, 10, 0, tzinfo=UTC)
-    assert CATCH_UP["hourly"].earliest_start(now) == now - timedelta(days=7)
-    assert CATCH_UP["daily"].earliest_start(now) == datetime(2026, 2, 28, 10, 0, tzinfo=UTC)
-    assert CATCH_UP["weekly"].earliest_start(now) == datetime(2023, 8, 31, 10, 0, tzinfo=UTC)
-    assert CATCH_UP["monthly"].earliest_start(now) == datetime(2021, 8, 31, 10, 0, tzinfo=UTC)
-    assert subtract_months(datetime(2024, 3, 31, tzinfo=UTC), 1) == datetime(
-        2024, 2, 29, tzinfo=UTC
-    )
+    assert _earliest("hourly", now) == now - timedelta(days=7)
+    assert _earliest("daily", now) == datetime(2026, 2, 28, 10, 0, tzinfo=UTC)
+    assert _earliest("weekly", now) == datetime(2023, 8, 31, 10, 0, tzinfo=UTC)
+    assert _earliest("monthly", now) == datetime(2021, 8, 31, 10, 0, tzinfo=UTC)
+    march_31 = datetime(2024, 3, 31, tzinfo=UTC)
+    assert _earliest("monthly", march_31) == datetime(2019, 3, 31, tzinfo=UTC)
+    assert _earliest("daily", march_31) == datetime(2023, 9, 30, tzinfo=UTC)  # clamped
+
+
+def test_the_cadence_table_says_what_each_cadence_is() -> None:
+    assert [n for n, c in CADENCES.items() if c.is_interval] == [
+        "hourly", "daily", "weekly", "monthly",
+    ]  # fmt: skip
+    start = datetime(2026, 11, 28, 12, 5, tzinfo=UTC)  # a Saturday
+    assert cadence("weekly").cron_for(start) == "5 12 * * 6"
+    assert cadence("monthly").cron_for(start) == "5 12 28 * *"
+    assert cadence("daily").key_format(start.replace(hour=0, minute=0)) == "%Y-%m-%d"
+    assert cadence("hourly").key_format(start.replace(hour=0, minute=0)) == "%Y-%m-%d-%H:%M"
+    with pytest.raises(ValueError, match="not partitioned"):
+        cadence("once").cron_for(start)
+    assert record_limit("hourly") == 1_000_000
+    assert record_limit("hourly", {"hourly": 5}) == 5 and record_limit("daily", {"hourly": 5}) > 5
 
 
 @pytest.fixture(scope="module")
 def boundary_table(local_snowflake: LocalSnowflake):
     connection = local_snowflake.connect()
     cursor = connection.cursor()
-    cursor.execute("CREATE DATABASE IF NOT EXISTS SQL_TEST")
-    cursor.execute("CREATE SCHEMA IF NOT EXISTS SQL_TEST.S")
-    cursor.execute(
-        "CREATE OR REPLACE TABLE SQL_TEST.S.EVENTS (EMAIL VARCHAR, NOTE VARCHAR, TS TIMESTAMP_NTZ)"
-    )
+    create_table(cursor, "SQL_TEST.S.EVENTS", "EMAIL VARCHAR, NOTE VARCHAR, TS TIMESTAMP_NTZ")
     cursor.execute(
         "INSERT INTO SQL_TEST.S.EVENTS VALUES "
         "('a@x.io', 'start of window 0', '2026-11-27 00:00:00'), "
@@ -141,12 +159,11 @@ def test_grouped_count_needs_a_window() -> None:
 
 
 def test_preflight_refuses_an_over_limit_window_naming_count_and_limit(
-    boundary_table, monkeypatch
+    boundary_table,
 ) -> None:
-    monkeypatch.setitem(limits.RECORDS_PER_REQUEST, "hourly", 2)
     sql = 'SELECT EMAIL AS "email", TS FROM SQL_TEST.S.EVENTS'
     with pytest.raises(PreflightError) as raised:
-        run_preflight(boundary_table, _spec(sql), HOURS)
+        run_preflight(boundary_table, _spec(sql), HOURS, record_limits={"hourly": 2})
     text = str(raised.value)
     assert "nothing was sent to mParticle" in text
     assert "window h0 (2026-11-27T00:00:00Z .. 2026-11-27T01:00:00Z) holds 3 rows" in text

@@ -1,0 +1,199 @@
+"""Part 2 of ``sync_bench.py``: how long the code location takes to load with 2 and N declared tables.
+
+Registries are written to a temp dir, each loaded in a fresh process (forked from one that has
+imported the code location's modules, whose import cost is reported once), timing
+``build_definitions`` and ``Definitions.validate_loadable``. POSIX only.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wsync_dagster.sync.cadences import CADENCES
+
+NAMES = tuple(CADENCES)
+
+
+def _ratio(b: float, a: float) -> str:
+    return f"{b / a:.1f}x" if a else "-"
+
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def registry_document(tables: int) -> dict[str, Any]:
+    """A registry of ``tables`` syncs over every cadence, the first 5 active, the rest paused."""
+    syncs = []
+    for i in range(tables):
+        interval = NAMES[i % len(NAMES)]
+        start = BASE + timedelta(days=i % 28, hours=i % 24)
+        if interval == "monthly":
+            start = BASE.replace(day=1 + i % 28)
+        schedule: dict[str, Any] = {
+            "interval": interval,
+            "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if interval == "once":
+            schedule["end"] = (start + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        syncs.append(
+            {
+                "name": f"table_{i:03d}",
+                "description": f"Synthetic synced table {i} ({interval}).",
+                "owners": ["team:bench"],
+                "tags": {"domain": f"d{i % 7}"},
+                "sql": f'SELECT EMAIL AS "email", SCORE AS "score_{i}", UPDATED_AT '
+                f"FROM WSYNC_DEMO.BENCH.TABLE_{i:03d}",
+                "load_timestamp": {"column": "UPDATED_AT", "type": "timestamp_ntz"},
+                "schedule": schedule,
+                "environment": "development",
+                "feed_key_env": f"MPARTICLE_FEED_KEY_{i % 3}",
+                "paused": i >= 5,
+            }
+        )
+    return {
+        "connection": {
+            "id": "wsync-snowflake",
+            "source_account_id": "xy12345",
+            "region": "us-east-1.aws",
+            "warehouse": "MPARTICLE_WH",
+            "database": "WSYNC_DEMO",
+            "role": "MPARTICLE_SYNC",
+            "user": "MPARTICLE_SYNC",
+            "password_env": "MPARTICLE_SNOWFLAKE_PASSWORD",
+        },
+        "syncs": syncs,
+    }
+
+
+# A fresh interpreter that imports what the code location imports, once, then forks one child per
+# measurement: each child is a fresh process that has never built definitions. Setting WSYNC_REGISTRY
+# and importing wsync_dagster.definitions runs its module-level build_definitions() on that registry,
+# the cold load a code server or a run worker does.
+DRIVER = r"""
+import gc, json, os, sys, time, warnings
+started = time.perf_counter()
+warnings.simplefilter("ignore")
+import dagster as dg
+dagster_done = time.perf_counter()
+import dagster_snowflake
+dagster_snowflake_done = time.perf_counter()
+import wsync_dagster.code_location
+done = time.perf_counter()
+print(json.dumps({
+    "imports": done - started, "dagster": dagster_done - started,
+    "dagster_snowflake": dagster_snowflake_done - dagster_done, "ours": done - dagster_snowflake_done,
+}), flush=True)
+
+def measure(path):
+    os.environ["WSYNC_REGISTRY"] = path
+    started = time.perf_counter()
+    import wsync_dagster.definitions as definitions
+    built = time.perf_counter()
+    dg.Definitions.validate_loadable(definitions.defs)
+    validated = time.perf_counter()
+    again = definitions.build_definitions({"WSYNC_REGISTRY": path})
+    rebuilt = time.perf_counter()
+    return {
+        "build": built - started, "validate": validated - built, "warm_build": rebuilt - validated,
+        "assets": len(list(again.assets or [])), "jobs": len(list(again.jobs or [])),
+        "schedules": len(list(again.schedules or [])),
+    }
+
+gc.freeze()  # keep the children's garbage collector off the parent's (copy-on-write) pages
+for path in sys.argv[1:]:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            result = measure(path)
+        except BaseException as error:
+            result = {"error": repr(error)}
+        os.write(write, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        result = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    print(json.dumps({"path": path, **result}), flush=True)
+"""
+
+
+@dataclass
+class LoadTimes:
+    startup: float  # interpreter start and the code location's imports, once
+    imports: dict[str, float]  # seconds: all, then dagster, dagster_snowflake, ours
+    samples: dict[int, list[dict[str, float]]]
+
+    def median(self, tables: int, key: str) -> float:
+        return statistics.median(s[key] for s in self.samples[tables])
+
+
+def run_definitions(sizes: Sequence[int], repeats: int, workdir: Path) -> LoadTimes:
+    paths: dict[str, int] = {}
+    for size in sizes:
+        path = workdir / f"syncs_{size}.yaml"
+        path.write_text(yaml.safe_dump(registry_document(size), sort_keys=False), encoding="utf-8")
+        paths[str(path)] = size
+    order = [path for _ in range(repeats) for path in paths]  # interleaved: 2, 100, 2, 100, ...
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WSYNC_", "MPARTICLE_"))}
+    started = time.perf_counter()
+    with subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *order], env=env, stdout=subprocess.PIPE, text=True
+    ) as driver:
+        assert driver.stdout is not None
+        imports = json.loads(driver.stdout.readline())
+        startup = time.perf_counter() - started
+        samples: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for line in driver.stdout:
+            sample = json.loads(line)
+            if "error" in sample:
+                raise RuntimeError(f"loading {sample['path']} failed: {sample['error']}")
+            samples[paths[sample["path"]]].append(sample)
+    print(f"  loaded {len(sizes)} registries {repeats}x each", flush=True)
+    return LoadTimes(startup, imports, samples)
+
+
+def report_definitions(times: LoadTimes, repeats: int) -> None:
+    small, large = sorted(times.samples)
+    print(
+        f"\n2. Definition load, {small} vs {large} declared tables (up to 5 active, the rest paused; "
+        f"every cadence),\n   a fresh (forked) process each, median of {repeats}"
+    )
+    print(
+        f"{'':44}{f'{small} tables':>12}{f'{large} tables':>12}{'ratio':>9}{'per extra table':>17}"
+    )
+    rows = (
+        ("build_definitions, cold (first in process), s", "build"),
+        ("Definitions.validate_loadable, s", "validate"),
+        ("build_definitions again, warm, s", "warm_build"),
+    )
+    for label, key in rows:
+        a, b = times.median(small, key), times.median(large, key)
+        marginal = (b - a) / (large - small) * 1000
+        print(f"{label:44}{a:>12.3f}{b:>12.3f}{_ratio(b, a):>9}{marginal:>14.1f} ms")
+    counts = {size: times.samples[size][0] for size in (small, large)}
+    print(
+        "  ({} / {} assets, {} / {} jobs, {} / {} schedules: one job and schedule per cadence and "
+        "grid)".format(
+            *(int(counts[n][k]) for k in ("assets", "jobs", "schedules") for n in (small, large))
+        )
+    )
+    imports = times.imports
+    print(
+        f"  Before any of that, a fresh process spends {times.startup:.2f} s starting and importing "
+        f"the code location's\n  modules, whatever the registry: {imports['imports']:.2f} s of "
+        f"imports =\n  dagster {imports['dagster']:.2f} s + dagster_snowflake (which imports "
+        f"snowflake.core and snowpark) {imports['dagster_snowflake']:.2f} s\n  + wsync_dagster and "
+        f"the rest {imports['ours']:.2f} s."
+    )

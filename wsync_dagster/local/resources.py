@@ -1,0 +1,199 @@
+"""The local target's resources: the Snowflake stand-in and the mParticle emulator.
+
+The launcher (``python3 dev.py demo`` / ``python3 dev.py ui``, see :mod:`wsync_dagster.local.stack`)
+puts the stand-ins' addresses in ``WSYNC_LOCAL_*``; :func:`local_resources` turns them into the
+resources the local code location (:mod:`wsync_dagster.local.definitions`) binds. Production never
+imports this module.
+"""
+
+import functools
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dagster_snowflake import SnowflakeResource
+from pydantic import Field
+
+from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER
+from wsync_dagster.resources import (
+    TARGET_VAR,
+    MParticleResource,
+    Setting,
+    SettingsError,
+    Target,
+    require_settings,
+    selected_target,
+    setting_value,
+    unselected_resources,
+)
+
+LOCAL_SNOWFLAKE_SETTINGS = (
+    Setting(
+        "WSYNC_LOCAL_SNOWFLAKE_HOST", "host of the local Snowflake stand-in", False, "127.0.0.1"
+    ),
+    Setting(
+        "WSYNC_LOCAL_SNOWFLAKE_PORT",
+        "port of the local Snowflake stand-in (set by the launcher)",
+        integer=True,
+    ),
+)
+LOCAL_MPARTICLE_SETTINGS = (
+    Setting(
+        "WSYNC_LOCAL_EMULATOR_URL", "base URL of the local mParticle emulator (set by the launcher)"
+    ),
+    Setting(
+        "WSYNC_LOCAL_EMULATOR_CLOCK",
+        "the emulator's clock: real, or manual (waiting advances it instead of sleeping)",
+        required=False,
+        default="real",
+    ),
+)
+LOCAL_SETTINGS = LOCAL_SNOWFLAKE_SETTINGS + LOCAL_MPARTICLE_SETTINGS
+
+# On a manual emulator clock, waiting costs nothing: poll in big steps of emulator time.
+MANUAL_CLOCK_POLLING: dict[str, Any] = {
+    "poll_interval_seconds": 30.0,
+    "max_poll_interval_seconds": 600.0,
+    "run_timeout_seconds": 4 * 3600.0,
+}
+REAL_CLOCK_POLLING: dict[str, Any] = {
+    "poll_interval_seconds": 0.2,
+    "max_poll_interval_seconds": 2.0,
+    "run_timeout_seconds": 600.0,
+}
+
+
+@dataclass(frozen=True)
+class LocalMParticle:
+    """The emulator's credential and ids (nothing secret: it only exists on loopback)."""
+
+    client_id: str = "local-client"
+    client_secret: str = "local-secret"
+    workspace_id: int = 5328
+    org_id: int = 1000
+    account_id: int = 2000
+    feed_key: str = "us1-local-feed-key"
+
+
+LOCAL_MPARTICLE = LocalMParticle()
+
+
+@functools.cache
+def _emulator_control(emulator_url: str) -> EmulatorControl:
+    """One admin client (one kept-alive HTTP session) per emulator: its clock is read often."""
+    return EmulatorControl(emulator_url)
+
+
+class LocalMParticleResource(MParticleResource):
+    """The local target's mParticle: the emulator, whose clock is mParticle's "now".
+
+    With a manual emulator clock, waiting advances that clock (which runs whatever falls due) instead
+    of sleeping, so a local run is deterministic and instant.
+    """
+
+    emulator_url: str = Field(description="base URL of the local emulator")
+    manual_clock: bool = Field(
+        default=False, description="the emulator's clock only moves when told"
+    )
+
+    def _control(self) -> EmulatorControl:
+        return _emulator_control(self.emulator_url)
+
+    def sleep(self, seconds: float) -> None:
+        if self.manual_clock:
+            self._control().advance(seconds)
+        else:
+            time.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return self._control().clock().timestamp() if self.manual_clock else time.monotonic()
+
+    def now(self) -> datetime:
+        return self._control().clock()
+
+
+def emulator_mparticle(
+    emulator_url: str,
+    *,
+    manual_clock: bool,
+    cls: type[LocalMParticleResource] = LocalMParticleResource,
+    **overrides: Any,
+) -> LocalMParticleResource:
+    """The local credential against the emulator at ``emulator_url``."""
+    url = emulator_url.rstrip("/")
+    settings: dict[str, Any] = {
+        "client_id": LOCAL_MPARTICLE.client_id,
+        "client_secret": LOCAL_MPARTICLE.client_secret,
+        "workspace_id": LOCAL_MPARTICLE.workspace_id,
+        "org_id": LOCAL_MPARTICLE.org_id,
+        "account_id": LOCAL_MPARTICLE.account_id,
+        "api_root": url,
+        "token_url": f"{url}/oauth/token",
+        "emulator_url": url,
+        "manual_clock": manual_clock,
+        **(MANUAL_CLOCK_POLLING if manual_clock else REAL_CLOCK_POLLING),
+    }
+    return cls(**(settings | overrides))
+
+
+def emulator_clock_mparticle(
+    emulator_url: str, cls: type[LocalMParticleResource] = LocalMParticleResource, **overrides: Any
+) -> LocalMParticleResource:
+    """The local credential on the emulator's manual clock, retrying for 120 s (tests, benchmarks)."""
+    return emulator_mparticle(
+        emulator_url, manual_clock=True, cls=cls, **({"retry_budget_seconds": 120.0} | overrides)
+    )
+
+
+def local_snowflake_resource(host: str, port: int) -> SnowflakeResource:
+    """The Snowflake resource on the stand-in at ``host:port``, in autocommit mode like production's
+    (the pre-flight only reads)."""
+    return SnowflakeResource(
+        account=LOCAL_ACCOUNT,
+        user=LOCAL_USER,
+        password=LOCAL_PASSWORD,
+        login_timeout=30,
+        network_timeout=120,
+        autocommit=True,
+        additional_snowflake_connection_args={
+            "host": host,
+            "port": port,
+            "protocol": "http",
+            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        },
+    )
+
+
+def local_resources(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The local code location's resources, from the ``WSYNC_LOCAL_*`` settings in ``environ``.
+
+    ``WSYNC_TARGET`` unset: every resource refuses to run (as in production). ``local``: the
+    stand-ins, or one SettingsError listing every missing setting. Any other target is refused.
+    """
+    environ = os.environ if environ is None else environ
+    target = selected_target(environ)
+    if target is None:
+        return unselected_resources()
+    if target is not Target.LOCAL:
+        raise SettingsError(
+            f"{TARGET_VAR}={target.value} is served by the production code location "
+            "wsync_dagster.definitions; this local code location (wsync_dagster.local.definitions) "
+            f"only serves {TARGET_VAR}=local."
+        )
+    require_settings(
+        target,
+        LOCAL_SETTINGS,
+        environ,
+        "Start the local stack with `python3 dev.py demo` or `python3 dev.py ui`, which set them.",
+    )
+    host, port, url, clock = (setting_value(s, environ) for s in LOCAL_SETTINGS)
+    if clock not in ("real", "manual"):
+        raise SettingsError(f"WSYNC_LOCAL_EMULATOR_CLOCK={clock!r}: use real or manual.")
+    return {
+        "snowflake": local_snowflake_resource(host or "127.0.0.1", int(port or 0)),
+        "mparticle": emulator_mparticle(url or "", manual_clock=clock == "manual"),
+    }

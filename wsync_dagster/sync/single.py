@@ -1,0 +1,174 @@
+"""Materialize an unpartitioned sync: ``on_demand`` triggers a run (or attaches to the one in
+flight); ``once`` attaches to its single run. Then the run's exact window is counted for the checks."""
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import dagster as dg
+
+from wsync_dagster.mparticle import (
+    NotFoundError,
+    PipelineRun,
+    RunFailedError,
+    RunState,
+    UnknownRunStateError,
+    WaitTimeoutError,
+    WarehouseSyncClient,
+    WarehouseSyncError,
+)
+from wsync_dagster.sync import checks
+from wsync_dagster.sync.preflight import run_preflight
+from wsync_dagster.sync.report import run_materialization, sync_metadata
+from wsync_dagster.sync.specs import SyncSpec
+from wsync_dagster.sync.steps import SyncContext, fail, first_line, preflight, reconcile_sync
+from wsync_dagster.sync.windows import Window, WindowCount
+
+
+def last_successful_end(client: WarehouseSyncClient, pipeline_id: str) -> datetime | None:
+    """Where the last successful run's data ended: the next on-demand window starts there."""
+    try:
+        for run in client.iter_pipeline_runs(pipeline_id, page_size=100):
+            if run.state is RunState.SUCCESS and run.data_interval_end is not None:
+                return run.data_interval_end
+    except NotFoundError:
+        return None
+    return None
+
+
+def wait_for_run(ctx: SyncContext, client: WarehouseSyncClient, run_id: int) -> PipelineRun:
+    m = ctx.mparticle
+    try:
+        return client.wait_for_run(
+            ctx.spec.resolved_pipeline_id,
+            run_id,
+            timeout=m.run_timeout_seconds,
+            poll_interval=m.poll_interval_seconds,
+            max_poll_interval=m.max_poll_interval_seconds,
+        )
+    except RunFailedError as error:
+        raise fail(f"mParticle run {run_id} of '{ctx.spec.name}' failed: {error}") from error
+    except (UnknownRunStateError, WaitTimeoutError) as error:
+        raise fail(
+            f"{error} Materialize again to attach to the same run; nothing was triggered twice."
+        ) from error
+    except WarehouseSyncError as error:
+        raise fail(
+            f"mParticle kept failing (retry budget {m.retry_budget_seconds:.0f} s) while waiting "
+            f"for run {run_id} of '{ctx.spec.name}': {error}. The run may still complete in "
+            "mParticle: materialize again to attach to it if it is still in progress; if it has "
+            "ended, the next window starts where it ended, so no row is sent twice."
+        ) from error
+
+
+def wait_for_first_run(ctx: SyncContext, client: WarehouseSyncClient) -> PipelineRun:
+    """A new ``once`` pipeline's run appears shortly after creation; poll (bounded) until it does."""
+    settings = ctx.wait_settings()
+    runs, _ = settings.poll(
+        lambda: list(client.iter_pipeline_runs(ctx.spec.resolved_pipeline_id, page_size=10)), bool
+    )
+    if not runs:
+        raise fail(
+            f"mParticle created no run for once-sync '{ctx.spec.name}' within "
+            f"{settings.timeout:.0f} s; check the pipeline in mParticle"
+        )
+    return runs[0]
+
+
+def _requested_window(ctx: SyncContext, client: WarehouseSyncClient, now: datetime) -> Window:
+    schedule = ctx.spec.schedule
+    if schedule.interval == "once":
+        assert schedule.end is not None
+        return Window("once", schedule.start, schedule.end)
+    start = last_successful_end(client, ctx.spec.resolved_pipeline_id) or schedule.start
+    return Window("on_demand", start, now)
+
+
+def _start_or_attach(
+    context: dg.AssetExecutionContext, ctx: SyncContext, client: WarehouseSyncClient
+) -> tuple[int, bool]:
+    """The run to wait for, and whether it was already there (attached) rather than triggered."""
+    spec = ctx.spec
+    pipeline_id = spec.resolved_pipeline_id
+    if spec.schedule.interval == "once":
+        runs = list(client.iter_pipeline_runs(pipeline_id, page_size=10))
+        if not runs and spec.paused:
+            raise fail(_paused(spec, "mParticle starts no run of a paused pipeline"))
+        first = runs[0] if runs else wait_for_first_run(ctx, client)
+        return first.pipeline_run_id, True
+    if spec.paused:
+        raise fail(
+            _paused(spec, "mParticle refuses to trigger a paused pipeline, so no run was requested")
+        )
+    try:
+        triggered = client.trigger_pipeline(pipeline_id)
+    except WarehouseSyncError as error:
+        raise fail(f"Triggering '{spec.name}' in mParticle failed: {error}") from error
+    if triggered.attached:
+        context.log.info(
+            f"A run was already in progress; attached to run {triggered.pipeline_run_id}"
+        )
+    return triggered.pipeline_run_id, triggered.attached
+
+
+def materialize_single(
+    context: dg.AssetExecutionContext, ctx: SyncContext
+) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+    """``on_demand`` (trigger or attach) and ``once`` (attach to its one run)."""
+    spec = ctx.spec
+    client = ctx.mparticle.get_client()
+    before = client.stats
+    now = ctx.mparticle.now()
+    window = _requested_window(ctx, client, now)
+    report = preflight(ctx, [window], spec.schedule.interval)
+    reconciled = reconcile_sync(ctx, client)
+    run_id, attached = _start_or_attach(context, ctx, client)
+    run = wait_for_run(ctx, client, run_id)
+
+    # The trigger's window ends when mParticle received it: count exactly that window for the check.
+    actual = Window(
+        window.key, run.data_interval_start or window.start, run.data_interval_end or now
+    )
+    count, recount_queries, not_counted = _recount(ctx, actual)
+    extra = {
+        **sync_metadata(reconciled, before, client.stats),
+        "wsync/attached_to_existing_run": attached,
+        "preflight/queries": report.queries + recount_queries,
+    }
+    yield run_materialization(context.asset_key, spec, actual, run, count, extra)
+    if count is None:
+        yield from checks.results_without_count(context.asset_key, run, not_counted or "")
+    else:
+        yield from checks.check_results(context.asset_key, [(count, run)])
+
+
+def _paused(spec: SyncSpec, why: str) -> str:
+    return (
+        f"Sync '{spec.name}' is paused (paused: true in the registry): {why}. Set paused: false "
+        "in the registry and materialize again to resume."
+    )
+
+
+def _recount(ctx: SyncContext, window: Window) -> tuple[WindowCount | None, int, str | None]:
+    """Count the run's exact window after it ran: (count, queries, why it could not be counted).
+
+    The run has already sent its rows, so a failure here neither fails the step nor says that
+    nothing was sent: the run is still recorded, and the parity check is reported as not evaluated.
+    """
+    try:
+        with ctx.snowflake.get_connection() as connection:
+            cursor = connection.cursor()
+            try:
+                report = run_preflight(
+                    cursor, ctx.spec, [window], limit_kind=ctx.spec.schedule.interval
+                )
+            finally:
+                cursor.close()
+    except Exception as error:  # any failure of the count: the run's outcome stands regardless
+        reason = (
+            "the run's exact window could not be counted in Snowflake after the run succeeded "
+            f"({first_line(error)}); the run is recorded, and its rows were sent"
+        )
+        ctx.log.warning(f"Parity not evaluated: {reason}")
+        return None, 0, reason
+    ctx.log.info(f"Count of the run's exact window: {report.counts[0].rows:,} rows")
+    return report.counts[0], report.queries, None

@@ -1,0 +1,112 @@
+"""The steps every sync materialization shares: its context, pre-flight and reconcile.
+
+Each step turns what can go wrong into a :class:`dagster.Failure` whose text says what to fix.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+from dagster_snowflake import SnowflakeResource
+
+from wsync_dagster.mparticle import WarehouseSyncClient, WarehouseSyncError
+from wsync_dagster.resources import MParticleResource
+from wsync_dagster.sync.cadences import CadenceName
+from wsync_dagster.sync.preflight import PreflightError, PreflightReport, run_preflight
+from wsync_dagster.sync.reconcile import Reconciled, ReconcileError, reconcile
+from wsync_dagster.sync.runs import WaitSettings
+from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.windows import Window
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """What one materialization works with."""
+
+    registry: Registry
+    spec: SyncSpec
+    snowflake: SnowflakeResource
+    mparticle: MParticleResource
+    log: Any
+
+    def wait_settings(self) -> WaitSettings:
+        m = self.mparticle
+        return WaitSettings(
+            timeout=m.run_timeout_seconds,
+            poll_interval=m.poll_interval_seconds,
+            max_poll_interval=m.max_poll_interval_seconds,
+            sleep=m.sleep,
+            clock=m.monotonic,
+        )
+
+
+def fail(message: str, **metadata: Any) -> dg.Failure:
+    """A Failure that retrying would not fix: the message says what to change."""
+    return dg.Failure(description=message, metadata=metadata, allow_retries=False)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text (at most 300 characters), or its type when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def snowflake_cursor(ctx: SyncContext) -> Iterator[Any]:
+    """A cursor on Dagster's Snowflake connection; failing to connect is a clear Failure."""
+    stack = contextlib.ExitStack()
+    try:
+        connection = stack.enter_context(ctx.snowflake.get_connection())
+    except Exception as error:
+        raise fail(
+            f"Could not connect to Snowflake for the pre-flight of sync '{ctx.spec.name}' "
+            f"({first_line(error)}). Check the Snowflake settings "
+            "(SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD) and that the account is "
+            "reachable. Nothing was sent to mParticle."
+        ) from error
+    with stack:
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+
+def preflight(
+    ctx: SyncContext,
+    windows: Sequence[Window],
+    kind: CadenceName | None = None,
+    label: str = "Pre-flight",
+) -> PreflightReport:
+    """Pre-flight ``windows`` in Snowflake and log what it found; a refusal is a Failure."""
+    with snowflake_cursor(ctx) as cursor:
+        try:
+            report = run_preflight(cursor, ctx.spec, windows, limit_kind=kind)
+        except PreflightError as error:
+            raise fail(str(error)) from error
+    total = sum(c.rows for c in report.counts)
+    ctx.log.info(
+        f"{label} of {len(windows)} window(s): {total:,} rows, limit {report.limit:,} per "
+        f"window, {len(report.columns)} columns, identities {', '.join(report.identity_columns)} "
+        f"({report.queries} queries, {report.seconds:.2f} s)"
+    )
+    return report
+
+
+def reconcile_sync(ctx: SyncContext, client: WarehouseSyncClient) -> Reconciled:
+    """Create or update the sync's connection, data model and pipeline; log each change."""
+    try:
+        result = reconcile(client, ctx.registry, ctx.spec, ctx.mparticle.now())
+    except ReconcileError as error:
+        raise fail(str(error)) from error
+    except WarehouseSyncError as error:
+        raise fail(
+            f"Setting up sync '{ctx.spec.name}' in mParticle failed: {str(error).rstrip('.')}. "
+            "Fix what the error names (the registry entry, the connection settings, the mParticle "
+            "credentials or their reachability), then materialize again."
+        ) from error
+    for change in result.changes:
+        ctx.log.info(f"Reconcile: {change.describe()}")
+    return result
