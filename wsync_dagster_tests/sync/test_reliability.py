@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import dagster as dg
+import pytest
 from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.emulator import EmulatorControl
@@ -82,10 +83,9 @@ def _fail_first_run(
 
 
 def test_a_failed_window_is_repaired_once_after_the_cause_is_fixed(
-    registry, resources, control, snowflake_cursor
+    registry, resources, control, client, snowflake_cursor
 ) -> None:
     _fail_first_run(registry, resources, control)
-    client: WarehouseSyncClient = resources["mparticle"].get_client()
     (failed_run,) = client.iter_pipeline_runs(PIPELINE, start=FIRST_START, end=FIRST_START)
     assert failed_run.state is RunState.FAILED
     assert client.get_pipeline(PIPELINE).is_faulted
@@ -141,7 +141,7 @@ def failed_run_model(client: WarehouseSyncClient) -> str:
 
 
 def test_a_repair_that_fails_again_points_to_its_own_reason_and_leaves_no_pipeline(
-    registry, resources, control
+    registry, resources, control, client
 ) -> None:
     _fail_first_run(registry, resources, control)
     control.fail_next_run("Snowflake role MPARTICLE_SYNC lost SELECT", REPAIR_ID)
@@ -149,15 +149,13 @@ def test_a_repair_that_fails_again_points_to_its_own_reason_and_leaves_no_pipeli
     message = failure_message(result)
     assert f"{FIRST}: repair run" in message
     assert "Snowflake role MPARTICLE_SYNC lost SELECT" in message and POINTER in message
-    client: WarehouseSyncClient = resources["mparticle"].get_client()
     assert REPAIR_ID not in {p.id for p in client.list_pipelines()}  # the next try starts afresh
 
 
 def test_a_repair_without_a_free_active_slot_fails_clearly_before_creating_it(
-    registry, resources, control
+    registry, resources, control, client
 ) -> None:
     _fail_first_run(registry, resources, control)
-    client: WarehouseSyncClient = resources["mparticle"].get_client()
     template = client.get_pipeline(PIPELINE)
     for i in range(4):
         client.create_pipeline(
@@ -209,7 +207,7 @@ def test_each_failed_partition_shows_its_own_runs_reason(
 
 
 def test_a_paused_interval_sync_fails_at_once_saying_how_to_resume(
-    registry, resources, control
+    registry, resources, control, client
 ) -> None:
     paused = _paused(registry, "ticket_activity")
     started = control.clock()
@@ -218,7 +216,6 @@ def test_a_paused_interval_sync_fails_at_once_saying_how_to_resume(
     assert "'ticket_activity' is paused" in message and "paused: false" in message
     assert "catch-up" not in message
     assert control.clock() - started < timedelta(minutes=1)  # no waiting
-    client: WarehouseSyncClient = resources["mparticle"].get_client()
     assert client.get_pipeline(PIPELINE).is_active is False  # reconcile applied the pause
 
 
@@ -234,6 +231,13 @@ def test_a_paused_on_demand_sync_fails_at_once_without_a_trigger(
         e for e in control.request_log() if e["method"] == "POST" and "/pipelines/" in e["path"]
     ]
     assert triggers == []
+
+
+@pytest.fixture
+def client(resources: dict[str, Any]) -> Iterator[WarehouseSyncClient]:
+    """A client on the test's emulator, for reading what the materializations did."""
+    with resources["mparticle"].open_client() as opened:
+        yield opened
 
 
 class _RecountFails(SnowflakeResource):
