@@ -1,14 +1,15 @@
 """What the client's token cache and connection pool buy: N GET calls, our client vs the naive way.
 
-Runs the scripted fake mParticle (a real HTTP server on 127.0.0.1 whose token endpoint answers after a
-small delay; mParticle's real one takes 1-3 s) and makes the same N ``GET .../connections/{id}`` calls:
+Starts the package's emulator in this process (HTTP on 127.0.0.1), slows its token endpoint with the
+``token_delay`` fault (mParticle's real one takes 1-3 s), and makes the same N
+``GET .../connections/{id}`` calls:
 
 * **client**: ``WarehouseSyncClient.get_connection`` (one cached token, one pooled session);
 * **naive**: per call, a token request then ``requests.get`` without a session (what a script that
   "just calls the API" does).
 
-Prints token requests, TCP connections accepted by the server, calls per second, and the ratios.
-Asserts nothing.
+Prints the token requests the emulator logged, the TCP connections the calls opened (counted with
+Python's ``socket.connect`` audit event), calls per second, and the ratios. Asserts nothing.
 
     .venv/bin/python benchmarks/client_bench.py [--calls N] [--token-delay SECONDS]
 """
@@ -18,24 +19,21 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import requests
+from pydantic import SecretStr
 
-# The fake server lives with the tests, which are not an installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
 from wsync_dagster.mparticle import (
     ClientCredentials,
+    Connection,
+    ConnectionType,
     WarehouseSyncClient,
     clear_token_cache,
 )
-from wsync_dagster_tests.mparticle.fake_server import FakeMParticle, Reply
-from wsync_dagster_tests.mparticle.helpers import payload
 
-CLIENT_ID = "bench-client"
-CLIENT_SECRET = "bench-secret"
-WORKSPACE_ID = 5328
+CONNECTION_ID = "bench-connection"
 TIMEOUT = (5.0, 30.0)
 
 
@@ -54,68 +52,104 @@ class Result:
         return self.calls / self.seconds
 
 
-def measure(name: str, fake: FakeMParticle, calls: int, make_calls: Callable[[], None]) -> Result:
-    tokens_before, connections_before = len(fake.token_requests), fake.connections
+class ConnectCounter:
+    """Counts the process's TCP connects to one port (an audit hook), while ``counting`` is set."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.counting = False
+        self.count = 0
+        sys.addaudithook(self)
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.counting and event == "socket.connect" and tuple(args[1])[1:2] == (self.port,):
+            self.count += 1
+
+
+def measure(
+    name: str,
+    calls: int,
+    control: EmulatorControl,
+    connects: ConnectCounter,
+    make_calls: Callable[[], None],
+) -> Result:
+    control.clear_request_log()
+    connects.count, connects.counting = 0, True
     started = time.perf_counter()
     make_calls()
     seconds = time.perf_counter() - started
-    return Result(
-        name,
-        calls,
-        len(fake.token_requests) - tokens_before,
-        fake.connections - connections_before,
-        seconds,
-    )
+    connects.counting = False
+    tokens = sum(entry["path"] == "/oauth/token" for entry in control.request_log())
+    return Result(name, calls, tokens, connects.count, seconds)
 
 
 def run(calls: int, token_delay: float) -> list[Result]:
-    credentials_body = {
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "audience": "https://api.mparticle.com",
-        "grant_type": "client_credentials",
-    }
-    with FakeMParticle(
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        workspace_id=WORKSPACE_ID,
-        token_delay=token_delay,
-    ) as fake:
-        path = fake.ws("connections/example-connection")
-        fake.on("GET", path, Reply(200, payload("connection_snowflake.json")))
+    with EmulatorServer(EmulatorConfig()) as emulator:
+        assert emulator.url is not None
+        url, config = emulator.url, emulator.config
+        control = EmulatorControl(url)
+        token_url = f"{url}/oauth/token"
         credentials = ClientCredentials(
-            client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_url=fake.token_url
+            client_id=config.client_id,
+            client_secret=SecretStr(config.client_secret),
+            token_url=token_url,
         )
+        with WarehouseSyncClient(credentials, config.workspace_id, api_root=url) as client:
+            created = client.create_connection(bench_connection(config))
+        control.slow_token(token_delay)
+        connects = ConnectCounter(int(url.rsplit(":", 1)[1]))
 
         def with_client() -> None:
             clear_token_cache()
             with WarehouseSyncClient(
-                credentials, WORKSPACE_ID, api_root=fake.url, timeout=TIMEOUT
+                credentials, config.workspace_id, api_root=url, timeout=TIMEOUT
             ) as client:
                 for _ in range(calls):
-                    client.get_connection("example-connection")
+                    client.get_connection(CONNECTION_ID)
 
         def naive() -> None:
+            body = {
+                "client_id": config.client_id,
+                "client_secret": config.client_secret,
+                "audience": credentials.audience,
+                "grant_type": "client_credentials",
+            }
             for _ in range(calls):
-                token = requests.post(fake.token_url, json=credentials_body, timeout=TIMEOUT)
+                token = requests.post(token_url, json=body, timeout=TIMEOUT)
                 token.raise_for_status()
                 response = requests.get(
-                    fake.url + path,
+                    f"{client.warehouse_base}/connections/{created.id}",
                     headers={"Authorization": f"Bearer {token.json()['access_token']}"},
                     timeout=TIMEOUT,
                 )
                 response.raise_for_status()
 
         return [
-            measure("wsync client", fake, calls, with_client),
-            measure("naive", fake, calls, naive),
+            measure("wsync client", calls, control, connects, with_client),
+            measure("naive", calls, control, connects, naive),
         ]
+
+
+def bench_connection(config: EmulatorConfig) -> Connection:
+    """A Snowflake connection to read back (creating it does not reach the warehouse)."""
+    return Connection(
+        id=CONNECTION_ID,
+        name="Benchmark connection",
+        type=ConnectionType.SNOWFLAKE,
+        source_account_id="bench",
+        region="us-central1.gcp",
+        warehouse="compute_wh",
+        database="bench",
+        role="bench_role",
+        user=config.snowflake_user,
+        password=SecretStr(config.snowflake_password),
+    )
 
 
 def report(results: list[Result], token_delay: float) -> None:
     client, naive = results
     print(
-        f"{client.calls} GET calls against a local fake mParticle "
+        f"{client.calls} GET calls against the local emulator "
         f"(token endpoint delay {token_delay * 1000:.0f} ms)\n"
     )
     print(f"{'':28}{'token requests':>16}{'TCP connections':>17}{'calls/s':>10}{'seconds':>9}")
@@ -132,20 +166,15 @@ def report(results: list[Result], token_delay: float) -> None:
         "  (calls/s: client / naive)"
     )
     print(
-        "\nThe fake serves the token endpoint and the API on one host, so the client's single"
+        "\nThe emulator serves the token endpoint and the API on one host, so the client's single"
         "\nkept-alive connection carries both; against mParticle (two hosts) it would be two."
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1000, help="GET calls per variant")
-    parser.add_argument(
-        "--token-delay",
-        type=float,
-        default=0.05,
-        help="seconds the fake token endpoint takes to answer (default 0.05)",
-    )
+    parser.add_argument("--token-delay", type=float, default=0.05, help="token endpoint seconds")
     args = parser.parse_args()
     report(run(args.calls, args.token_delay), args.token_delay)
 

@@ -1,4 +1,4 @@
-"""Fixtures for the client tests: a scripted fake mParticle, fake time, and a client factory.
+"""Fixtures for the client tests: a scripted mParticle, fake time, and a client factory.
 
 ``make_client(api_root, token_url)`` builds a client against any server on 127.0.0.1; ``live_on``
 uses it to connect the client to a live emulator (the session one from the top-level conftest, or
@@ -6,14 +6,12 @@ one from ``start_emulator``), with the client's time on the emulator's clock.
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
+from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster.mparticle import ClientCredentials, WarehouseSyncClient, clear_token_cache
-from wsync_dagster_tests.mparticle.fake_server import FakeMParticle
 from wsync_dagster_tests.mparticle.helpers import (
     ACCOUNT_ID,
     CLIENT_ID,
@@ -21,9 +19,12 @@ from wsync_dagster_tests.mparticle.helpers import (
     ORG_ID,
     TEST_POLICY,
     WORKSPACE_ID,
+    Dropped,
     EmulatorTime,
     FakeTime,
+    MParticleStub,
 )
+from wsync_dagster_tests.mparticle.live import Live, LiveFactory, create_pipeline
 
 ClientFactory = Callable[..., WarehouseSyncClient]
 
@@ -37,13 +38,12 @@ def _isolated_token_cache() -> Iterator[None]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeMParticle]:
-    """A running scripted server; fails the test if a handler raised."""
-    with FakeMParticle(
-        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, workspace_id=WORKSPACE_ID
-    ) as server:
+def fake() -> Iterator[MParticleStub]:
+    """A running scripted server; fails the test on an unscripted request or a handler's error."""
+    with MParticleStub() as server:
         yield server
-    assert server.errors == []
+    server.check_assertions()
+    assert [e for e in server.handler_errors if not isinstance(e, Dropped)] == []
 
 
 @pytest.fixture
@@ -84,22 +84,9 @@ def make_client(fake_time: FakeTime) -> Iterator[ClientFactory]:
 
 
 @pytest.fixture
-def client(fake: FakeMParticle, make_client: ClientFactory) -> WarehouseSyncClient:
+def client(fake: MParticleStub, make_client: ClientFactory) -> WarehouseSyncClient:
     """A client wired to the scripted server."""
     return make_client(fake.url, fake.token_url)
-
-
-@dataclass(frozen=True)
-class Live:
-    """A real client connected to a live emulator, with the emulator's admin API and clock."""
-
-    client: WarehouseSyncClient
-    control: EmulatorControl
-    time: EmulatorTime
-    config: EmulatorConfig
-
-
-LiveFactory = Callable[..., Live]
 
 
 @pytest.fixture
@@ -137,3 +124,10 @@ def live_on(make_client: ClientFactory) -> LiveFactory:
 def live(emulator: EmulatorServer, live_on: LiveFactory) -> Live:
     """A client on the session emulator, reset (manual clock at ``CLOCK_START``)."""
     return live_on(emulator)
+
+
+@pytest.fixture
+def on_demand(live: Live, events_table: str) -> WarehouseSyncClient:
+    """``live``'s client, with the on-demand ``pipeline()`` and its source created."""
+    create_pipeline(live)
+    return live.client

@@ -13,39 +13,44 @@ from wsync_dagster.mparticle import (
     clear_token_cache,
 )
 from wsync_dagster_tests.mparticle.conftest import ClientFactory
-from wsync_dagster_tests.mparticle.fake_server import Drop, FakeMParticle, Reply, ws_error
 from wsync_dagster_tests.mparticle.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
     TEST_POLICY,
     FakeTime,
+    MParticleStub,
+    Step,
+    bearer,
+    drop,
+    reply,
+    ws_error,
 )
 
 
 @pytest.fixture
-def pipelines_route(fake: FakeMParticle) -> str:
+def pipelines_route(fake: MParticleStub) -> str:
     """A route that always succeeds, for calls whose only interest is authentication."""
     path = fake.ws("pipelines")
-    fake.on("GET", path, Reply(200, []))
+    fake.on("GET", path, reply(200, []))
     return path
 
 
-def credentials(fake: FakeMParticle, **changes: str) -> ClientCredentials:
+def credentials(fake: MParticleStub, **changes: str) -> ClientCredentials:
     fields = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "token_url": fake.token_url}
     return ClientCredentials(**{**fields, **changes})
 
 
 def test_one_token_serves_many_calls(
-    fake: FakeMParticle, client: WarehouseSyncClient, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, pipelines_route: str
 ) -> None:
     for _ in range(10):
         client.list_pipelines()
     assert len(fake.token_requests) == 1
-    assert {r.bearer for r in fake.requests} == {fake.issued[0]}
+    assert {bearer(r) for r in fake.requests} == {fake.issued[0]}
 
 
 def test_clients_with_equal_credentials_share_the_token_and_others_do_not(
-    fake: FakeMParticle, make_client: ClientFactory, pipelines_route: str
+    fake: MParticleStub, make_client: ClientFactory, pipelines_route: str
 ) -> None:
     first = make_client(fake.url, fake.token_url, credentials=credentials(fake))
     second = make_client(fake.url, fake.token_url, credentials=credentials(fake))
@@ -63,7 +68,7 @@ def test_clients_with_equal_credentials_share_the_token_and_others_do_not(
 
 
 def test_token_is_refreshed_60_seconds_before_it_expires(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, pipelines_route: str
 ) -> None:
     fake.token_ttl = 3600
     client.list_pipelines()
@@ -73,11 +78,11 @@ def test_token_is_refreshed_60_seconds_before_it_expires(
     fake_time.advance(2)
     client.list_pipelines()
     assert len(fake.token_requests) == 2
-    assert fake.requests[-1].bearer == fake.issued[1]
+    assert bearer(fake.requests[-1]) == fake.issued[1]
 
 
 def test_leeway_is_clamped_for_tiny_lifetimes(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, pipelines_route: str
 ) -> None:
     fake.token_ttl = 10  # a 60 s leeway would make every token stale on arrival
     client.list_pipelines()
@@ -90,18 +95,18 @@ def test_leeway_is_clamped_for_tiny_lifetimes(
 
 
 def test_a_stale_token_is_replaced_once_on_401(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, pipelines_route: str
 ) -> None:
     client.list_pipelines()
     fake.revoke_tokens()  # e.g. expired server-side earlier than we thought
     assert client.list_pipelines() == []
     assert len(fake.token_requests) == 2
-    assert [r.bearer for r in fake.requests] == [fake.issued[0], fake.issued[0], fake.issued[1]]
+    assert [bearer(r) for r in fake.requests] == [fake.issued[0], fake.issued[0], fake.issued[1]]
     assert fake_time.sleeps == []  # a token refresh is not a backoff retry
 
 
 def test_two_401s_raise_authentication_error_after_one_refresh(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime
 ) -> None:
     fake.on("GET", fake.ws("pipelines"), ws_error(401, "credential lacks access"))
     with pytest.raises(AuthenticationError) as caught:
@@ -115,7 +120,7 @@ def test_two_401s_raise_authentication_error_after_one_refresh(
 
 
 def test_many_threads_seeing_401_fetch_one_new_token(
-    fake: FakeMParticle, client: WarehouseSyncClient, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, pipelines_route: str
 ) -> None:
     client.list_pipelines()
     fake.revoke_tokens()
@@ -124,7 +129,7 @@ def test_many_threads_seeing_401_fetch_one_new_token(
 
 
 def test_wrong_secret_is_a_clear_authentication_error(
-    fake: FakeMParticle, make_client: ClientFactory, pipelines_route: str
+    fake: MParticleStub, make_client: ClientFactory, pipelines_route: str
 ) -> None:
     client = make_client(
         fake.url, fake.token_url, credentials=credentials(fake, client_secret="wrong-secret")
@@ -141,7 +146,7 @@ def test_wrong_secret_is_a_clear_authentication_error(
 
 
 def test_wrong_audience_is_a_clear_authentication_error(
-    fake: FakeMParticle, make_client: ClientFactory, pipelines_route: str
+    fake: MParticleStub, make_client: ClientFactory, pipelines_route: str
 ) -> None:
     client = make_client(
         fake.url, fake.token_url, credentials=credentials(fake, audience="https://wrong.example")
@@ -152,14 +157,16 @@ def test_wrong_audience_is_a_clear_authentication_error(
 
 
 @pytest.mark.parametrize(
-    "failure", [Reply(503, b"upstream unavailable"), Drop(reset=True), Reply(429)]
+    "failure",
+    [reply(503, b"upstream unavailable"), drop(reset=True), reply(429)],
+    ids=["503", "reset", "429"],
 )
 def test_token_endpoint_transient_failures_are_retried(
-    fake: FakeMParticle,
+    fake: MParticleStub,
     client: WarehouseSyncClient,
     fake_time: FakeTime,
     pipelines_route: str,
-    failure: Reply | Drop,
+    failure: Step,
 ) -> None:
     fake.on("POST", "/oauth/token", failure, fake.issue_token)
     assert client.list_pipelines() == []
@@ -169,9 +176,9 @@ def test_token_endpoint_transient_failures_are_retried(
 
 
 def test_token_endpoint_that_keeps_failing_names_the_client_id(
-    fake: FakeMParticle, client: WarehouseSyncClient, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, pipelines_route: str
 ) -> None:
-    fake.on("POST", "/oauth/token", Reply(500, b"boom"))
+    fake.on("POST", "/oauth/token", reply(500, b"boom"))
     with pytest.raises(ServerError) as caught:
         client.list_pipelines()
     assert CLIENT_ID in str(caught.value) and fake.token_url in str(caught.value)
@@ -181,15 +188,15 @@ def test_token_endpoint_that_keeps_failing_names_the_client_id(
 
 
 def test_a_token_response_without_access_token_is_an_authentication_error(
-    fake: FakeMParticle, client: WarehouseSyncClient, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, pipelines_route: str
 ) -> None:
-    fake.on("POST", "/oauth/token", Reply(200, {"token_type": "Bearer"}))
+    fake.on("POST", "/oauth/token", reply(200, {"token_type": "Bearer"}))
     with pytest.raises(AuthenticationError, match="no usable access_token"):
         client.list_pipelines()
 
 
 def test_clear_token_cache_forces_a_new_token(
-    fake: FakeMParticle, client: WarehouseSyncClient, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, pipelines_route: str
 ) -> None:
     client.list_pipelines()
     clear_token_cache()
@@ -219,7 +226,7 @@ def run_concurrently(calls: int, targets: Sequence[Callable[[], object]]) -> Non
 
 
 def test_8_threads_x_50_calls_through_one_client_make_one_token_request(
-    fake: FakeMParticle, client: WarehouseSyncClient, pipelines_route: str
+    fake: MParticleStub, client: WarehouseSyncClient, pipelines_route: str
 ) -> None:
     fake.token_delay = 0.05  # every thread arrives while the first token request is in flight
     run_concurrently(50, [client.list_pipelines] * 8)
@@ -230,7 +237,7 @@ def test_8_threads_x_50_calls_through_one_client_make_one_token_request(
 
 
 def test_8_threads_x_50_calls_across_two_clients_make_one_token_request(
-    fake: FakeMParticle, make_client: ClientFactory, pipelines_route: str
+    fake: MParticleStub, make_client: ClientFactory, pipelines_route: str
 ) -> None:
     fake.token_delay = 0.05
     clients = [make_client(fake.url, fake.token_url, credentials=credentials(fake)) for _ in "ab"]

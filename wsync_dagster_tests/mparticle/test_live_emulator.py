@@ -7,9 +7,7 @@ the client did is checked against the emulator's own request log and state.
 """
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -19,19 +17,12 @@ from wsync_dagster.mparticle import (
     AuthenticationError,
     BadRequestError,
     ClientCredentials,
-    Connection,
     NotFoundError,
-    Pipeline,
-    RunFailedError,
     RunState,
-    RunType,
-    UnknownRunStateError,
-    WaitTimeoutError,
     WarehouseSyncError,
     WarehouseUnreachableError,
 )
 from wsync_dagster_tests.conftest import CLOCK_START, EVENTS
-from wsync_dagster_tests.mparticle.conftest import Live, LiveFactory
 from wsync_dagster_tests.mparticle.helpers import (
     FEED_KEY,
     PASSWORD,
@@ -40,67 +31,26 @@ from wsync_dagster_tests.mparticle.helpers import (
     pipeline,
     snowflake_connection,
 )
-
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-WS = f"/platform/experimental/workspaces/{WORKSPACE_ID}/inputs/warehouse"
-TOKEN_PATH = "/oauth/token"
-CONNECTION_ID = "sf-connection"
-MODEL_ID = "orders-model"
-PIPELINE_ID = "p1"
-
-StartEmulator = Callable[..., EmulatorServer]
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def warehouse_connection(live: Live, **changes: Any) -> Connection:
-    """A Snowflake connection the emulator can log in with (the stand-in's user and password)."""
-    config = live.config
-    fields: dict[str, Any] = {
-        "database": "EMU",
-        "user": config.snowflake_user,
-        "password": config.snowflake_password,
-    }
-    return snowflake_connection(**{**fields, **changes})
-
-
-def create_source(live: Live, sql: str = f"SELECT * FROM {EVENTS}") -> None:
-    """The connection and data model a pipeline needs, over ``sql``."""
-    live.client.create_connection(warehouse_connection(live))
-    live.client.create_data_model(data_model(sql_query=sql))
-
-
-def hourly(start_offset: timedelta = timedelta(0), **changes: Any) -> Pipeline:
-    """An hourly pipeline starting ``start_offset`` after the emulator's start time."""
-    return pipeline(
-        schedule_interval="hourly", schedule_start_time=CLOCK_START + start_offset, **changes
-    )
-
-
-def statuses(live: Live, method: str, path: str) -> list[int | None]:
-    """Statuses of the requests the emulator logged for ``method path`` (``None``: dropped)."""
-    return [
-        entry["status"]
-        for entry in live.control.request_log()
-        if entry["method"] == method and entry["path"] == path
-    ]
-
-
-def api_statuses(live: Live) -> list[int | None]:
-    """Statuses of every logged request except token requests, in order."""
-    return [entry["status"] for entry in live.control.request_log() if entry["path"] != TOKEN_PATH]
-
-
-def token_requests(live: Live) -> list[int | None]:
-    return statuses(live, "POST", TOKEN_PATH)
-
-
-def elapsed(live: Live) -> timedelta:
-    """Emulator time since the reset."""
-    return live.control.clock() - CLOCK_START
-
+from wsync_dagster_tests.mparticle.live import (
+    CONNECTION_ID,
+    DAY,
+    HOUR,
+    MODEL_ID,
+    PIPELINE_ID,
+    TOKEN_PATH,
+    WS,
+    Live,
+    LiveFactory,
+    StartEmulator,
+    api_statuses,
+    create_pipeline,
+    create_source,
+    elapsed,
+    hourly,
+    statuses,
+    token_requests,
+    warehouse_connection,
+)
 
 # ------------------------------------------------------------------------- resource lifecycle
 
@@ -174,8 +124,7 @@ def test_update_replaces_the_pipeline_and_sets_last_modified(live: Live, events_
 
 def test_delete_removes_resources_once_nothing_uses_them(live: Live, events_table: str) -> None:
     client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
+    create_pipeline(live, hourly())
 
     with pytest.raises(BadRequestError, match="used by pipeline"):
         client.delete_connection(CONNECTION_ID)
@@ -227,241 +176,6 @@ def test_secrets_never_show_in_the_clients_repr_errors_or_logs(
     assert live.config.client_id in shown  # the texts are about this client...
     for secret in (live.config.client_secret, PASSWORD, FEED_KEY):
         assert secret not in shown  # ...and never show its secrets
-
-
-# ----------------------------------------------------------------------------- scheduled runs
-
-
-def test_iter_pipeline_runs_pages_through_a_week_of_hourly_runs_newest_first(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
-    live.control.advance(7 * 24 * 3600)
-    live.control.clear_request_log()
-
-    runs = list(client.iter_pipeline_runs(PIPELINE_ID, page_size=50))
-
-    assert [run.logical_date for run in runs] == [
-        CLOCK_START + k * HOUR for k in range(167, -1, -1)
-    ]
-    assert len({run.pipeline_run_id for run in runs}) == 168
-    assert {(run.state, run.run_type) for run in runs} == {(RunState.SUCCESS, RunType.SCHEDULED)}
-    # 50 + 50 + 50 + 18: the short fourth page ends the paging.
-    assert statuses(live, "GET", f"{WS}/pipelines/{PIPELINE_ID}/status/runs") == [200] * 4
-
-
-def test_iter_pipeline_runs_filters_on_logical_date_inclusively(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
-    live.control.advance(6 * 3600)
-
-    def logical_hours(**bounds: Any) -> list[int]:
-        runs = client.iter_pipeline_runs(PIPELINE_ID, page_size=2, **bounds)
-        return [(run.logical_date - CLOCK_START) // HOUR for run in runs if run.logical_date]
-
-    assert logical_hours() == [5, 4, 3, 2, 1, 0]
-    assert logical_hours(start=CLOCK_START + 2 * HOUR, end=CLOCK_START + 4 * HOUR) == [4, 3, 2]
-    assert logical_hours(start=CLOCK_START + 4 * HOUR) == [5, 4]
-    assert logical_hours(end="2026-11-28T13:00:00Z") == [1, 0]  # a "...Z" string works too
-
-
-def test_iter_pipeline_runs_yields_each_run_once_while_new_runs_arrive(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
-    live.control.advance(3 * 3600)
-    runs = client.iter_pipeline_runs(PIPELINE_ID, page_size=2)
-    first_page = [next(runs), next(runs)]
-    live.control.advance(3600)  # a new run arrives at the head: later pages shift by one
-
-    hours = [
-        (run.logical_date - CLOCK_START) // HOUR for run in [*first_page, *runs] if run.logical_date
-    ]
-
-    assert hours == [2, 1, 0]
-
-
-# ------------------------------------------------------------------------------ waiting for runs
-
-
-def test_wait_for_run_polls_until_success_and_returns_the_record_counts(
-    start_emulator: StartEmulator, live_on: LiveFactory, events_table: str
-) -> None:
-    live = live_on(start_emulator(run_seconds=600))
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())  # on demand, window from 2024: every row of the table
-    triggered = client.trigger_pipeline(PIPELINE_ID)
-
-    run = client.wait_for_run(
-        PIPELINE_ID, triggered.pipeline_run_id, timeout=3600, poll_interval=5, max_poll_interval=60
-    )
-
-    assert run.state is RunState.SUCCESS
-    # 7 rows; one has no identity column, so it is extracted but not mapped.
-    assert (run.records_extracted, run.records_mapped, run.event_batches_generated) == (7, 6, 6)
-    assert run.start_date is not None and run.end_date is not None
-    assert run.end_date - run.start_date == timedelta(seconds=600)
-    polls = statuses(live, "GET", f"{WS}/pipelines/{PIPELINE_ID}/status/runs/{run.pipeline_run_id}")
-    assert len(polls) == len(live.time.sleeps) + 1 > 2
-    assert max(live.time.sleeps) <= 60
-    # It noticed the end within one poll interval.
-    assert timedelta(0) <= live.control.clock() - run.end_date <= timedelta(seconds=60)
-
-
-def test_wait_for_a_failed_run_raises_run_failed_with_the_reason(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
-    reason = "Injected: the warehouse ran out of credits."
-    live.control.fail_next_run(reason, pipeline_id=PIPELINE_ID)
-    triggered = client.trigger_pipeline(PIPELINE_ID)
-
-    with pytest.raises(RunFailedError) as caught:
-        client.wait_for_run(PIPELINE_ID, triggered.pipeline_run_id, timeout=600)
-
-    assert caught.value.faulted_reason == reason
-    assert reason in str(caught.value)
-    assert caught.value.run.pipeline_run_id == triggered.pipeline_run_id
-    assert caught.value.run.state is RunState.FAILED
-
-
-def test_wait_for_a_run_in_an_unknown_state_fails_closed_after_the_timeout_naming_it(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
-    triggered = client.trigger_pipeline(PIPELINE_ID)
-    # The run really succeeds at the first poll's clock advance; it is only reported as unknown.
-    live.control.unknown_run_states(1000, state="paused_by_support")
-
-    with pytest.raises(UnknownRunStateError) as caught:
-        client.wait_for_run(PIPELINE_ID, triggered.pipeline_run_id, timeout=300)
-
-    assert caught.value.state == "paused_by_support"
-    assert "paused_by_support" in str(caught.value)
-    assert elapsed(live) == timedelta(seconds=300)
-
-
-def test_wait_for_a_run_still_running_at_the_timeout_raises_wait_timeout_naming_its_state(
-    start_emulator: StartEmulator, live_on: LiveFactory, events_table: str
-) -> None:
-    live = live_on(start_emulator(run_seconds=600))
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
-    triggered = client.trigger_pipeline(PIPELINE_ID)
-
-    with pytest.raises(WaitTimeoutError) as caught:
-        client.wait_for_run(PIPELINE_ID, triggered.pipeline_run_id, timeout=120)
-
-    assert caught.value.run.state is RunState.RUNNING
-    assert "'running' after 120 s" in str(caught.value)
-    assert elapsed(live) == timedelta(seconds=120)
-
-
-# ---------------------------------------------------------------------------------- triggering
-
-
-def test_trigger_creates_a_manual_run_up_to_now(live: Live, events_table: str) -> None:
-    client = live.client
-    create_source(live)
-    created = client.create_pipeline(pipeline())
-
-    result = client.trigger_pipeline(PIPELINE_ID)
-
-    assert (result.status, result.attached) == ("trigger_requested", False)
-    run = client.get_pipeline_run(PIPELINE_ID, result.pipeline_run_id)
-    assert (run.state, run.run_type, run.is_externally_triggered) == (
-        RunState.TRIGGERED,
-        RunType.MANUAL,
-        True,
-    )
-    assert (run.data_interval_start, run.data_interval_end) == (
-        created.schedule_start_time,
-        CLOCK_START,
-    )
-
-
-def test_a_second_trigger_while_the_first_run_is_in_progress_attaches_to_it(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
-
-    first = client.trigger_pipeline(PIPELINE_ID)
-    second = client.trigger_pipeline(PIPELINE_ID)
-
-    assert second.attached and not first.attached
-    assert second.pipeline_run_id == first.pipeline_run_id
-    assert [run.pipeline_run_id for run in client.iter_pipeline_runs(PIPELINE_ID)] == [
-        first.pipeline_run_id
-    ]
-    # The emulator did refuse the second one ("already in progress").
-    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [200, 400]
-
-
-def test_a_lost_trigger_response_returns_the_run_the_first_attempt_created(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
-    live.control.drop_next_trigger_response()
-
-    result = client.trigger_pipeline(PIPELINE_ID)
-
-    runs = list(client.iter_pipeline_runs(PIPELINE_ID))
-    assert [(run.pipeline_run_id, run.run_type) for run in runs] == [
-        (result.pipeline_run_id, RunType.MANUAL)
-    ]
-    # One trigger POST, whose response never came; no second POST.
-    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [None]
-
-
-def test_a_trigger_refused_with_a_5xx_soon_after_an_earlier_run_is_sent_again(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(pipeline())
-    earlier = client.trigger_pipeline(PIPELINE_ID)
-    done = client.wait_for_run(PIPELINE_ID, earlier.pipeline_run_id, timeout=600)
-    live.control.advance(5)
-    # The next trigger POST fails before the emulator creates anything.
-    live.control.fail_requests(1, status=500, method="POST", path=f"/pipelines/{PIPELINE_ID}$")
-
-    result = client.trigger_pipeline(PIPELINE_ID)
-
-    assert result.pipeline_run_id != earlier.pipeline_run_id
-    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [200, 500, 200]
-    new = client.get_pipeline_run(PIPELINE_ID, result.pipeline_run_id)
-    assert new.data_interval_start == done.data_interval_end
-
-
-def test_a_trigger_the_emulator_refuses_is_a_bad_request_and_not_retried(
-    live: Live, events_table: str
-) -> None:
-    client = live.client
-    create_source(live)
-    client.create_pipeline(hourly())
-
-    with pytest.raises(BadRequestError, match="only on_demand pipelines can be triggered"):
-        client.trigger_pipeline(PIPELINE_ID)
-
-    assert statuses(live, "POST", f"{WS}/pipelines/{PIPELINE_ID}") == [400]
-    assert live.time.sleeps == []
 
 
 # -------------------------------------------------------------------------------------- tokens
@@ -637,8 +351,7 @@ def test_profiles_written_by_runs_are_read_by_mpid_and_by_customer_id(
     live: Live, events_table: str
 ) -> None:
     client = live.client
-    create_source(live)
-    client.create_pipeline(hourly(-3 * HOUR))
+    create_pipeline(live, hourly(-3 * HOUR))
     live.control.settle()  # the three hourly runs 09:00-12:00, oldest first
     assert {run.state for run in client.iter_pipeline_runs(PIPELINE_ID)} == {RunState.SUCCESS}
 

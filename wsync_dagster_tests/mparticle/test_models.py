@@ -111,7 +111,8 @@ def test_responses_ignore_unknown_fields_also_nested() -> None:
 
 
 def test_models_built_in_code_reject_unknown_fields() -> None:
-    # The tutorial's typo (spec §6 #22) must not silently vanish.
+    # mParticle's tutorial once writes scheduled_interval for schedule_interval: such a typo must
+    # not silently vanish.
     with pytest.raises(pydantic.ValidationError, match="scheduled_interval"):
         pipeline(scheduled_interval="hourly")
 

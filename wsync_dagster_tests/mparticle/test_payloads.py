@@ -40,7 +40,7 @@ def test_every_payload_names_its_source_and_every_source_entry_has_a_payload() -
     files = {p.name for p in PAYLOADS.glob("*.json") if not p.name.startswith("_")}
     assert files == set(sources)
     for name, source in sources.items():
-        assert source["spec_section"].startswith("§"), name
+        assert source["topic"], name
         doc = source["doc_file"]
         assert doc in SPEC_SOURCES or doc.startswith("none: inferred"), name
         json.loads((PAYLOADS / name).read_text())  # well-formed
@@ -182,7 +182,8 @@ def test_pipeline_request_body_matches_the_documented_update_minus_response_only
 
 
 def test_the_documented_create_body_without_a_start_is_refused() -> None:
-    # Spec §7 #14: the client always sends schedule_start_time; the doc's example omits it.
+    # The client always sends schedule_start_time (docs/warehouse-sync-api.md); the documented
+    # example omits it.
     with pytest.raises(ValueError, match="schedule_start_time"):
         Pipeline.model_validate(payload("pipeline_create_request.json"))
 

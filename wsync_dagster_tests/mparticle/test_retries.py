@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from werkzeug import Response
 
 from wsync_dagster.mparticle import (
     APIStatusError,
@@ -20,8 +21,16 @@ from wsync_dagster.mparticle import (
     WarehouseUnreachableError,
 )
 from wsync_dagster_tests.mparticle.conftest import ClientFactory
-from wsync_dagster_tests.mparticle.fake_server import Drop, FakeMParticle, Reply, ws_error
-from wsync_dagster_tests.mparticle.helpers import TEST_POLICY, FakeTime, payload
+from wsync_dagster_tests.mparticle.helpers import (
+    TEST_POLICY,
+    FakeTime,
+    MParticleStub,
+    Step,
+    drop,
+    payload,
+    reply,
+    ws_error,
+)
 
 # ------------------------------------------------------------------------------ the policy itself
 
@@ -77,18 +86,18 @@ def test_nonsense_policies_are_refused(bad: dict[str, float]) -> None:
 
 
 @pytest.fixture
-def route(fake: FakeMParticle) -> str:
+def route(fake: MParticleStub) -> str:
     return fake.ws("pipelines/p1")
 
 
-def ok() -> Reply:
-    return Reply(200, payload("pipeline_create_response.json"))
+def ok() -> Response:
+    return reply(200, payload("pipeline_create_response.json"))
 
 
 def test_429_waits_exactly_retry_after(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, route: str
 ) -> None:
-    fake.on("GET", route, Reply(429, b"", {"Retry-After": "7"}), ok())
+    fake.on("GET", route, reply(429, b"", {"Retry-After": "7"}), ok())
     assert client.get_pipeline("p1").id == "example-pipeline"
     assert fake_time.sleeps == [7.0]
     assert len(fake.requests) == 2
@@ -96,7 +105,7 @@ def test_429_waits_exactly_retry_after(
 
 
 def test_500_then_success(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, route: str
 ) -> None:
     fake.on("GET", route, ws_error(500, "internal"), ok())
     assert client.get_pipeline("p1").id == "example-pipeline"
@@ -105,35 +114,35 @@ def test_500_then_success(
 
 
 def test_503_honours_its_retry_after(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, route: str
 ) -> None:
-    fake.on("GET", route, Reply(503, b"busy", {"Retry-After": "2"}), ok())
+    fake.on("GET", route, reply(503, b"busy", {"Retry-After": "2"}), ok())
     client.get_pipeline("p1")
     assert fake_time.sleeps == [2.0]
 
 
-@pytest.mark.parametrize("drop", [Drop(reset=True), Drop(reset=False)], ids=["reset", "closed"])
+@pytest.mark.parametrize("lost", [drop(reset=True), drop()], ids=["reset", "closed"])
 def test_connection_reset_or_closed_then_success(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, route: str, drop: Drop
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, route: str, lost: Step
 ) -> None:
-    fake.on("GET", route, drop, ok())
+    fake.on("GET", route, lost, ok())
     assert client.get_pipeline("p1").id == "example-pipeline"
     assert len(fake.requests) == 2
     assert fake_time.sleeps == [TEST_POLICY.delay(1)]
 
 
 def test_read_timeout_then_success(
-    fake: FakeMParticle, make_client: ClientFactory, fake_time: FakeTime, route: str
+    fake: MParticleStub, make_client: ClientFactory, fake_time: FakeTime, route: str
 ) -> None:
     client = make_client(fake.url, fake.token_url, timeout=(1.0, 0.05))
-    fake.on("GET", route, Reply(200, payload("pipeline_create_response.json"), delay=2.0), ok())
+    fake.on("GET", route, fake.held(ok()), ok())
     assert client.get_pipeline("p1").id == "example-pipeline"
     assert len(fake.requests) == 2
     assert fake_time.sleeps == [TEST_POLICY.delay(1)]
 
 
 def test_connection_refused_is_a_transport_error_after_retries(
-    make_client: ClientFactory, fake: FakeMParticle, fake_time: FakeTime
+    make_client: ClientFactory, fake: MParticleStub, fake_time: FakeTime
 ) -> None:
     client = make_client("http://127.0.0.1:9", fake.token_url)  # discard port: nothing listens
     with pytest.raises(TransportError, match=r"GET /platform/.*/pipelines"):
@@ -142,9 +151,9 @@ def test_connection_refused_is_a_transport_error_after_retries(
 
 
 def test_malformed_json_is_a_clear_error_not_a_decode_error(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, route: str
 ) -> None:
-    fake.on("GET", route, Reply(200, b'{"id": "p1", oops', {"Content-Type": "application/json"}))
+    fake.on("GET", route, reply(200, b'{"id": "p1", oops', {"Content-Type": "application/json"}))
     with pytest.raises(MalformedResponseError) as caught:
         client.get_pipeline("p1")
     assert not isinstance(caught.value, json.JSONDecodeError)
@@ -155,12 +164,12 @@ def test_malformed_json_is_a_clear_error_not_a_decode_error(
 
 
 def test_json_of_the_wrong_shape_is_a_malformed_response(
-    fake: FakeMParticle, client: WarehouseSyncClient, route: str
+    fake: MParticleStub, client: WarehouseSyncClient, route: str
 ) -> None:
-    fake.on("GET", fake.ws("pipelines"), Reply(200, {"items": []}))
+    fake.on("GET", fake.ws("pipelines"), reply(200, {"items": []}))
     with pytest.raises(MalformedResponseError, match="expected a JSON array"):
         client.list_pipelines()
-    fake.on("GET", route, Reply(200, {"id": "p1"}))
+    fake.on("GET", route, reply(200, {"id": "p1"}))
     with pytest.raises(MalformedResponseError, match=r"does not match Pipeline.*is_active"):
         client.get_pipeline("p1")
 
@@ -176,7 +185,7 @@ def test_json_of_the_wrong_shape_is_a_malformed_response(
     ],
 )
 def test_non_retryable_statuses_fail_at_once_with_context(
-    fake: FakeMParticle,
+    fake: MParticleStub,
     client: WarehouseSyncClient,
     fake_time: FakeTime,
     route: str,
@@ -195,7 +204,7 @@ def test_non_retryable_statuses_fail_at_once_with_context(
 
 
 def test_total_retry_budget_bounds_the_retries(
-    fake: FakeMParticle, make_client: ClientFactory, fake_time: FakeTime, route: str
+    fake: MParticleStub, make_client: ClientFactory, fake_time: FakeTime, route: str
 ) -> None:
     policy = RetryPolicy(
         max_attempts=100, base_delay=1.0, max_delay=100.0, total_budget=10.0, jitter=lambda: 0.0
@@ -210,7 +219,7 @@ def test_total_retry_budget_bounds_the_retries(
 
 
 def test_max_attempts_bounds_the_retries(
-    fake: FakeMParticle, client: WarehouseSyncClient, fake_time: FakeTime, route: str
+    fake: MParticleStub, client: WarehouseSyncClient, fake_time: FakeTime, route: str
 ) -> None:
     fake.on("GET", route, ws_error(502, "bad gateway"))
     with pytest.raises(ServerError) as caught:
@@ -221,12 +230,12 @@ def test_max_attempts_bounds_the_retries(
 
 
 def test_a_retry_after_beyond_the_budget_gives_up_without_sleeping(
-    fake: FakeMParticle, make_client: ClientFactory, fake_time: FakeTime, route: str
+    fake: MParticleStub, make_client: ClientFactory, fake_time: FakeTime, route: str
 ) -> None:
     client = make_client(
         fake.url, fake.token_url, retry_policy=RetryPolicy(total_budget=10.0, jitter=lambda: 0.0)
     )
-    fake.on("GET", route, Reply(429, b"", {"Retry-After": "30"}), ok())
+    fake.on("GET", route, reply(429, b"", {"Retry-After": "30"}), ok())
     with pytest.raises(RateLimitedError) as caught:
         client.get_pipeline("p1")
     assert caught.value.retry_after == 30.0

@@ -14,17 +14,20 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster_tests.mparticle.conftest import ClientFactory
-from wsync_dagster_tests.mparticle.fake_server import Drop, FakeMParticle, Reply, ws_error
 from wsync_dagster_tests.mparticle.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
     FEED_KEY,
     PASSWORD,
     SERVICE_ACCOUNT_KEY,
+    MParticleStub,
     bigquery_connection,
+    drop,
     payload,
     pipeline,
+    reply,
     snowflake_connection,
+    ws_error,
 )
 
 SECRETS = (CLIENT_SECRET, PASSWORD, FEED_KEY, SERVICE_ACCOUNT_KEY, "bq-key-DO-NOT-LEAK")
@@ -73,17 +76,18 @@ def test_validation_errors_do_not_echo_rejected_values() -> None:
 
 
 def test_errors_and_logs_of_a_troubled_session_carry_no_secret(
-    fake: FakeMParticle,
+    fake: MParticleStub,
     make_client: ClientFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     client = make_client(fake.url, fake.token_url)
     fake.on(
-        "POST", fake.ws("connections"), Drop(), Reply(200, payload("connection_snowflake.json"))
+        "POST", fake.ws("connections"), drop(), reply(200, payload("connection_snowflake.json"))
     )
     fake.on("POST", fake.ws("pipelines"), ws_error(400, "invalid SQL in data model"))
     fake.on("GET", fake.ws("pipelines/p1"), ws_error(401, "token rejected"))
+    fake.on("GET", fake.ws("pipelines"), ws_error(404, "no pipelines here"))
     errors: list[BaseException] = []
 
     client.create_connection(snowflake_connection())  # dropped once, then created

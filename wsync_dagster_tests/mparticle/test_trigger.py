@@ -4,6 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from werkzeug import Request, Response
 
 from wsync_dagster.mparticle import (
     BadRequestError,
@@ -13,21 +14,24 @@ from wsync_dagster.mparticle import (
     WarehouseUnreachableError,
 )
 from wsync_dagster_tests.mparticle.conftest import ClientFactory
-from wsync_dagster_tests.mparticle.fake_server import (
-    Action,
-    Drop,
-    FakeMParticle,
-    Recorded,
-    Reply,
+from wsync_dagster_tests.mparticle.helpers import (
+    TEST_POLICY,
+    FakeTime,
+    Handler,
+    MParticleStub,
+    Step,
+    answer,
+    drop,
+    reply,
+    run_json,
     ws_error,
 )
-from wsync_dagster_tests.mparticle.helpers import TEST_POLICY, FakeTime, run_json
 
 
 class Runs:
     """The pipeline's runs as the fake server keeps them, newest first, served page by page."""
 
-    def __init__(self, fake: FakeMParticle, fake_time: FakeTime) -> None:
+    def __init__(self, fake: MParticleStub, fake_time: FakeTime) -> None:
         self.fake_time = fake_time
         self.items: list[dict[str, Any]] = []
         self.next_id = 13325
@@ -42,43 +46,43 @@ class Runs:
         self.next_id += 1
         return run
 
-    def page(self, request: Recorded) -> Action:
-        page = int(request.query["currentPage"][0])
-        size = int(request.query["pageSize"][0])
-        return Reply(200, {"items": self.items[(page - 1) * size : page * size]})
+    def page(self, request: Request) -> Response:
+        page = int(request.args["currentPage"])
+        size = int(request.args["pageSize"])
+        return reply(200, {"items": self.items[(page - 1) * size : page * size]})
 
-    def created_then(self, action: Action, state: str = "triggered") -> Any:
+    def created_then(self, action: Step, state: str = "triggered") -> Handler:
         """A trigger handler that creates a run, then answers with ``action`` (e.g. drops)."""
 
-        def handler(request: Recorded) -> Action:
+        def handler(request: Request) -> Response:
             self.create(state)
-            return action
+            return answer(action, request)
 
         return handler
 
-    def accept(self, request: Recorded) -> Action:
+    def accept(self, request: Request) -> Response:
         """A trigger handler that works: creates a run and says so."""
         run = self.create()
-        return Reply(
+        return reply(
             200, {"pipeline_run_id": run["pipeline_run_id"], "status": "trigger_requested"}
         )
 
 
 @pytest.fixture
-def runs(fake: FakeMParticle, fake_time: FakeTime) -> Runs:
+def runs(fake: MParticleStub, fake_time: FakeTime) -> Runs:
     return Runs(fake, fake_time)
 
 
-def posts(fake: FakeMParticle, runs: Runs) -> list[Recorded]:
+def posts(fake: MParticleStub, runs: Runs) -> list[Request]:
     return fake.requests_to("POST", runs.trigger_path)
 
 
-def listings(fake: FakeMParticle, runs: Runs) -> list[Recorded]:
+def listings(fake: MParticleStub, runs: Runs) -> list[Request]:
     return fake.requests_to("GET", runs.list_path)
 
 
 def test_a_plain_trigger_creates_one_run(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     fake.on("POST", runs.trigger_path, runs.accept)
     result = client.trigger_pipeline("p1")
@@ -89,11 +93,11 @@ def test_a_plain_trigger_creates_one_run(
 
 @pytest.mark.parametrize(
     "lost",
-    [Drop(), Drop(reset=True), ws_error(500, "internal"), ws_error(502, "bad gateway")],
+    [drop(), drop(reset=True), ws_error(500, "internal"), ws_error(502, "bad gateway")],
     ids=["dropped", "reset", "500", "502"],
 )
 def test_a_trigger_whose_response_is_lost_returns_the_run_it_created(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs, lost: Action
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs, lost: Step
 ) -> None:
     fake.on("POST", runs.trigger_path, runs.created_then(lost), runs.accept)
     result = client.trigger_pipeline("p1")
@@ -103,19 +107,19 @@ def test_a_trigger_whose_response_is_lost_returns_the_run_it_created(
 
 
 def test_a_lost_trigger_whose_run_already_finished_is_still_recognised(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
-    fake.on("POST", runs.trigger_path, runs.created_then(Drop(), state="success"), runs.accept)
+    fake.on("POST", runs.trigger_path, runs.created_then(drop(), state="success"), runs.accept)
     result = client.trigger_pipeline("p1")
     assert (result.pipeline_run_id, result.status) == (13325, "success")
     assert len(posts(fake, runs)) == 1
 
 
 def test_a_read_timeout_after_sending_does_not_trigger_twice(
-    fake: FakeMParticle, make_client: ClientFactory, runs: Runs
+    fake: MParticleStub, make_client: ClientFactory, runs: Runs
 ) -> None:
     client = make_client(fake.url, fake.token_url, timeout=(1.0, 0.05))
-    slow = Reply(200, {"pipeline_run_id": 13325, "status": "trigger_requested"}, delay=2.0)
+    slow = fake.held(reply(200, {"pipeline_run_id": 13325, "status": "trigger_requested"}))
     fake.on("POST", runs.trigger_path, runs.created_then(slow), runs.accept)
     assert client.trigger_pipeline("p1").pipeline_run_id == 13325
     assert len(posts(fake, runs)) == 1
@@ -123,7 +127,7 @@ def test_a_read_timeout_after_sending_does_not_trigger_twice(
 
 
 def test_when_the_lost_attempt_created_nothing_the_trigger_is_sent_again(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     runs.create("success", age=3600)  # an earlier manual run: not ours
     fake.on("POST", runs.trigger_path, ws_error(503, "unavailable"), runs.accept)
@@ -135,7 +139,7 @@ def test_when_the_lost_attempt_created_nothing_the_trigger_is_sent_again(
 
 
 def test_a_manual_run_made_just_before_the_call_is_not_taken_for_the_lost_attempts(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     runs.create("success", age=5)  # triggered 5 s earlier, already done: not this call's run
     fake.on("POST", runs.trigger_path, ws_error(500, "internal"), runs.accept)
@@ -145,7 +149,7 @@ def test_a_manual_run_made_just_before_the_call_is_not_taken_for_the_lost_attemp
 
 
 def test_a_runs_listing_still_404_after_creation_does_not_stop_the_trigger(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     fake.on("GET", runs.list_path, ws_error(404, "Pipeline p1 not found."))
     fake.on("POST", runs.trigger_path, runs.accept)
@@ -154,7 +158,7 @@ def test_a_runs_listing_still_404_after_creation_does_not_stop_the_trigger(
 
 
 def test_an_unknown_pipeline_is_reported_by_the_trigger_post(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     fake.on("GET", runs.list_path, ws_error(404, "Pipeline p1 not found."))
     fake.on("POST", runs.trigger_path, ws_error(404, "Pipeline p1 not found."))
@@ -163,9 +167,9 @@ def test_an_unknown_pipeline_is_reported_by_the_trigger_post(
 
 
 def test_429_on_trigger_is_retried_directly(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs, fake_time: FakeTime
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs, fake_time: FakeTime
 ) -> None:
-    fake.on("POST", runs.trigger_path, Reply(429, b"", {"Retry-After": "3"}), runs.accept)
+    fake.on("POST", runs.trigger_path, reply(429, b"", {"Retry-After": "3"}), runs.accept)
     assert client.trigger_pipeline("p1").pipeline_run_id == 13325
     assert fake_time.sleeps == [3.0]
     assert len(listings(fake, runs)) == 1  # only the one before sending: nothing to look for
@@ -173,7 +177,7 @@ def test_429_on_trigger_is_retried_directly(
 
 
 def test_already_in_progress_attaches_to_the_run_in_flight(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs, fake_time: FakeTime
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs, fake_time: FakeTime
 ) -> None:
     runs.create("success", age=7200)
     in_flight = runs.create("running", age=60)
@@ -189,7 +193,7 @@ def test_already_in_progress_attaches_to_the_run_in_flight(
 
 
 def test_already_in_progress_but_finished_meanwhile_attaches_to_the_newest_run(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     runs.create("success", age=60)
     fake.on("POST", runs.trigger_path, ws_error(400, "Pipeline p1 is already in progress."))
@@ -198,7 +202,7 @@ def test_already_in_progress_but_finished_meanwhile_attaches_to_the_newest_run(
 
 
 def test_other_400s_are_raised_without_looking_at_runs_again(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     fake.on("POST", runs.trigger_path, ws_error(400, "Pipeline p1 is not an on_demand pipeline."))
     with pytest.raises(BadRequestError, match="not an on_demand pipeline"):
@@ -208,7 +212,7 @@ def test_other_400s_are_raised_without_looking_at_runs_again(
 
 
 def test_505_on_trigger_is_not_retried(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs
 ) -> None:
     fake.on("POST", runs.trigger_path, ws_error(505, "cannot reach the warehouse"), runs.accept)
     with pytest.raises(WarehouseUnreachableError):
@@ -217,9 +221,9 @@ def test_505_on_trigger_is_not_retried(
 
 
 def test_a_token_failure_before_the_trigger_is_not_ambiguous(
-    fake: FakeMParticle, client: WarehouseSyncClient, runs: Runs, fake_time: FakeTime
+    fake: MParticleStub, client: WarehouseSyncClient, runs: Runs, fake_time: FakeTime
 ) -> None:
-    fake.on("POST", "/oauth/token", Reply(503), fake.issue_token)
+    fake.on("POST", "/oauth/token", reply(503), fake.issue_token)
     fake.on("POST", runs.trigger_path, runs.accept)
     assert client.trigger_pipeline("p1").pipeline_run_id == 13325
     assert len(listings(fake, runs)) == 1  # only the one before sending

@@ -14,11 +14,11 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster_tests.mparticle.conftest import ClientFactory
-from wsync_dagster_tests.mparticle.fake_server import FakeMParticle
 from wsync_dagster_tests.mparticle.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
     WORKSPACE_ID,
+    MParticleStub,
     data_model,
     pipeline,
     snowflake_connection,
@@ -73,7 +73,7 @@ BAD_CALLS: dict[str, Call] = {
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_bad_input_raises_before_any_request(
-    name: str, fake: FakeMParticle, client: WarehouseSyncClient
+    name: str, fake: MParticleStub, client: WarehouseSyncClient
 ) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         BAD_CALLS[name](client)
@@ -84,7 +84,7 @@ def test_bad_input_raises_before_any_request(
 
 
 def test_profile_calls_need_org_and_account_ids(
-    fake: FakeMParticle, make_client: ClientFactory
+    fake: MParticleStub, make_client: ClientFactory
 ) -> None:
     client = make_client(fake.url, fake.token_url, org_id=None)
     with pytest.raises(InvalidRequestError, match="org_id and account_id"):
