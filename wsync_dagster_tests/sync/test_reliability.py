@@ -12,8 +12,10 @@ from typing import Any, ClassVar
 import dagster as dg
 import pytest
 from dagster_snowflake import SnowflakeResource
+from pydantic import SecretStr
 
 from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import TICKET_ACTIVITY
 from wsync_dagster.mparticle import RunState, WarehouseSyncClient
 from wsync_dagster.sync import naming
@@ -105,7 +107,10 @@ def test_a_failed_window_is_repaired_once_after_the_cause_is_fixed(
     assert not client.get_pipeline(PIPELINE).is_faulted
     # exactly that window, once: one repair pipeline over the window, one run
     repair = client.get_pipeline(REPAIR_ID)
-    assert repair.schedule_interval == "once" and repair.data_model_id == failed_run_model(client)
+    assert (
+        repair.schedule_interval == "once"
+        and repair.data_model_id == client.get_pipeline(PIPELINE).data_model_id
+    )
     assert (repair.schedule_start_time, repair.schedule_end_time) == (
         FIRST_START,
         FIRST_START + timedelta(hours=1),
@@ -136,10 +141,6 @@ def test_a_failed_window_is_repaired_once_after_the_cause_is_fixed(
     assert len(list(client.iter_pipeline_runs(REPAIR_ID))) == 1
 
 
-def failed_run_model(client: WarehouseSyncClient) -> str:
-    return client.get_pipeline(PIPELINE).data_model_id
-
-
 def test_a_repair_that_fails_again_points_to_its_own_reason_and_leaves_no_pipeline(
     registry, resources, control, client
 ) -> None:
@@ -164,7 +165,7 @@ def test_a_repair_without_a_free_active_slot_fails_clearly_before_creating_it(
                     "id": f"other-{i}",
                     "name": f"other-{i}",
                     "schedule_interval": "on_demand",
-                    "partner_feed_key": _feed_key(),
+                    "partner_feed_key": SecretStr(LOCAL_MPARTICLE.feed_key),
                 }
             )
         )
@@ -173,14 +174,6 @@ def test_a_repair_without_a_free_active_slot_fails_clearly_before_creating_it(
     message = failure_message(result)
     assert "active pipeline" in message and "5" in message and REPAIR_ID in message
     assert not any(m == "POST" for m, _ in _pipeline_writes(control))
-
-
-def _feed_key() -> Any:
-    from pydantic import SecretStr
-
-    from wsync_dagster.local.resources import LOCAL_MPARTICLE
-
-    return SecretStr(LOCAL_MPARTICLE.feed_key)
 
 
 def test_each_failed_partition_shows_its_own_runs_reason(
