@@ -15,6 +15,7 @@ read (left as it is when it matches, updated when it drifted); if it still does 
 was about something else and is raised. No lock is needed, only the server's atomic create.
 """
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,7 +42,7 @@ from wsync_dagster.sync import limits
 from wsync_dagster.sync.cadences import cadence
 from wsync_dagster.sync.specs import Registry, SyncSpec
 
-Action = Literal["created", "updated", "unchanged"]
+Action = Literal["created", "updated", "unchanged", "fault cleared"]
 
 CONNECTION_FIELDS = (
     "name", "type", "source_account_id", "region", "warehouse", "database", "role", "user",
@@ -67,10 +68,11 @@ class Change:
     id: str
     action: Action
     fields: tuple[str, ...] = ()
+    note: str = ""
 
     def describe(self) -> str:
         detail = f" ({', '.join(self.fields)})" if self.fields else ""
-        return f"{self.kind} {self.id}: {self.action}{detail}"
+        return f"{self.kind} {self.id}: {self.action}{detail}{self.note}"
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,27 @@ def _compare(
     return Change(kind, resource_id, action, drift)
 
 
+def _clearing_fault(plan: _Plan[Pipeline]) -> _Plan[Pipeline]:
+    """A faulted pipeline is written even if it matches: a PUT clears the fault.
+
+    A failed run faults its pipeline (docs/warehouse-sync-api.md#faults), and only a PUT of the
+    pipeline clears it. Reconcile runs when a materialization starts, so the fault it clears is left
+    from an earlier run; the runs themselves keep their state, and the Change names the old reason.
+    """
+    actual = plan.actual
+    if actual is None or not actual.is_faulted:
+        return plan
+    was = f" (was: {actual.faulted_reason or 'no reason given'})"
+    change = plan.change
+    if change.action == "unchanged":
+        change = Change(change.kind, change.id, "fault cleared", (), was)
+    else:
+        change = Change(
+            change.kind, change.id, change.action, change.fields, f"; fault cleared{was}"
+        )
+    return dataclasses.replace(plan, change=change)
+
+
 def reconcile(
     client: WarehouseSyncClient, registry: Registry, spec: SyncSpec, now: datetime
 ) -> Reconciled:
@@ -321,7 +344,8 @@ def reconcile(
         client.update_pipeline,
     )
 
-    if pipeline.change.action != "unchanged" and spec.active:
+    pipeline = _clearing_fault(pipeline)
+    if pipeline.change.action not in ("unchanged", "fault cleared") and spec.active:
         actual = pipeline.actual
         becomes_active = actual is None or not actual.is_active or actual.is_draft
         if actual is None or becomes_active or actual.schedule_start_time != spec.schedule.start:
