@@ -113,7 +113,7 @@ def cadence(name: CadenceName) -> Cadence:
     return CADENCES[name]
 
 
-def record_limit(name: CadenceName, overrides: Mapping[str, int] | None = None) -> int:
+def record_limit(name: CadenceName, overrides: Mapping[CadenceName, int] | None = None) -> int:
     """Rows one window of cadence ``name`` may hold: the workspace's override, else mParticle's."""
     if overrides and name in overrides:
         return overrides[name]
