@@ -1,7 +1,7 @@
 """``python -m wsync_dagster.emulator``: the emulator as its own process.
 
 Prints one line, ``wsync-emulator ready http://HOST:PORT``, on stdout once it accepts connections
-(the readiness protocol of :mod:`wsync_dagster.local.process`); logs go to stderr. SIGTERM or
+(the readiness protocol its launcher waits for); logs go to stderr. SIGTERM or
 SIGINT stops it cleanly (the HTTP server, then the run worker).
 """
 
@@ -15,8 +15,12 @@ from types import FrameType
 
 from wsync_dagster.emulator.clock import parse_iso_instant
 from wsync_dagster.emulator.config import EmulatorConfig
-from wsync_dagster.emulator.server import READY_MARKER, EmulatorServer
-from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, exit_when_parent_exits
+from wsync_dagster.emulator.lifecycle import (
+    EXIT_WITH_PARENT_FLAG,
+    READY_MARKER,
+    exit_when_parent_exits,
+)
+from wsync_dagster.emulator.server import EmulatorServer
 
 
 def _instant(value: str) -> datetime:
@@ -38,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
     add("--port", type=int, default=defaults.port, help="port to bind; 0 picks a free one")
     add("--snowflake-host", default=defaults.snowflake_host, help="the warehouse's host")
     add("--snowflake-port", type=int, required=True, help="the warehouse's port")
+    add("--snowflake-account", default=defaults.snowflake_account, help="the warehouse's account")
     add("--snowflake-user", default=defaults.snowflake_user, help="the user it accepts")
     add("--snowflake-password", default=defaults.snowflake_password, help="the password it accepts")
     add("--client-id", default=defaults.client_id)
@@ -62,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
         port=args.port,
         snowflake_host=args.snowflake_host,
         snowflake_port=args.snowflake_port,
+        snowflake_account=args.snowflake_account,
         snowflake_user=args.snowflake_user,
         snowflake_password=args.snowflake_password,
         client_id=args.client_id,

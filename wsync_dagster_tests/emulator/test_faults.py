@@ -1,4 +1,4 @@
-"""Switchable faults (DESIGN §6): each one alone, and never on the admin API."""
+"""Switchable faults: each one alone, and never on the admin API."""
 
 from collections.abc import Callable
 from typing import Any
