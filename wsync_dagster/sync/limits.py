@@ -85,11 +85,12 @@ class Limits(BaseModel):
         """Records per request for every cadence, overrides applied."""
         return {name: self.record_limit(name) for name in CADENCES}
 
-    def records_owner(self, name: CadenceName) -> str:
-        """Who sets the record limit of ``name``, for messages: "<who> is N per request"."""
-        declared = self.record_limit(name) != CADENCES[name].records_per_request
-        owner = f"the registry's {name} limit (limits.records_per_request.{name})"
-        return owner if declared else f"mParticle's {name} limit"
+    def records_text(self, name: CadenceName) -> str:
+        """The record limit of ``name`` as a message says it, naming who set it."""
+        limit = self.record_limit(name)
+        if limit == CADENCES[name].records_per_request:
+            return f"mParticle's {name} limit is {limit:,} per request"
+        return f"the registry's {name} limit is {limit:,} per request (limits.records_per_request.{name})"
 
     def columns_owner(self) -> str:
         """Who sets the column limit, for messages: "<who> allows N"."""

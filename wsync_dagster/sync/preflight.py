@@ -184,17 +184,16 @@ def count_windows(
 
 
 def check_limit(
-    spec: SyncSpec, counts: Sequence[WindowCount], kind: str, limit: int, owner: str | None = None
+    spec: SyncSpec, counts: Sequence[WindowCount], kind: CadenceName, limits: Limits
 ) -> None:
-    """Raise PreflightError naming the windows that hold more rows than ``limit`` (set by
-    ``owner``, e.g. "mParticle's hourly limit")."""
+    """Raise PreflightError naming the windows holding more rows than ``kind``'s record limit."""
+    limit = limits.record_limit(kind)
     over = [c for c in counts if c.rows > limit]
     if not over:
         return
-    owner = owner or f"mParticle's {kind} limit"
     shown = [
-        f"window {c.window.key} ({c.window.describe()}) holds {c.rows:,} rows; {owner} is "
-        f"{limit:,} per request and mParticle would fail the run"
+        f"window {c.window.key} ({c.window.describe()}) holds {c.rows:,} rows; "
+        f"{limits.records_text(kind)}: the run would fail"
         for c in over[:SHOWN_VIOLATIONS]
     ]
     if len(over) > SHOWN_VIOLATIONS:
@@ -231,7 +230,7 @@ def run_preflight(
     limit = limits.record_limit(kind)
     columns = discover_columns(cursor, spec, limits.max_columns)
     counts, count_queries = count_windows(cursor, spec, columns, windows)
-    check_limit(spec, counts, kind, limit, limits.records_owner(kind))
+    check_limit(spec, counts, kind, limits)
     return PreflightReport(
         sync=spec.name,
         limit=limit,
