@@ -15,7 +15,12 @@ import dagster as dg
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
 from wsync_dagster.sync import checks
 from wsync_dagster.sync.partitions import windows_for
-from wsync_dagster.sync.report import run_materialization, sync_metadata
+from wsync_dagster.sync.report import (
+    run_materialization,
+    schema_metadata,
+    step_observation,
+    sync_metadata,
+)
 from wsync_dagster.sync.runs import is_terminal, wait_for_windows
 from wsync_dagster.sync.steps import SyncContext, fail, preflight, reconcile_sync
 from wsync_dagster.sync.windows import Window, WindowCount
@@ -81,6 +86,8 @@ def materialize_windows(
         "wsync/run_polls": polls,
         "preflight/queries": report.queries,
     }
+    context.log_event(step_observation(context.asset_key, run_level))
+    schema = schema_metadata(report)
 
     succeeded: list[tuple[WindowCount, PipelineRun]] = []
     problems: list[str] = []
@@ -91,7 +98,7 @@ def materialize_windows(
         if run is not None and run.state is RunState.SUCCESS:
             succeeded.append((count, run))
             yield run_materialization(
-                context.asset_key, ctx.spec, window, run, count, run_level, partition=window.key
+                context.asset_key, ctx.spec, window, run, count, schema, partition=window.key
             )
         elif run is not None and run.state is RunState.FAILED:
             failed_runs.append((window, run))

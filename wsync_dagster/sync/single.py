@@ -17,7 +17,12 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.sync import checks
-from wsync_dagster.sync.report import run_materialization, sync_metadata
+from wsync_dagster.sync.report import (
+    run_materialization,
+    schema_metadata,
+    step_observation,
+    sync_metadata,
+)
 from wsync_dagster.sync.steps import SyncContext, fail, preflight, reconcile_sync
 from wsync_dagster.sync.windows import Window
 
@@ -115,10 +120,11 @@ def materialize_single(
     )
     recount = preflight(ctx, [actual], spec.schedule.interval, "Count of the run's exact window")
     count = recount.counts[0]
-    extra = {
+    step = {
         **sync_metadata(reconciled, before, client.stats),
-        "wsync/attached_to_existing_run": attached,
         "preflight/queries": report.queries + recount.queries,
     }
+    context.log_event(step_observation(context.asset_key, step))
+    extra = {**schema_metadata(report), "wsync/attached_to_existing_run": attached}
     yield run_materialization(context.asset_key, spec, actual, run, count, extra)
     yield from checks.check_results(context.asset_key, [(count, run)])

@@ -101,6 +101,18 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, A
     return found
 
 
+def observations(result: dg.ExecuteInProcessResult) -> list[dict[str, Any]]:
+    """Metadata values of each asset observation the run logged (the step's counters)."""
+    return [
+        {
+            k: getattr(v, "value", v)
+            for k, v in event.asset_observation_data.asset_observation.metadata.items()
+        }
+        for event in result.all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+    ]
+
+
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     return {
         e.check_name: e
