@@ -12,9 +12,8 @@ from dagster_snowflake import SnowflakeResource
 from snowflake.connector.cursor import SnowflakeCursorBase
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import CUSTOMER_SCORES, TICKET_ACTIVITY
-from wsync_dagster.mparticle import Pipeline, WarehouseSyncClient
+from wsync_dagster.mparticle import WarehouseSyncClient
 from wsync_dagster.sync import naming
 from wsync_dagster.sync.specs import Registry, SyncSpec
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -25,6 +24,7 @@ from wsync_dagster_tests.sync.conftest import (
     materialize,
     mparticle_for,
     observations,
+    other_pipeline,
 )
 
 WRITES = ("POST", "PUT", "DELETE")
@@ -214,23 +214,13 @@ def test_a_start_beyond_catch_up_is_refused_before_any_write(registry, resources
     assert not _writes(control)
 
 
-def _pipeline_body(pipeline_id: str, interval: str = "on_demand") -> dict[str, Any]:
-    return {
-        "id": pipeline_id, "name": pipeline_id, "workspace_id": LOCAL_MPARTICLE.workspace_id,
-        "is_active": True, "is_draft": False, "connection_id": "wsync-snowflake",
-        "data_model_id": "wsync-ticket-activity-model", "partner_feed_key": "us1-x",
-        "schedule_interval": interval, "schedule_start_time": "2026-11-28T00:00:00Z",
-        "environment": "development",
-    }  # fmt: skip
-
-
 def test_a_sixth_active_pipeline_is_refused_before_it_is_sent(registry, resources, control) -> None:
     first = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
     assert first.success, failure_message(first)
     client: WarehouseSyncClient
     with resources["mparticle"].open_client() as client:
         for i in range(4):
-            client.create_pipeline(Pipeline.model_validate(_pipeline_body(f"other-{i}")))
+            client.create_pipeline(other_pipeline(f"other-{i}"))
     control.clear_request_log()
     result = materialize(registry, resources, "customer_scores", ["2026-11-27"])
     message = failure_message(result)
