@@ -20,6 +20,7 @@ from wsync_dagster.emulator.lifecycle import (
     READY_MARKER,
     exit_when_parent_exits,
 )
+from wsync_dagster.emulator.limits import SCHEDULE_INTERVALS
 from wsync_dagster.emulator.server import EmulatorServer
 
 
@@ -28,6 +29,21 @@ def _instant(value: str) -> datetime:
         return parse_iso_instant(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 instant with a zone: {value}") from None
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {value}")
+    return int(value)
+
+
+def _record_limit(value: str) -> tuple[str, int]:
+    interval, _, records = value.partition("=")
+    if interval not in SCHEDULE_INTERVALS:
+        raise argparse.ArgumentTypeError(
+            f"{value}: expected SCHEDULE=RECORDS with SCHEDULE one of {', '.join(SCHEDULE_INTERVALS)}"
+        )
+    return interval, _positive(records)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
@@ -60,6 +76,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
     add("--clock", choices=("real", "manual"), default=defaults.clock)
     add("--clock-start", type=_instant, default=None, help="initial clock time (ISO-8601)")
     add("--seed", type=int, default=defaults.seed, help="seed of the MPID generator")
+    add(
+        "--record-limit",
+        type=_record_limit,
+        action="append",
+        default=[],
+        metavar="SCHEDULE=RECORDS",
+        help="records one run of that schedule_interval may extract (repeatable), e.g. hourly=10",
+    )
+    add("--max-columns", type=_positive, default=defaults.max_model_columns)
+    add("--max-active-pipelines", type=_positive, default=defaults.max_active_pipelines)
     add(EXIT_WITH_PARENT_FLAG, action="store_true", help="stop when stdin closes (parent gone)")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
@@ -80,6 +106,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
         clock=args.clock,
         clock_start=args.clock_start,
         seed=args.seed,
+        record_limits={**defaults.record_limits, **dict(args.record_limit)},
+        max_model_columns=args.max_columns,
+        max_active_pipelines=args.max_active_pipelines,
     )
     return config, args.exit_with_parent
 

@@ -4,7 +4,11 @@ import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
-from wsync_dagster.emulator.limits import DEFAULT_RECORD_LIMITS
+from wsync_dagster.emulator.limits import (
+    DEFAULT_RECORD_LIMITS,
+    MAX_ACTIVE_PIPELINES,
+    MAX_MODEL_COLUMNS,
+)
 
 ClockMode = Literal["real", "manual"]
 
@@ -52,6 +56,10 @@ class EmulatorConfig:
     record_limits: dict[str, int] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_RECORD_LIMITS)
     )
+    # Columns a data model may return, and pipelines a workspace may have active (a contracted
+    # workspace may have other numbers than the documented ones).
+    max_model_columns: int = MAX_MODEL_COLUMNS
+    max_active_pipelines: int = MAX_ACTIVE_PIPELINES
 
     def snowflake_connect_args(self) -> dict[str, Any]:
         """Arguments for ``snowflake.connector.connect`` that reach the configured warehouse."""

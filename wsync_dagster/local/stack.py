@@ -26,6 +26,7 @@ from wsync_dagster.local.sample_data import (
     seed_sample_warehouse,
 )
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
+from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, Schedule, load_registry
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
@@ -81,6 +82,17 @@ def write_registry(registry: Registry, path: Path) -> Path:
     return path
 
 
+def emulator_limit_args(limits: Limits) -> list[str]:
+    """The emulator's command-line options enforcing ``limits`` (the registry's, or mParticle's),
+    so that the local stack refuses what the team's contracted workspace would."""
+    records = [f"--record-limit={name}={n}" for name, n in limits.effective_records().items()]
+    return [
+        *records,
+        f"--max-columns={limits.max_columns}",
+        f"--max-active-pipelines={limits.max_active_pipelines}",
+    ]
+
+
 class LocalStack:
     """Start, seed and stop the embedded default. Use as a context manager."""
 
@@ -115,7 +127,9 @@ class LocalStack:
             registry = local_registry(load_registry(self.registry_source), self.sample.anchor)
             write_registry(registry, self.registry_path)
             self.emulator = ServiceProcess(
-                "mparticle-emulator", self._emulator_argv(), ready_marker=EMULATOR_READY_MARKER
+                "mparticle-emulator",
+                self._emulator_argv(registry.limits),
+                ready_marker=EMULATOR_READY_MARKER,
             )
             self.emulator.start()
         except BaseException:
@@ -123,7 +137,7 @@ class LocalStack:
             raise
         return self
 
-    def _emulator_argv(self) -> list[str]:
+    def _emulator_argv(self, limits: Limits) -> list[str]:
         options = {
             "--host": "127.0.0.1",
             "--port": "0",
@@ -141,6 +155,7 @@ class LocalStack:
         if self.manual_clock:
             options |= {"--clock": "manual", "--clock-start": self.sample.anchor.isoformat()}
         flat = [part for option in options.items() for part in option]
+        flat += emulator_limit_args(limits)
         return [sys.executable, "-m", "wsync_dagster.emulator", *flat, EXIT_WITH_PARENT_FLAG]
 
     @property

@@ -23,7 +23,12 @@ from wsync_dagster.sync import checks
 from wsync_dagster.sync.partitions import windows_for
 from wsync_dagster.sync.reasons import ReasonLog
 from wsync_dagster.sync.repair import NEXT_STEP, Repairer, RepairError
-from wsync_dagster.sync.report import run_materialization, sync_metadata
+from wsync_dagster.sync.report import (
+    run_materialization,
+    schema_metadata,
+    step_observation,
+    sync_metadata,
+)
 from wsync_dagster.sync.runs import list_window_runs, wait_for_windows
 from wsync_dagster.sync.specs import SyncSpec
 from wsync_dagster.sync.steps import SyncContext, fail, preflight, reconcile_sync
@@ -117,6 +122,8 @@ def materialize_windows(
         "wsync/run_polls": polls,
         "preflight/queries": report.queries,
     }
+    context.log_event(step_observation(context.asset_key, run_level))
+    schema = schema_metadata(report)
 
     succeeded: list[tuple[WindowCount, PipelineRun]] = []
     problems: list[str] = []
@@ -131,7 +138,7 @@ def materialize_windows(
                 window,
                 run,
                 count,
-                {**run_level, **extra},
+                {**schema, **extra},
                 partition=window.key,
             )
         else:

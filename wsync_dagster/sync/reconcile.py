@@ -38,8 +38,8 @@ from wsync_dagster.mparticle import (
     ScheduleInterval,
     WarehouseSyncClient,
 )
-from wsync_dagster.sync import limits
 from wsync_dagster.sync.cadences import cadence
+from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.specs import Registry, SyncSpec
 
 Action = Literal["created", "updated", "unchanged", "fault cleared"]
@@ -191,19 +191,23 @@ def counts_as_active(client: WarehouseSyncClient, pipeline: Pipeline) -> bool:
     return latest is None or latest.state not in (RunState.SUCCESS, RunState.FAILED)
 
 
-def check_active_limit(client: WarehouseSyncClient, spec: SyncSpec) -> None:
-    """Refuse to make ``spec`` a 6th active pipeline in the workspace."""
+def check_active_limit(
+    client: WarehouseSyncClient, spec: SyncSpec, allowed: Limits | None = None
+) -> None:
+    """Refuse to make ``spec`` one active pipeline too many in the workspace (mParticle allows 5
+    unless the registry's ``limits`` say otherwise)."""
+    allowed = allowed or Limits()
     others = [
         p.id
         for p in client.list_pipelines()
         if p.id != spec.resolved_pipeline_id and counts_as_active(client, p)
     ]
-    if len(others) >= limits.MAX_ACTIVE_PIPELINES:
+    if len(others) >= allowed.max_active_pipelines:
         raise ReconcileError(
             f"sync '{spec.name}' would be active pipeline number {len(others) + 1} in the workspace, "
-            f"but mParticle allows {limits.MAX_ACTIVE_PIPELINES}: {', '.join(sorted(others))} are "
-            "active. Pause one of them (is_active false), or set paused: true on this sync. "
-            "Nothing was sent to mParticle."
+            f"but {allowed.active_owner()} allows {allowed.max_active_pipelines}: "
+            f"{', '.join(sorted(others))} are active. Pause one of them (is_active false), or set "
+            "paused: true on this sync. Nothing was sent to mParticle."
         )
 
 
@@ -351,7 +355,7 @@ def reconcile(
         if actual is None or becomes_active or actual.schedule_start_time != spec.schedule.start:
             check_catch_up(spec, now)
         if becomes_active:
-            check_active_limit(client, spec)
+            check_active_limit(client, spec, registry.limits)
 
     # Every secret a write needs is read before the first write.
     desired = (connection.desired(), model.desired(), pipeline.desired())

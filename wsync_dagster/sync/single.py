@@ -19,7 +19,12 @@ from wsync_dagster.mparticle import (
 from wsync_dagster.sync import checks
 from wsync_dagster.sync.guards import future_start_problem
 from wsync_dagster.sync.preflight import run_preflight
-from wsync_dagster.sync.report import run_materialization, sync_metadata
+from wsync_dagster.sync.report import (
+    run_materialization,
+    schema_metadata,
+    step_observation,
+    sync_metadata,
+)
 from wsync_dagster.sync.specs import SyncSpec
 from wsync_dagster.sync.steps import SyncContext, fail, first_line, preflight, reconcile_sync
 from wsync_dagster.sync.windows import Window, WindowCount
@@ -132,11 +137,12 @@ def materialize_single(
         window.key, run.data_interval_start or window.start, run.data_interval_end or now
     )
     count, recount_queries, not_counted = _recount(ctx, actual)
-    extra = {
+    step = {
         **sync_metadata(reconciled, before, client.stats),
-        "wsync/attached_to_existing_run": attached,
         "preflight/queries": report.queries + recount_queries,
     }
+    context.log_event(step_observation(context.asset_key, step))
+    extra = {**schema_metadata(report), "wsync/attached_to_existing_run": attached}
     yield run_materialization(context.asset_key, spec, actual, run, count, extra)
     if count is None:
         yield from checks.results_without_count(context.asset_key, run, not_counted or "")

@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails
 
 from wsync_dagster.sync import limits
 from wsync_dagster.sync.cadences import CadenceName, cadence
+from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
 from wsync_dagster.sync.strict_yaml import DuplicateKey, load_strict
 
@@ -226,6 +227,9 @@ class Registry(_Strict):
     connection: ConnectionSettings
     default_group: str = "mparticle_sync"
     syncs: tuple[SyncSpec, ...]
+    limits: Limits = Field(
+        default_factory=Limits, description="contracted limits overriding mParticle's"
+    )
 
     def sync(self, name: str) -> SyncSpec:
         for spec in self.syncs:
@@ -256,11 +260,12 @@ def cross_sync_problems(registry: Registry) -> list[str]:
                 )
             owner.setdefault((kind, value), spec.name)
     active = [s.name for s in registry.syncs if s.active]
-    if len(active) > limits.MAX_ACTIVE_PIPELINES:
+    allowed = registry.limits.max_active_pipelines
+    if len(active) > allowed:
         problems.append(
-            f"registry: {len(active)} active syncs ({', '.join(active)}) but mParticle allows "
-            f"{limits.MAX_ACTIVE_PIPELINES} active pipelines: set paused: true on "
-            f"{len(active) - limits.MAX_ACTIVE_PIPELINES} of them or remove them"
+            f"registry: {len(active)} active syncs ({', '.join(active)}) but "
+            f"{registry.limits.active_owner()} allows {allowed} active pipelines: set paused: "
+            f"true on {len(active) - allowed} of them or remove them"
         )
     return problems
 

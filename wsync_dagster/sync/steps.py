@@ -83,7 +83,9 @@ def preflight(
     """Pre-flight ``windows`` in Snowflake and log what it found; a refusal is a Failure."""
     with snowflake_cursor(ctx) as cursor:
         try:
-            report = run_preflight(cursor, ctx.spec, windows, limit_kind=kind)
+            report = run_preflight(
+                cursor, ctx.spec, windows, limit_kind=kind, limits=ctx.registry.limits
+            )
         except PreflightError as error:
             raise fail(str(error)) from error
     total = sum(c.rows for c in report.counts)

@@ -23,8 +23,6 @@ from wsync_dagster.emulator.errors import ApiError, bad_request
 from wsync_dagster.emulator.limits import (
     CATCH_UP_WORDS,
     INTERVAL_SCHEDULES,
-    MAX_ACTIVE_PIPELINES,
-    MAX_MODEL_COLUMNS,
 )
 from wsync_dagster.emulator.model import Pipeline
 from wsync_dagster.emulator.resources import TIMESTAMP_TYPES, PipelineBody, validate
@@ -68,10 +66,11 @@ class Pipelines(Collection[Pipeline]):
             credentials, sql, ts_field = self._prepare(fields, resource_id)
         columns = self._model_columns(fields, credentials, sql)
         model_id = fields["data_model_id"]
-        if len(columns) > MAX_MODEL_COLUMNS:
+        max_columns = self._store.config.max_model_columns
+        if len(columns) > max_columns:
             raise bad_request(
                 f"The data model {model_id} returns {len(columns)} columns; "
-                f"the limit is {MAX_MODEL_COLUMNS}."
+                f"the limit is {max_columns}."
             )
         if ts_field.lower() not in {c.lower() for c in columns}:
             raise bad_request(
@@ -177,17 +176,18 @@ class Pipelines(Collection[Pipeline]):
         return problems
 
     def _active_limit_problems(self, fields: dict[str, Any]) -> list[str]:
-        """At most ``MAX_ACTIVE_PIPELINES`` pipelines may run on schedule at once."""
+        """At most ``max_active_pipelines`` (5 by default) may run on schedule at once."""
         active = [
             p
             for p in self._store.pipelines.values()
             if p.id != fields["id"] and self._counts_as_active(p)
         ]
-        if len(active) < MAX_ACTIVE_PIPELINES:
+        allowed = self._store.config.max_active_pipelines
+        if len(active) < allowed:
             return []
         return [
             f"Workspace {self._store.config.workspace_id} already has {len(active)} active "
-            f"pipelines ({', '.join(p.id for p in active)}); the limit is {MAX_ACTIVE_PIPELINES}. "
+            f"pipelines ({', '.join(p.id for p in active)}); the limit is {allowed}. "
             "Pause or delete one first."
         ]
 

@@ -19,6 +19,9 @@ def config(call: Call) -> Any:
         "client_id": c.client_id,
         "clock": c.clock,
         "run_seconds": c.run_seconds,
+        "record_limits": dict(c.record_limits),
+        "max_model_columns": c.max_model_columns,
+        "max_active_pipelines": c.max_active_pipelines,
     }
 
 
