@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -162,10 +163,10 @@ class LocalDeployment:
     def pids(self) -> set[int]:
         """Every live process of the deployment: guards, Dagster's processes, their children."""
         found: set[int] = set()
-        roots = [s.pid for s in self.services.values() if s.pid is not None]
-        for service in (self.postgres.server, self.stack.emulator, self.stack.snowflake):
-            if service is not None and service.pid is not None:
-                roots.append(service.pid)
+        others = (self.postgres.server, self.stack.emulator, self.stack.snowflake)
+        roots = [
+            s.pid for s in (*self.services.values(), *others) if s is not None and s.pid is not None
+        ]
         for pid in roots:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process = psutil.Process(pid)
@@ -173,9 +174,9 @@ class LocalDeployment:
         return found
 
     def stop(self) -> None:
-        for name in reversed(SERVICES):
-            if (service := self.services.pop(name, None)) is not None:
-                service.stop(timeout=30.0)
+        services = [self.services.pop(name) for name in SERVICES if name in self.services]
+        with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:  # each waits on its own
+            list(pool.map(lambda service: service.stop(timeout=30.0), services))
         for group in self._groups:  # e.g. run workers that outlived a restarted code server
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)

@@ -57,7 +57,7 @@ def as_user(user: str | None) -> dict[str, Any]:
     return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
-def _stop_group(child: subprocess.Popen[bytes], stop_signal: int, grace: float) -> None:
+def _stop_group(child: subprocess.Popen[Any], stop_signal: int, grace: float) -> None:
     """``stop_signal`` to the child's process group, SIGKILL to whatever is left after ``grace``."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, stop_signal)
@@ -127,4 +127,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: the stdin watcher thread is blocked in a read, and interpreter shutdown with a
+    # thread inside a buffered read aborts ("could not acquire lock for <stdin>").
+    os._exit(code)

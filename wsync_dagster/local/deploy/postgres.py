@@ -38,9 +38,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def guarded(program: list[str], *, ready_url: str | None, announce: str, **options: str) -> list[str]:
+def guarded(
+    program: list[str], *, ready_url: str | None, announce: str, **options: str
+) -> list[str]:
     """The argv that runs ``program`` under the guard (see its module doc)."""
-    flags = [part for key, value in options.items() for part in (f"--{key.replace('_', '-')}", value)]
+    flags = [
+        part for key, value in options.items() for part in (f"--{key.replace('_', '-')}", value)
+    ]
     ready = ["--ready-url", ready_url] if ready_url else []
     return [
         sys.executable, "-m", "wsync_dagster.local.deploy.guard",
@@ -97,9 +101,7 @@ class LocalPostgres:
     """initdb + postgres on 127.0.0.1:<free port>; a database for Dagster. A context manager."""
 
     def __init__(self, database: str = "dagster", start_timeout: float = 60.0) -> None:
-        self.settings = PostgresSettings(
-            "127.0.0.1", 0, "dagster", "dagster-local-only", database
-        )
+        self.settings = PostgresSettings("127.0.0.1", 0, "dagster", "dagster-local-only", database)
         self.start_timeout = start_timeout
         self.run_as = UNPRIVILEGED_USER if os.geteuid() == 0 else None
         self.root: Path | None = None
