@@ -39,8 +39,11 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definition
             "mparticle": mparticle_resource(target, environ),
         }
     assets = build_sync_assets(registry)
+    # In-process executor: a run imports the code location once, not again in a step process.
+    # (README, "Deploy": ~16 s saved per run; the waits of a multi-asset run become sequential.)
     return dg.Definitions.merge(
-        dg.Definitions(assets=assets, resources=resources), build_schedules(registry, assets)
+        dg.Definitions(assets=assets, resources=resources, executor=dg.in_process_executor),
+        build_schedules(registry, assets),
     )
 
 
