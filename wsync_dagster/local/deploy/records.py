@@ -68,11 +68,13 @@ def per_partition(rows: Iterable[tuple[str, str, str]]) -> Counter[str]:
 
 
 def failure_message(connection: Any, run_id: str) -> str:
-    """The messages of the run's failure events (empty if none), for the report."""
+    """The messages of the run's failure events (empty if none), for the report.
+
+    Dagster stores run events under their old names (``PIPELINE_FAILURE`` is ``RUN_FAILURE``)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT event FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
-            "('RUN_FAILURE', 'STEP_FAILURE', 'ENGINE_EVENT', 'RUN_CANCELED') ORDER BY id",
+            "('PIPELINE_FAILURE', 'STEP_FAILURE', 'ENGINE_EVENT', 'PIPELINE_CANCELED') ORDER BY id",
             (run_id,),
         )
         events = [row[0] for row in cursor.fetchall()]
