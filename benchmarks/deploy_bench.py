@@ -10,7 +10,8 @@
    pool, in a generated registry) x M hourly partitions, one backfill each, all queued at once.
    Reported: Dagster runs, peak concurrent runs, mParticle API calls and token requests (emulator's
    request log), Snowflake queries (the runs' ``preflight/queries`` metadata), wall time, and the
-   peak memory (RSS, process and children) of every Dagster process and of PostgreSQL.
+   peak memory (RSS, with children) of every Dagster process and of PostgreSQL, run workers apart
+   (all at once, and the largest one).
 
 On the emulator's manual clock: mParticle's runs cost no real time, so what is measured is Dagster.
 M is at most 72: the sample warehouse holds 3 days of ticket activity.
@@ -19,6 +20,7 @@ M is at most 72: the sample warehouse holds 3 days of ticket activity.
 """
 
 import argparse
+import contextlib
 import re
 import sys
 import tempfile
@@ -46,7 +48,10 @@ from wsync_dagster.local.deploy.smoke import (  # noqa: E402
 from wsync_dagster.sync import naming  # noqa: E402
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, load_registry  # noqa: E402
 
-_QUERIES = re.compile(r'"preflight/queries", \{"__class__": "IntMetadataValue", "value": (\d+)')
+_QUERIES = re.compile(
+    r'"entry_data": \{"__class__": "IntMetadataEntryData", "value": (\d+)\}, '
+    r'"label": "preflight/queries"'
+)
 # Dagster stores run events under their old names: PIPELINE_START is RUN_START, and so on.
 _EVENTS = ("PIPELINE_ENQUEUED", "PIPELINE_START", "STEP_START", "STEP_SUCCESS", "PIPELINE_SUCCESS")
 
@@ -72,16 +77,22 @@ class MemoryWatch:
             targets["postgres"] = server.pid
         return targets
 
+    def _sample(self, name: str, pid: int) -> None:
+        process = psutil.Process(pid)
+        tree = [process, *process.children(recursive=True)]
+        workers = [p for p in tree if "execute_run" in " ".join(p.cmdline())]
+        own = sum(p.memory_info().rss for p in tree if p not in workers) / 2**20
+        self.peaks[name] = max(self.peaks.get(name, 0.0), own)
+        if workers:
+            rss = [p.memory_info().rss / 2**20 for p in workers]
+            self.peaks["run_workers"] = max(self.peaks.get("run_workers", 0.0), sum(rss))
+            self.peaks["one_run_worker"] = max(self.peaks.get("one_run_worker", 0.0), *rss)
+
     def _run(self) -> None:
         while not self._stop.wait(0.5):
             for name, pid in self._targets().items():
-                try:
-                    process = psutil.Process(pid)
-                    tree = [process, *process.children(recursive=True)]
-                    rss = sum(p.memory_info().rss for p in tree) / 2**20
-                except psutil.Error:
-                    continue
-                self.peaks[name] = max(self.peaks.get(name, 0.0), rss)
+                with contextlib.suppress(psutil.Error):
+                    self._sample(name, pid)
 
     def __enter__(self) -> "MemoryWatch":
         self._thread.start()
@@ -152,6 +163,7 @@ def scale_registry(workdir: Path, syncs: int) -> Path:
 
 
 def measure_scale(workdir: Path, syncs: int, partitions: int) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
     source = scale_registry(workdir, syncs)
     with LocalDeployment(workdir, registry_source=source) as deployment:
         api = ready_api(deployment)

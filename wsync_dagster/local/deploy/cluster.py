@@ -68,6 +68,7 @@ class LocalDeployment:
         self.services: dict[str, ServiceProcess] = {}
         self.env: dict[str, str] = {}
         self._groups: set[int] = set()  # every process group we started, for the final sweep
+        self._started = time.time()
 
     @property
     def webserver_url(self) -> str:
@@ -127,8 +128,7 @@ class LocalDeployment:
         )
         self.services[name] = service
         service.start()
-        if service.pid is not None:
-            self._groups.add(service.pid)
+        self.dagster_pid(name)  # records its process group for the final sweep
         return service
 
     def dagster_pid(self, name: str) -> int:
@@ -176,12 +176,23 @@ class LocalDeployment:
         services = [self.services.pop(name) for name in SERVICES if name in self.services]
         with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:  # each waits on its own
             list(pool.map(lambda service: service.stop(timeout=30.0), services))
-        for group in self._groups:  # e.g. run workers that outlived a restarted code server
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
+        self._sweep_groups()
         self._groups.clear()
         self.stack.stop()
         self.postgres.stop()
+
+    def _sweep_groups(self) -> None:
+        """SIGKILL what is left in our process groups, e.g. run workers of a restarted code server.
+
+        Only processes created since this deployment started: a group id is a pid, and pids are
+        reused."""
+        for process in psutil.process_iter(["pid", "create_time"]):
+            with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+                if (
+                    os.getpgid(process.pid) in self._groups
+                    and process.info["create_time"] >= self._started - 1.0
+                ):
+                    process.kill()
 
     def __enter__(self) -> Self:
         return self.start()
