@@ -53,6 +53,7 @@ _QUERIES = re.compile(
     r'"label": "preflight/queries"'
 )
 # Dagster stores run events under their old names: PIPELINE_START is RUN_START, and so on.
+_RUN_WORKER = re.compile(r"spawn_main|execute_run")
 _EVENTS = ("PIPELINE_ENQUEUED", "PIPELINE_START", "STEP_START", "STEP_SUCCESS", "PIPELINE_SUCCESS")
 
 
@@ -80,7 +81,8 @@ class MemoryWatch:
     def _sample(self, name: str, pid: int) -> None:
         process = psutil.Process(pid)
         tree = [process, *process.children(recursive=True)]
-        workers = [p for p in tree if "execute_run" in " ".join(p.cmdline())]
+        # Run workers: the code server starts each run in a multiprocessing child (default launcher).
+        workers = [p for p in tree if _RUN_WORKER.search(" ".join(p.cmdline()))]
         own = sum(p.memory_info().rss for p in tree if p not in workers) / 2**20
         self.peaks[name] = max(self.peaks.get(name, 0.0), own)
         if workers:
