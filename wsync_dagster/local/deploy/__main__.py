@@ -16,7 +16,8 @@ def serve(workdir: Path, manual_clock: bool, port: int | None) -> int:
     with LocalDeployment(workdir, manual_clock=manual_clock, webserver_port=port) as deployment:
         ready_api(deployment)
         print(f"[deploy] Dagster UI: {deployment.webserver_url}", flush=True)
-        print(f"[deploy] PostgreSQL: {deployment.postgres.settings.environment()}", flush=True)
+        pg = deployment.postgres.settings
+        print(f"[deploy] PostgreSQL: {pg.user}@{pg.host}:{pg.port}/{pg.database}", flush=True)
         print(f"[deploy] logs: {deployment.logs}; Ctrl-C stops everything", flush=True)
         while all(s.running for s in deployment.services.values()):
             time.sleep(1.0)
