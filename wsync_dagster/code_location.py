@@ -13,6 +13,7 @@ import dagster as dg
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.schedules import build_schedules
+from wsync_dagster.sync.sensor import build_runs_sensor
 from wsync_dagster.sync.specs import load_registry, registry_path
 
 
@@ -32,5 +33,8 @@ def build_definitions(
     bound = dict(production_resources(environ) if resources is None else resources)
     assets = build_sync_assets(registry)
     return dg.Definitions.merge(
-        dg.Definitions(assets=assets, resources=bound), build_schedules(registry, assets)
+        dg.Definitions(
+            assets=assets, resources=bound, sensors=[build_runs_sensor(registry, environ)]
+        ),
+        build_schedules(registry, assets),
     )
