@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
     add("--clock", choices=("real", "manual"), default=defaults.clock)
     add("--clock-start", type=_instant, default=None, help="initial clock time (ISO-8601)")
     add("--seed", type=int, default=defaults.seed, help="seed of the MPID generator")
+    add(
+        "--state-file",
+        default=None,
+        help="JSON file to load the state from at start and save it to as runs end and at stop",
+    )
     add(EXIT_WITH_PARENT_FLAG, action="store_true", help="stop when stdin closes (parent gone)")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
@@ -80,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
         clock=args.clock,
         clock_start=args.clock_start,
         seed=args.seed,
+        state_file=args.state_file,
     )
     return config, args.exit_with_parent
 
