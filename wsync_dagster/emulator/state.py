@@ -64,7 +64,7 @@ def _run(run: Run) -> dict[str, Any]:
 
 
 def _load_run(data: dict[str, Any]) -> Run:
-    fields = {**data, "audit": _load_audit(data["audit"])}
+    fields: dict[str, Any] = {**data, "audit": _load_audit(data["audit"])}
     fields.update({name: _parse(data[name]) for name in _RUN_INSTANTS})
     return Run(**fields)
 
