@@ -85,19 +85,27 @@ def check_evaluations(instance: dg.DagsterInstance, name: str) -> list[dg.AssetC
     return found
 
 
-def test_one_tick_records_every_catch_up_run_then_nothing_twice(
-    registry, resources, control, instance
-) -> None:
+def caught_up_hourly(
+    registry: Registry, resources: dict[str, Any], control: EmulatorControl
+) -> tuple[Registry, list[PipelineRun], list[str]]:
+    """The hourly sync alone, its 72 catch-up runs made, and their partition keys (oldest first)."""
     hourly = only(registry, HOURLY)
     set_up(hourly, resources, control)
     runs = emulator_runs(resources, hourly, HOURLY)
+    keys = sorted(r.logical_date.strftime("%Y-%m-%d-%H:%M") for r in runs if r.logical_date)
+    return hourly, runs, keys
+
+
+def test_one_tick_records_every_catch_up_run_then_nothing_twice(
+    registry, resources, control, instance
+) -> None:
+    hourly, runs, keys = caught_up_hourly(registry, resources, control)
     assert len(runs) == 72 and all(r.pipeline_run_state == "success" for r in runs)
 
     first = tick(instance, hourly, resources, None)
     found = materialized(instance, HOURLY)
     spec = hourly.sync(HOURLY)
-    keys = {r.logical_date.strftime("%Y-%m-%d-%H:%M") for r in runs if r.logical_date}
-    assert set(found) == keys
+    assert sorted(found) == keys
     assert all(len(metas) == 1 for metas in found.values())
     meta = next(iter(found.values()))[0]
     assert meta[RECORDED_BY] == "wsync_runs_sensor"
@@ -116,18 +124,16 @@ def test_one_tick_records_every_catch_up_run_then_nothing_twice(
 def test_runs_a_dagster_run_recorded_are_not_recorded_again(
     registry, resources, control, instance
 ) -> None:
-    hourly = only(registry, HOURLY)
-    set_up(hourly, resources, control)
-    runs = emulator_runs(resources, hourly, HOURLY)
-    last_six = sorted(r.logical_date.strftime("%Y-%m-%d-%H:%M") for r in runs if r.logical_date)
-    result = materialize(hourly, resources, HOURLY, last_six[-6:], instance=instance)
+    hourly, _, keys = caught_up_hourly(registry, resources, control)
+    last_six = keys[-6:]
+    result = materialize(hourly, resources, HOURLY, last_six, instance=instance)
     assert result.success, failure_message(result)
 
     tick(instance, hourly, resources, None)
     found = materialized(instance, HOURLY)
     assert len(found) == 72 and all(len(metas) == 1 for metas in found.values())
     by_sensor = [k for k, m in found.items() if m[0].get(RECORDED_BY)]
-    assert sorted(set(found) - set(by_sensor)) == last_six[-6:]
+    assert sorted(set(found) - set(by_sensor)) == last_six
 
 
 def test_a_failed_run_is_a_failed_check_on_its_partition(
@@ -157,8 +163,7 @@ def test_a_failed_run_is_a_failed_check_on_its_partition(
 def test_a_long_history_is_worked_through_over_several_bounded_ticks(
     registry, resources, control, instance
 ) -> None:
-    hourly = only(registry, HOURLY)
-    set_up(hourly, resources, control)
+    hourly, _, _ = caught_up_hourly(registry, resources, control)
     limits = ObserveLimits(page_size=20, max_runs_per_pipeline=15, max_listings_per_pipeline=4)
     cursor = None
     recorded_per_tick = []
