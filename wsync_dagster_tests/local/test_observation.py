@@ -54,3 +54,29 @@ def test_after_the_demo_one_tick_shows_every_partition_the_emulator_ran(
     assert instance.get_materialized_partitions(TICKET_ACTIVITY) == synced
     records = instance.fetch_materializations(TICKET_ACTIVITY, limit=1000).records
     assert len(records) == 72  # the demo's 6 were not recorded a second time
+
+
+def test_the_emulator_state_is_kept_only_with_the_anchor_its_runs_extracted(tmp_path: Path) -> None:
+    first = LocalStack(tmp_path, SampleConfig(anchor=ANCHOR))
+    first._continue_or_start_over()
+    assert first.fresh and first.anchor_path.read_text().strip() == ANCHOR.isoformat()
+    first.state_path.write_text("{}")
+
+    again = LocalStack(tmp_path)
+    again._continue_or_start_over()
+    assert not again.fresh and again.sample.anchor == ANCHOR and again.state_path.exists()
+
+    other = LocalStack(tmp_path, SampleConfig(anchor=ANCHOR.replace(hour=16)))
+    other._continue_or_start_over()
+    assert other.fresh and not other.state_path.exists()
+
+
+def test_an_empty_emulator_clears_the_dagster_history_it_no_longer_matches(
+    tmp_path: Path,
+) -> None:
+    home = prepare_dagster_home(tmp_path / "home")
+    (home / "storage").mkdir()
+    (home / "storage" / "runs.db").write_text("old")
+    assert prepare_dagster_home(home, forget=False) == home and (home / "storage").exists()
+    prepare_dagster_home(home, forget=True)
+    assert [p.name for p in home.iterdir()] == ["dagster.yaml"]
