@@ -42,6 +42,17 @@ SENSOR_NAME = "wsync_runs_sensor"
 MINIMUM_INTERVAL_SECONDS = 30
 RECORDED_BY = "wsync/recorded_by"
 DEFAULT_LIMITS = ObserveLimits()
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+IN_FLIGHT_LIMIT = 200
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -155,12 +166,54 @@ def already_recorded(
     return recorded_run_ids([m for m in found if m is not None])
 
 
-def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, limits: ObserveLimits) -> None:
-    """Add the events of ``item``'s runs to ``tick`` (skipping those on record), move its mark."""
+Busy = dict[dg.AssetKey, list[tuple[str, str]] | None]
+
+
+def busy_partitions(instance: dg.DagsterInstance) -> Busy:
+    """Partition ranges that Dagster runs in flight are materializing (None: the whole asset).
+
+    Such a run reports its partitions itself when it ends; recording them now would record the same
+    mParticle run twice. One bounded query per tick.
+    """
+    busy: Busy = {}
+    in_flight = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=IN_FLIGHT_LIMIT)
+    for run in in_flight:
+        tags = run.tags
+        single = tags.get(PARTITION_TAG)
+        start, end = tags.get(RANGE_START_TAG, single), tags.get(RANGE_END_TAG, single)
+        for key in run.asset_selection or ():
+            ranges = busy.get(key, [])
+            whole = start is None or end is None or ranges is None
+            busy[key] = None if whole or ranges is None else [*ranges, (start, end)]
+    return busy
+
+
+def is_busy(busy: Busy, key: dg.AssetKey, partition: str | None) -> bool:
+    if key not in busy:
+        return False
+    ranges = busy[key]
+    # Time partition keys of one format sort as their instants do.
+    return ranges is None or partition is None or any(a <= partition <= b for a, b in ranges)
+
+
+def record(
+    instance: dg.DagsterInstance, item: Observed, tick: Tick, limits: ObserveLimits, busy: Busy
+) -> None:
+    """Add the events of ``item``'s runs to ``tick`` (skipping those on record), move its mark.
+
+    Runs from the first whose partition a Dagster run in flight is materializing wait a tick.
+    """
     spec = item.spec
     key = naming.asset_key(spec)
     partitions = partitions_for(spec.schedule) if spec.schedule.is_interval else None
     keyed = [(r, partition_of(partitions, r) if partitions else None) for r in item.batch.runs]
+    held = next((i for i, (_, p) in enumerate(keyed) if is_busy(busy, key, p)), None)
+    if held is not None:
+        tick.notes.append(
+            f"'{spec.name}': run {keyed[held][0].pipeline_run_id} waits for the Dagster run in "
+            "flight on its partition"
+        )
+        keyed = keyed[:held]
     off_grid = [r for r, p in keyed if partitions is not None and p is None]
     if off_grid:
         tick.notes.append(
@@ -191,8 +244,8 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, limits: Obs
         )
         tick.events.append(run_events(recording))
         tick.recorded += 1
-    if item.batch.runs:
-        tick.marks[spec.resolved_pipeline_id] = Mark.of(item.batch.runs[-1])
+    if keyed:
+        tick.marks[spec.resolved_pipeline_id] = Mark.of(keyed[-1][0])
 
 
 def observe_tick(
@@ -210,8 +263,9 @@ def observe_tick(
     with small_budget(mparticle, limits).open_client() as client:
         observed = read_runs(client, registry, tick, limits, clock)
     count_runs(snowflake, observed)
+    busy = busy_partitions(instance)
     for item in observed:
-        record(instance, item, tick, limits)
+        record(instance, item, tick, limits, busy)
     summary: dict[str, Any] = {
         "recorded_runs": tick.recorded,
         "already_recorded": tick.duplicates,

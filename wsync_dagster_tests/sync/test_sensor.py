@@ -222,3 +222,28 @@ def test_an_on_demand_run_triggered_outside_dagster_is_an_unpartitioned_material
     assert meta["mparticle/run_id"] == triggered.pipeline_run_id
     assert meta["mparticle/run_type"] == "manual"
     assert meta["preflight/rows"] == meta["mparticle/records_extracted"] > 0
+
+
+def test_partitions_a_dagster_run_in_flight_is_syncing_wait_for_that_run(
+    registry, resources, control, instance
+) -> None:
+    hourly, _, keys = caught_up_hourly(registry, resources, control)
+    in_flight = dg.DagsterRun(
+        job_name="__ASSET_JOB",
+        run_id="in-flight",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={
+            "dagster/asset_partition_range_start": keys[10],
+            "dagster/asset_partition_range_end": keys[15],
+        },
+        asset_selection=frozenset({dg.AssetKey([naming.KEY_PREFIX, HOURLY])}),
+    )
+    instance.add_run(in_flight)
+
+    held = tick(instance, hourly, resources, None)
+    assert sorted(materialized(instance, HOURLY)) == keys[:10]
+    assert held.skip_reason is not None and "waits for the Dagster run" in str(held.skip_reason)
+
+    instance.report_run_failed(in_flight)
+    tick(instance, hourly, resources, held.cursor)
+    assert sorted(materialized(instance, HOURLY)) == keys
