@@ -183,8 +183,10 @@ def busy_partitions(instance: dg.DagsterInstance) -> Busy:
         start, end = tags.get(RANGE_START_TAG, single), tags.get(RANGE_END_TAG, single)
         for key in run.asset_selection or ():
             ranges = busy.get(key, [])
-            whole = start is None or end is None or ranges is None
-            busy[key] = None if whole or ranges is None else [*ranges, (start, end)]
+            if start is None or end is None or ranges is None:
+                busy[key] = None
+            else:
+                busy[key] = [*ranges, (start, end)]
     return busy
 
 
