@@ -35,31 +35,34 @@ class ExponentialBackoff:
         return wait
 
 
-def poll_each(
-    fetch: Callable[[], T],
-    done: Callable[[T], bool],
-    *,
-    timeout: float,
-    backoff: Backoff,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> Iterator[T]:
-    """Call ``fetch`` until ``done`` says so or ``timeout`` seconds of ``clock`` pass, yielding
-    each result as it comes, so a caller can act on it before the next wait.
+@dataclass(frozen=True)
+class Pacing:
+    """How a poll loop waits: for at most ``timeout`` seconds of ``clock``, ``backoff`` between
+    calls, by calling ``sleep``."""
+
+    timeout: float
+    backoff: Backoff
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+
+
+def poll_each(fetch: Callable[[], T], done: Callable[[T], bool], pacing: Pacing) -> Iterator[T]:
+    """Call ``fetch`` until ``done`` says so or the pacing's timeout passes, yielding each result
+    as it comes, so a caller can act on it before the next wait.
 
     Waits ``backoff.next()`` between calls (cut short at the deadline). The last result yielded is
     the one that was done, or the last before the deadline. Closing the generator stops polling.
     """
-    deadline = clock() + timeout
+    deadline = pacing.clock() + pacing.timeout
     while True:
         result = fetch()
         yield result
         if done(result):
             return
-        remaining = deadline - clock()
+        remaining = deadline - pacing.clock()
         if remaining <= 0:
             return
-        sleep(min(backoff.next(), remaining))
+        pacing.sleep(min(pacing.backoff.next(), remaining))
 
 
 def poll(
@@ -71,8 +74,9 @@ def poll(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> tuple[T, int]:
-    """:func:`poll_each` to the end: returns the last result, done or not, and the number of calls."""
-    results = poll_each(fetch, done, timeout=timeout, backoff=backoff, sleep=sleep, clock=clock)
+    """Call ``fetch`` until ``done`` says so or ``timeout`` seconds of ``clock`` pass
+    (:func:`poll_each` to the end): returns the last result, done or not, and the number of calls."""
+    results = poll_each(fetch, done, Pacing(timeout, backoff, sleep, clock))
     last, polls = next(results), 1
     for last in results:  # noqa: B007 (the last result is the answer)
         polls += 1

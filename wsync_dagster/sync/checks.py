@@ -84,27 +84,23 @@ class Verdict:
     description: str | None
     metadata: dict[str, Any]
 
+    def _fields(self, key: dg.AssetKey) -> dict[str, Any]:
+        return {
+            "asset_key": key,
+            "check_name": self.name,
+            "passed": self.passed,
+            "severity": self.severity,
+            "description": self.description,
+            "metadata": self.metadata,
+        }
+
     def result(self, key: dg.AssetKey) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            asset_key=key,
-            check_name=self.name,
-            passed=self.passed,
-            severity=self.severity,
-            description=self.description,
-            metadata=self.metadata,
-        )
+        return dg.AssetCheckResult(**self._fields(key))
 
     def evaluation(self, key: dg.AssetKey, partition: str) -> dg.AssetCheckEvaluation:
-        return dg.AssetCheckEvaluation(
-            asset_key=key,
-            check_name=self.name,
-            passed=self.passed,
-            severity=self.severity,
-            description=self.description,
-            metadata=self.metadata,
-            blocking=self.name == naming.CHECK_PREFLIGHT_PARITY,
-            partition=partition,
-        )
+        """This verdict as one partition's evaluation; only the parity check blocks."""
+        blocking = self.name == naming.CHECK_PREFLIGHT_PARITY
+        return dg.AssetCheckEvaluation(**self._fields(key), blocking=blocking, partition=partition)
 
 
 def check_results(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
-from wsync_dagster.mparticle.polling import ExponentialBackoff, poll, poll_each
+from wsync_dagster.mparticle.polling import ExponentialBackoff, Pacing, poll, poll_each
 from wsync_dagster.sync.windows import Window
 
 LISTING_PAGE_SIZE = 500
@@ -253,14 +253,8 @@ class WindowWatch:
         pace = Pace(
             self.progress, s.poll_interval, s.max_poll_interval, s.backfill_max_poll_interval
         )
-        yield from poll_each(
-            self._fetch,
-            lambda _: self.progress.pending == 0,
-            timeout=s.timeout,
-            backoff=pace,
-            sleep=s.sleep,
-            clock=s.clock,
-        )
+        pacing = Pacing(s.timeout, pace, s.sleep, s.clock)
+        yield from poll_each(self._fetch, lambda _: self.progress.pending == 0, pacing)
 
 
 def wait_for_windows(
