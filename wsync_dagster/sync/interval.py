@@ -82,11 +82,8 @@ def _paused_problem(spec: SyncSpec, window: Window) -> str:
 
 
 class PartitionReporter:
-    """Reports one synced partition: its materialization, then its own check evaluations.
-
-    A check's step output is yielded once, with its first evaluation (Dagster requires it); checks
-    left out of the run's selection are not evaluated.
-    """
+    """Reports one synced partition: its materialization, then its own check evaluations
+    (of the checks selected for the run)."""
 
     def __init__(
         self,
@@ -109,7 +106,7 @@ class PartitionReporter:
     def history(self, window: Window) -> list[int]:
         """Rows of the windows before ``window``: recorded partitions, then this pre-flight's."""
         before = self.report.counts[: self.position[window.key]]
-        return self.earlier + [c.rows for c in before if c.window.key in self.position]
+        return self.earlier + [c.rows for c in before]
 
     def report_window(
         self, window: Window, run: PipelineRun, extra: dict[str, Any] | None = None
@@ -120,15 +117,16 @@ class PartitionReporter:
             self.key, self.spec, window, run, count, metadata, partition=window.key
         )
         self.reported += 1
+        # every selected check's step output, once, with the first partition (Dagster requires
+        # one per check; a check added to check_specs but not judged here never fails the step)
+        for check_key in sorted(self.outputs_due, key=lambda k: k.name):
+            yield dg.Output(
+                None, output_name=self.assets_def.get_output_name_for_asset_check_key(check_key)
+            )
+        self.outputs_due.clear()
         for evaluation in checks.partition_evaluations(self.key, count, run, self.history(window)):
-            check_key = evaluation.asset_check_key
-            if check_key not in self.selected:
-                continue
-            if check_key in self.outputs_due:
-                self.outputs_due.discard(check_key)
-                name = self.assets_def.get_output_name_for_asset_check_key(check_key)
-                yield dg.Output(None, output_name=name)
-            yield evaluation
+            if evaluation.asset_check_key in self.selected:
+                yield evaluation
 
 
 def _looks(
