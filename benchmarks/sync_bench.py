@@ -19,6 +19,10 @@
    process; the runs' own metadata (``preflight/queries``, ``wsync/api_requests``, ...) as a
    cross-check. Dagster's instance is in memory (``--instance sqlite``: SQLite files, as under
    ``dagster dev``, which adds a per-run storage cost the naive way pays per partition).
+   Reporting (``report_lag.py``): when the first partition was reported, and the longest and mean
+   lag from a run's end to its partition's materialization, in emulator time; then the adaptive
+   polling targets: at most 30 run listings, API calls at least 20x fewer than one run per
+   partition, every lag within the longest poll interval.
 2. **Definition load** with 2 and with N declared tables (default 100; every cadence, 5 active, the
    rest paused): registries written to a temp dir, each loaded in a fresh process (forked from one
    that has imported the code location's modules, whose import cost is reported once), timing
