@@ -153,3 +153,21 @@ def test_progress_estimates_the_time_left_from_run_durations_and_the_pace_of_end
     assert progress.seconds_left() == 8 * 100
     assert "2 done, 0 failed, 8 pending of 10" in progress.line()
     assert "about 13m20s left" in progress.line()
+
+
+def test_poll_each_hands_out_each_result_before_waiting_and_stops_when_closed() -> None:
+    from wsync_dagster.mparticle.polling import ExponentialBackoff, Pacing, poll_each
+
+    calls: list[float] = []
+    pipeline = SequentialPipeline(1, 60)
+
+    def fetch() -> int:
+        calls.append(pipeline.now)
+        return len(calls)
+
+    pacing = Pacing(1000, ExponentialBackoff(5, 60), pipeline.sleep, lambda: pipeline.now)
+    results = poll_each(fetch, lambda n: n >= 10, pacing)
+    assert next(results) == 1 and pipeline.sleeps == []  # nothing waited before the caller acts
+    assert next(results) == 2 and pipeline.sleeps == [5]
+    results.close()
+    assert calls == [0, 5] and pipeline.sleeps == [5]
