@@ -21,6 +21,7 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 
+import wsync_dagster.defs
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.specs import (
     Registry,
@@ -81,6 +82,35 @@ class WarehouseSyncScaffolder(dg.Scaffolder):
             STARTER.format(type=request.type_name, name=name, slug=name.replace("_", "-")),
             encoding="utf-8",
         )
+        _scaffold_resources(request.target_path.parent)
+
+
+RESOURCES_FILE = "wsync_resources.py"
+RESOURCES_STARTER = '''\
+"""The resources every WarehouseSyncComponent in this defs folder uses (written once by
+`dg scaffold defs wsync_dagster.WarehouseSyncComponent ...`): Snowflake and mParticle as the
+target WSYNC_TARGET names, with settings and secrets read from the environment."""
+
+import os
+
+import dagster as dg
+
+from wsync_dagster.resources import production_resources
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=production_resources(os.environ))
+'''
+
+
+def _scaffold_resources(defs_folder: Path) -> None:
+    """Bind the syncs' resources in a project's defs folder, once. Not in this package's own defs
+    folder: its code locations bind theirs (:mod:`wsync_dagster.code_location`)."""
+    own = Path(wsync_dagster.defs.__file__).resolve().parent
+    if defs_folder.resolve() == own or any(defs_folder.rglob(RESOURCES_FILE)):
+        return
+    (defs_folder / RESOURCES_FILE).write_text(RESOURCES_STARTER, encoding="utf-8")
 
 
 STARTER = textwrap.dedent(

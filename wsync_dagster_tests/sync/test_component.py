@@ -173,6 +173,9 @@ def test_the_scaffolded_starter_loads(tmp_path: Path, monkeypatch: pytest.Monkey
     defs = dg.load_from_defs_folder(path_within_project=project)
     keys = {k for a in defs.assets or () if isinstance(a, dg.AssetsDefinition) for k in a.keys}
     assert keys == {dg.AssetKey(["mparticle", "web_orders"])}
+    # The syncs' resources are bound once per defs folder, so the starter loads on its own.
+    assert (target.parent / "wsync_resources.py").exists()
+    dg.Definitions.validate_loadable(defs)
 
 
 def test_the_sample_defs_folder_is_the_default_registry() -> None:
