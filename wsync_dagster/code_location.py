@@ -5,8 +5,10 @@ Shared by the production code location (:mod:`wsync_dagster.definitions`) and th
 calls :func:`build_definitions` with its own resources.
 """
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -51,8 +53,9 @@ def build_definitions(
     environ = os.environ if environ is None else environ
     bound = dict(production_resources(environ) if resources is None else resources)
     tree = defs_tree()
-    folder = sync_components(tree)
-    defs = tree.build_defs()
+    with _quiet_loader():
+        folder = sync_components(tree)
+        defs = tree.build_defs()
     if components is not None:
         check_across(components)
         defs = _replace_sync_assets(defs, folder, components)
@@ -60,6 +63,19 @@ def build_definitions(
         components = folder
     syncs = [pair for component in components for pair in component.sync_keys()]
     return dg.Definitions.merge(defs, dg.Definitions(resources=bound), build_schedules(syncs))
+
+
+@contextlib.contextmanager
+def _quiet_loader() -> Iterator[None]:
+    """Dagster 1.13's defs-folder loader warns, on every load, that the APIs it uses itself (code
+    references, module loading) are beta or preview; those warnings say nothing about this project."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=".*(LocalFileCodeReference|CodeReferencesMetadataValue|load_definitions_from_"
+            "modules?).* is currently in (beta|preview)",
+        )
+        yield
 
 
 def _replace_sync_assets(
