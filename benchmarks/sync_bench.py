@@ -73,7 +73,7 @@ _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
 _HOURLY = cadence("hourly").catch_up
 assert _HOURLY is not None
 HOURLY_CATCH_UP = int((_REFERENCE - _HOURLY.earliest_start(_REFERENCE)).total_seconds() // 3600)
-# Metadata each run repeats on every partition it materializes: summed once per run.
+# The step's counters, on the one asset observation each materialization step logs.
 RUN_LEVEL = ("preflight/queries", "wsync/api_requests", "wsync/token_requests", "wsync/run_polls")
 # Poll as the resource does by default against mParticle (the tests poll less, to run faster).
 POLLING = {
@@ -265,8 +265,10 @@ def measure(
             outcome.rows.append(int(getattr(rows, "value", rows)))
         if not result.success:
             outcome.failures.append(f"run {result.run_id} failed")
-        if events:  # run-level numbers are repeated on every partition of the run: count them once
-            metadata = events[0].step_materialization_data.materialization.metadata
+        for event in result.all_events:
+            if event.event_type_value != "ASSET_OBSERVATION":
+                continue
+            metadata = event.asset_observation_data.asset_observation.metadata
             meta = {
                 key: int(getattr(v, "value", v)) for key, v in metadata.items() if key in RUN_LEVEL
             }

@@ -23,15 +23,21 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from wsync_dagster.mparticle import ClientCredentials, RetryPolicy, WarehouseSyncClient
 from wsync_dagster.mparticle.auth import DEFAULT_AUDIENCE, DEFAULT_TOKEN_URL
 from wsync_dagster.mparticle.client import DEFAULT_API_ROOT
+from wsync_dagster.resource_safety import (
+    MaskedSecrets,
+    MaskedSnowflakeResource,
+    checked_url,
+    url_setting_problems,
+)
 
 TARGET_VAR = "WSYNC_TARGET"
 LOCAL_CODE_LOCATION = "wsync_dagster.local.definitions"
@@ -117,14 +123,25 @@ def settings_problems(
 
 
 def require_settings(
-    target: Target, settings: tuple[Setting, ...], environ: Mapping[str, str], hint: str
+    target: Target,
+    settings: tuple[Setting, ...],
+    environ: Mapping[str, str],
+    hint: str,
+    more_problems: tuple[str, ...] | list[str] = (),
 ) -> None:
-    """Raise one SettingsError naming every setting of ``settings`` that is not usable."""
-    if problems := settings_problems(settings, environ):
+    """Raise one SettingsError naming every setting of ``settings`` that is not usable (and
+    ``more_problems``, found by checks of the caller's own)."""
+    if problems := [*settings_problems(settings, environ), *more_problems]:
         lines = "\n".join(f"  {p}" for p in problems)
         raise SettingsError(
             f"{TARGET_VAR}={target.value} needs {len(problems)} more setting(s):\n{lines}\n{hint}"
         )
+
+
+def real_target_problems(environ: Mapping[str, str]) -> list[str]:
+    """Every problem of the real target's settings: missing or malformed variables, and URLs that
+    would send the client secret in clear text."""
+    return [*settings_problems(REAL_SETTINGS, environ), *url_setting_problems(environ)]
 
 
 def setting_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
@@ -150,7 +167,7 @@ def unselected_resources() -> dict[str, object]:
     return {key: TargetNotSelected(resource_name=key) for key in ("snowflake", "mparticle")}
 
 
-class MParticleResource(dg.ConfigurableResource):
+class MParticleResource(MaskedSecrets, dg.ConfigurableResource):
     """An mParticle API credential and workspace; :meth:`get_client` returns the typed client.
 
     Holds configuration; :class:`~wsync_dagster.mparticle.WarehouseSyncClient` does the HTTP. The
@@ -158,8 +175,12 @@ class MParticleResource(dg.ConfigurableResource):
     partition and thread of the run) and ``teardown_after_execution`` closes it. Outside a run, use
     ``with resource.open_client() as client:``. Tokens are cached per credential per process (see
     :mod:`wsync_dagster.mparticle.auth`), so a new client does not mean a new token.
-    Bind secrets with ``dagster.EnvVar`` so they are resolved at launch and never shown in the UI.
+    Bind secrets with ``dagster.EnvVar`` so they are resolved at launch and never shown in the UI;
+    ``repr`` and ``str`` mask the client secret however it was bound, and the token URL and API root
+    must be ``https://`` (``http://`` only on loopback) so that the secret never travels in clear.
     """
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("client_secret",)
 
     client_id: str = Field(description="client id of an API credential with Platform API access")
     client_secret: str = Field(description="the credential's secret; bind with dagster.EnvVar")
@@ -186,6 +207,13 @@ class MParticleResource(dg.ConfigurableResource):
     )
 
     _client: WarehouseSyncClient | None = PrivateAttr(default=None)
+
+    @field_validator("api_root", "token_url", mode="before")
+    @classmethod
+    def _secure_url(cls, value: Any, info: ValidationInfo) -> Any:
+        # Before pydantic's own parsing, to tell an unresolved EnvVar from a value: checked once
+        # the EnvVar is resolved, when dagster validates the resource again with the real value.
+        return checked_url(value, str(info.field_name))
 
     # Time, overridable in one place (tests drive the emulator's clock instead of sleeping).
     def sleep(self, seconds: float) -> None:
@@ -252,7 +280,7 @@ def snowflake_resource(environ: Mapping[str, str] | None = None) -> SnowflakeRes
     one round trip per materialization that commits nothing.
     """
     environ = os.environ if environ is None else environ
-    return SnowflakeResource(
+    return MaskedSnowflakeResource(
         account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
         user=dg.EnvVar("SNOWFLAKE_USER"),
         password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
@@ -302,5 +330,6 @@ def production_resources(environ: Mapping[str, str] | None = None) -> dict[str, 
         REAL_SETTINGS,
         environ,
         f"Set them, or run the embedded default with `python3 dev.py demo` ({LOCAL_CODE_LOCATION}).",
+        url_setting_problems(environ),
     )
     return {"snowflake": snowflake_resource(environ), "mparticle": mparticle_resource(environ)}

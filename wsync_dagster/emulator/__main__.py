@@ -1,7 +1,7 @@
 """``python -m wsync_dagster.emulator``: the emulator as its own process.
 
 Prints one line, ``wsync-emulator ready http://HOST:PORT``, on stdout once it accepts connections
-(the readiness protocol of :mod:`wsync_dagster.local.process`); logs go to stderr. SIGTERM or
+(the readiness protocol its launcher waits for); logs go to stderr. SIGTERM or
 SIGINT stops it cleanly (the HTTP server, then the run worker).
 """
 
@@ -15,8 +15,13 @@ from types import FrameType
 
 from wsync_dagster.emulator.clock import parse_iso_instant
 from wsync_dagster.emulator.config import EmulatorConfig
-from wsync_dagster.emulator.server import READY_MARKER, EmulatorServer
-from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, exit_when_parent_exits
+from wsync_dagster.emulator.lifecycle import (
+    EXIT_WITH_PARENT_FLAG,
+    READY_MARKER,
+    exit_when_parent_exits,
+)
+from wsync_dagster.emulator.limits import SCHEDULE_INTERVALS
+from wsync_dagster.emulator.server import EmulatorServer
 
 
 def _instant(value: str) -> datetime:
@@ -24,6 +29,21 @@ def _instant(value: str) -> datetime:
         return parse_iso_instant(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 instant with a zone: {value}") from None
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {value}")
+    return int(value)
+
+
+def _record_limit(value: str) -> tuple[str, int]:
+    interval, _, records = value.partition("=")
+    if interval not in SCHEDULE_INTERVALS:
+        raise argparse.ArgumentTypeError(
+            f"{value}: expected SCHEDULE=RECORDS with SCHEDULE one of {', '.join(SCHEDULE_INTERVALS)}"
+        )
+    return interval, _positive(records)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
@@ -38,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
     add("--port", type=int, default=defaults.port, help="port to bind; 0 picks a free one")
     add("--snowflake-host", default=defaults.snowflake_host, help="the warehouse's host")
     add("--snowflake-port", type=int, required=True, help="the warehouse's port")
+    add("--snowflake-account", default=defaults.snowflake_account, help="the warehouse's account")
     add("--snowflake-user", default=defaults.snowflake_user, help="the user it accepts")
     add("--snowflake-password", default=defaults.snowflake_password, help="the password it accepts")
     add("--client-id", default=defaults.client_id)
@@ -55,6 +76,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
     add("--clock", choices=("real", "manual"), default=defaults.clock)
     add("--clock-start", type=_instant, default=None, help="initial clock time (ISO-8601)")
     add("--seed", type=int, default=defaults.seed, help="seed of the MPID generator")
+    add(
+        "--record-limit",
+        type=_record_limit,
+        action="append",
+        default=[],
+        metavar="SCHEDULE=RECORDS",
+        help="records one run of that schedule_interval may extract (repeatable), e.g. hourly=10",
+    )
+    add("--max-columns", type=_positive, default=defaults.max_model_columns)
+    add("--max-active-pipelines", type=_positive, default=defaults.max_active_pipelines)
     add(EXIT_WITH_PARENT_FLAG, action="store_true", help="stop when stdin closes (parent gone)")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
@@ -62,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
         port=args.port,
         snowflake_host=args.snowflake_host,
         snowflake_port=args.snowflake_port,
+        snowflake_account=args.snowflake_account,
         snowflake_user=args.snowflake_user,
         snowflake_password=args.snowflake_password,
         client_id=args.client_id,
@@ -74,6 +106,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
         clock=args.clock,
         clock_start=args.clock_start,
         seed=args.seed,
+        record_limits={**defaults.record_limits, **dict(args.record_limit)},
+        max_model_columns=args.max_columns,
+        max_active_pipelines=args.max_active_pipelines,
     )
     return config, args.exit_with_parent
 

@@ -1,13 +1,14 @@
-"""The emulator's clock and the spec's time formats.
+"""The emulator's clock and the API's time formats (see ``docs/warehouse-sync-api.md``).
 
 Every instant the emulator stores is a timezone-aware UTC ``datetime`` with millisecond precision.
 """
 
-import calendar
 import math
 import re
 import threading
 from datetime import UTC, datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
 
 from wsync_dagster.emulator.config import ClockMode
 
@@ -61,11 +62,12 @@ def parse_iso_instant(value: str) -> datetime:
 
 
 def add_months(dt: datetime, months: int) -> datetime:
-    """``dt`` moved by whole calendar months, the day clamped to the target month's end."""
-    index = dt.year * 12 + dt.month - 1 + months
-    year, month = divmod(index, 12)
-    day = min(dt.day, calendar.monthrange(year, month + 1)[1])
-    return dt.replace(year=year, month=month + 1, day=day)
+    """``dt`` moved by whole calendar months, the day clamped to the target month's end.
+
+    Always move from the anchor (``add_months(start, k)``), never chain: Jan 31 + 1 is Feb 28/29,
+    and chaining another month from there would lose the 31st.
+    """
+    return dt + relativedelta(months=months)
 
 
 def whole_seconds(dt: datetime) -> datetime:

@@ -2,9 +2,13 @@
 
 import dataclasses
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from wsync_dagster.emulator.limits import DEFAULT_RECORD_LIMITS
+from wsync_dagster.emulator.limits import (
+    DEFAULT_RECORD_LIMITS,
+    MAX_ACTIVE_PIPELINES,
+    MAX_MODEL_COLUMNS,
+)
 
 ClockMode = Literal["real", "manual"]
 
@@ -22,10 +26,15 @@ class EmulatorConfig:
     port: int = 0
     snowflake_host: str = "127.0.0.1"
     snowflake_port: int = 0
+    # The local stand-in accepts any account; this one makes the arguments look like a real one's.
+    snowflake_account: str = "fakesnow"
     snowflake_user: str = "fake"
     snowflake_password: str = "snow"
+    snowflake_protocol: str = "http"
     # Seconds the Snowflake connector keeps retrying an unreachable warehouse before giving up.
     snowflake_login_timeout: int = 10
+    # Seconds one warehouse request may take (a stand-in's internal error is retried until then).
+    snowflake_network_timeout: int = 60
     client_id: str = "local-client"
     client_secret: str = "local-secret"
     # The e-mail of the credential's owner, shown in every created_by/last_modified_by.
@@ -47,3 +56,22 @@ class EmulatorConfig:
     record_limits: dict[str, int] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_RECORD_LIMITS)
     )
+    # Columns a data model may return, and pipelines a workspace may have active (a contracted
+    # workspace may have other numbers than the documented ones).
+    max_model_columns: int = MAX_MODEL_COLUMNS
+    max_active_pipelines: int = MAX_ACTIVE_PIPELINES
+
+    def snowflake_connect_args(self) -> dict[str, Any]:
+        """Arguments for ``snowflake.connector.connect`` that reach the configured warehouse."""
+        return {
+            "account": self.snowflake_account,
+            "user": self.snowflake_user,
+            "password": self.snowflake_password,
+            "host": self.snowflake_host,
+            "port": self.snowflake_port,
+            "protocol": self.snowflake_protocol,
+            # The connector's out-of-band telemetry would try to reach Snowflake's servers.
+            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+            "login_timeout": self.snowflake_login_timeout,
+            "network_timeout": self.snowflake_network_timeout,
+        }

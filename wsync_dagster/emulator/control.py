@@ -48,7 +48,7 @@ class EmulatorControl:
         self._call("POST", "reset")
 
     def config(self) -> dict[str, Any]:
-        """Workspace, org and account ids, client id, clock mode and run duration."""
+        """Workspace, org and account ids, client id, clock mode, run duration and limits."""
         return self._call("GET", "config")
 
     # faults

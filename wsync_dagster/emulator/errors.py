@@ -1,4 +1,4 @@
-"""Errors the emulator answers with, each carrying its HTTP status (moto's ``exceptions.py``)."""
+"""Errors the emulator answers with, each carrying its HTTP status."""
 
 
 class ApiError(Exception):

@@ -3,6 +3,7 @@
 Counted faults are used up one call at a time; none of them applies to ``/_emulator/`` itself.
 """
 
+import asyncio
 import dataclasses
 import re
 from collections import deque
@@ -33,11 +34,44 @@ class RequestFault:
 
 
 @dataclasses.dataclass
+class RequestHold:
+    """Hold the next ``count`` matching API calls until all of them have arrived, then let them all
+    proceed: concurrent clients meet at that call, which makes a race between them repeatable. A
+    held call proceeds anyway after ``seconds``, so a missing client never hangs the others (calls
+    already held when the faults are cleared or replaced also wait out their ``seconds``)."""
+
+    calls: RequestFault = dataclasses.field(default_factory=RequestFault)
+    seconds: float = 30.0
+    waiting: int = 0
+    _all_arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def meet(self, method: str, path: str) -> None:
+        """Called on the server's event loop for every API call; returns at once unless held."""
+        if not self.calls.take(method, path):
+            return
+        if self.calls.count == 0:
+            self._all_arrived.set()
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._all_arrived.wait(), self.seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self.waiting -= 1
+
+    def to_json(self) -> dict[str, Any]:
+        calls = self.calls
+        return {"count": calls.count, "seconds": self.seconds, "method": calls.method,
+                "path": calls.path, "waiting": self.waiting}  # fmt: skip
+
+
+@dataclasses.dataclass
 class Faults:
     """Every fault the emulator can inject; the default instance injects none."""
 
     throttle: RequestFault = dataclasses.field(default_factory=lambda: RequestFault(status=429))
     server_error: RequestFault = dataclasses.field(default_factory=RequestFault)
+    hold: RequestHold = dataclasses.field(default_factory=RequestHold)
     token_delay_seconds: float = 0.0
     token_delay_count: int | None = None  # None: every token call is slow until cleared
     token_failures: int = 0
@@ -66,6 +100,7 @@ class Faults:
         return {
             "throttle": dataclasses.asdict(self.throttle),
             "server_error": dataclasses.asdict(self.server_error),
+            "hold": self.hold.to_json(),
             "token_delay": {"seconds": self.token_delay_seconds, "count": self.token_delay_count},
             "token_failure": {"count": self.token_failures},
             "warehouse_unreachable": self.warehouse_unreachable,
@@ -118,6 +153,7 @@ _MATCH = {"method": (str, type(None)), "path": (str, type(None))}
 _OPTIONS: dict[str, dict[str, Any]] = {
     "throttle": {**_COUNT, "retry_after": int, **_MATCH},
     "server_error": {**_COUNT, "status": int, **_MATCH},
+    "hold": {**_COUNT, "seconds": (int, float), **_MATCH},
     "token_delay": {"seconds": (int, float), "count": (int, type(None))},
     "token_failure": _COUNT,
     "run_failure": {"reason": str, "pipeline_id": (str, type(None))},
@@ -137,6 +173,11 @@ def _set_server_error(faults: Faults, o: dict[str, Any]) -> None:
     if not 500 <= status <= 599:
         raise bad_request("server_error.status must be a 5xx status.")
     faults.server_error = RequestFault(o.get("count", 1), status, 1, o.get("method"), o.get("path"))
+
+
+def _set_hold(faults: Faults, o: dict[str, Any]) -> None:
+    calls = RequestFault(o.get("count", 1), 0, 0, o.get("method"), o.get("path"))
+    faults.hold = RequestHold(calls, float(o.get("seconds", 30.0)))
 
 
 def _set_token_delay(faults: Faults, o: dict[str, Any]) -> None:
@@ -168,6 +209,7 @@ def _set_unknown_state(faults: Faults, o: dict[str, Any]) -> None:
 _SETTERS = {
     "throttle": _set_throttle,
     "server_error": _set_server_error,
+    "hold": _set_hold,
     "token_delay": _set_token_delay,
     "token_failure": _set_token_failure,
     "warehouse_unreachable": _set_warehouse_unreachable,

@@ -1,4 +1,8 @@
-"""The documented limits of Warehouse Sync (spec §2.8) and the schedule vocabulary (§2.6)."""
+"""The documented limits of Warehouse Sync and the schedule vocabulary.
+
+The emulator's own copy (see ``docs/warehouse-sync-api.md``): it speaks the API alone and imports
+nothing of the client or the sync.
+"""
 
 from datetime import timedelta
 

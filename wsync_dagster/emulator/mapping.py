@@ -1,4 +1,6 @@
-"""Turn one extracted warehouse row into identities and attributes (spec §3, §7 "Identity mapping").
+"""Turn one extracted warehouse row into identities and attributes.
+
+The mapping rules are those of ``docs/warehouse-sync-api.md``.
 
 Rows arrive as the JSON text of ``OBJECT_CONSTRUCT_KEEP_NULL(*)``. They are parsed with numbers kept
 as their exact text (``12.5`` stays ``"12.5"``), so attribute values are the warehouse's own rendering.

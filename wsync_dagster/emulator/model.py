@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from wsync_dagster.emulator.clock import format_audit, format_instant
-from wsync_dagster.emulator.resources import DATA_MODEL, PIPELINE, Schema, masked
+from wsync_dagster.emulator.resources import DataModelBody, PipelineBody, masked
 
 IN_PROGRESS_STATES = ("triggered", "queued", "running")
 TERMINAL_STATES = ("success", "failed")
@@ -40,12 +40,13 @@ class Connection:
     """A warehouse connection; ``fields`` are the validated request fields."""
 
     fields: dict[str, Any]
-    schema: Schema
+    # The request fields the API never shows (masked).
+    secrets: frozenset[str]
     audit: Audit
     is_faulted: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        public = masked(self.fields, self.schema)
+        public = masked(self.fields, self.secrets)
         head = {key: public.pop(key) for key in ("id", "name", "workspace_id")}
         return {**head, "is_faulted": self.is_faulted, **public, **self.audit.to_json()}
 
@@ -61,7 +62,7 @@ class DataModel:
         body = dict(self.fields)
         if body["load_timestamp_field_time_offset"] is None:
             body["load_timestamp_field_time_offset"] = 0
-        return {**masked(body, DATA_MODEL), **self.audit.to_json()}
+        return {**masked(body, DataModelBody.SECRETS), **self.audit.to_json()}
 
 
 @dataclasses.dataclass
@@ -92,7 +93,7 @@ class Pipeline:
         return self.fields["is_active"] and not self.fields["is_draft"]
 
     def to_json(self) -> dict[str, Any]:
-        public = masked(self.fields, PIPELINE)
+        public = masked(self.fields, PipelineBody.SECRETS)
         return {
             "id": public["id"],
             "name": public["name"],
@@ -115,7 +116,7 @@ class Pipeline:
 
 @dataclasses.dataclass
 class Run:
-    """One pipeline run (the spec's run object, §2.5)."""
+    """One pipeline run (the run object of ``docs/warehouse-sync-api.md``)."""
 
     run_id: int
     pipeline_id: str

@@ -1,4 +1,4 @@
-"""The profile store behind the Profile API (spec §5.1, §7 "Profiles").
+"""The profile store behind the Profile API (see ``docs/warehouse-sync-api.md``).
 
 Rows upsert the profile found by one of their identities, in the order ``mpid``, ``customer_id``,
 ``email``, the other user identities, then device identities; a row that matches none creates a

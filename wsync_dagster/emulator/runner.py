@@ -1,4 +1,4 @@
-"""Execute one pipeline run against the warehouse (spec §3, §7 #12/#18).
+"""Execute one pipeline run against the warehouse (see ``docs/warehouse-sync-api.md``).
 
 The count query comes first and uses the same window predicate as the extraction, so the count is
 what the run would extract; over the record limit, the run fails without extracting anything.

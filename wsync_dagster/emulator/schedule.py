@@ -1,4 +1,4 @@
-"""The interval grid of a pipeline (spec §2.7, §7 #7/#8) as pure functions.
+"""The interval grid of a pipeline (``docs/warehouse-sync-api.md``) as pure functions.
 
 Interval ``k`` covers ``start + k·Δ`` … ``start + (k+1)·Δ``; Δ is 1 hour, 1 day, 7 days or one
 calendar month anchored on the start's day of month.

@@ -10,8 +10,8 @@ import logging
 import threading
 from datetime import datetime
 
+from wsync_dagster.emulator.backend import Backend
 from wsync_dagster.emulator.runner import RunOutcome, RunPlan, execute_run
-from wsync_dagster.emulator.state import Backend
 
 log = logging.getLogger("wsync_dagster.emulator")
 
@@ -33,18 +33,18 @@ class Scheduler:
             outcome = execute_run(
                 plan,
                 backend.warehouse,
-                lambda rows: backend.ingest(plan, rows),
+                lambda rows: backend.runs.ingest(plan, rows),
                 backend.config.fetch_batch_rows,
             )
         except Exception as error:  # a bug must fail the run, not leave it claimed forever
             log.exception("run %s of %s crashed", plan.run_id, plan.pipeline_id)
             outcome = RunOutcome(failure=f"The emulator failed to execute the run: {error!r}")
-        backend.finish(plan, outcome)
+        backend.runs.finish(plan, outcome)
 
     def _drain(self) -> int:
         """Execute everything due at the current clock time; returns how many runs ended."""
         done = 0
-        while (plan := self.backend.next_work()) is not None:
+        while (plan := self.backend.runs.next_work()) is not None:
             self._execute(plan)
             done += 1
         return done
@@ -56,7 +56,7 @@ class Scheduler:
         this call executed.
         """
         done = self._drain()
-        while self.backend.busy():
+        while self.backend.runs.busy():
             self.backend.wait(WORKER_POLL_SECONDS)
             done += self._drain()
         return done
@@ -70,7 +70,7 @@ class Scheduler:
             return 0
         done = self.settle()
         if clock.mode == "manual":
-            while (event := self.backend.next_event_after(clock.now())) is not None and (
+            while (event := self.backend.runs.next_event_after(clock.now())) is not None and (
                 event <= target
             ):
                 clock.set(event)
@@ -95,7 +95,7 @@ class Scheduler:
         while not self._stop.is_set():
             self._drain()
             now = backend.clock.now()
-            event = backend.next_event_after(now)
+            event = backend.runs.next_event_after(now)
             timeout = WORKER_POLL_SECONDS
             if event is not None:
                 timeout = min(timeout, max(0.0, (event - now).total_seconds()))

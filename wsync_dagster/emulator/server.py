@@ -13,14 +13,14 @@ from typing import Self
 import uvicorn
 
 from wsync_dagster.emulator.app import create_app
+from wsync_dagster.emulator.backend import Backend
 from wsync_dagster.emulator.clock import Clock
 from wsync_dagster.emulator.config import EmulatorConfig
+from wsync_dagster.emulator.lifecycle import READY_MARKER, bind_socket
 from wsync_dagster.emulator.scheduler import Scheduler
-from wsync_dagster.emulator.state import Backend
-from wsync_dagster.emulator.warehouse import Credentials, Warehouse
-from wsync_dagster.local.snowflake_server import bind_socket
+from wsync_dagster.emulator.warehouse import Warehouse
 
-READY_MARKER = "wsync-emulator ready"
+__all__ = ["READY_MARKER", "EmulatorServer"]
 
 
 class _Uvicorn(uvicorn.Server):
@@ -59,11 +59,8 @@ class EmulatorServer:
         self.config = config or EmulatorConfig()
         clock = Clock(self.config.clock, self.config.clock_start)
         warehouse = Warehouse(
-            self.config.snowflake_host,
-            self.config.snowflake_port,
-            accepted=Credentials("", self.config.snowflake_user, self.config.snowflake_password),
-            login_timeout=self.config.snowflake_login_timeout,
-            is_down=lambda: self.backend.is_warehouse_down(),
+            self.config.snowflake_connect_args(),
+            is_down=lambda: self.backend.admin.is_warehouse_down(),
         )
         self.backend = Backend(self.config, clock, warehouse)
         self.scheduler = Scheduler(self.backend)

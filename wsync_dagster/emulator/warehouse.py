@@ -1,4 +1,6 @@
-"""The warehouse side of a pipeline: SQL rules, the documented wrapping, and running it (spec §3).
+"""The warehouse side of a pipeline: SQL rules, the documented wrapping, and running it.
+
+The rules and the wrapping are described in ``docs/warehouse-sync-api.md``.
 
 Every query goes to one Snowflake endpoint (the local stand-in) through ``snowflake.connector``.
 Connections are pooled per credential, since a login costs more than a query.
@@ -7,15 +9,14 @@ Connections are pooled per credential, since a login costs more than a query.
 import contextlib
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import snowflake.connector
 import snowflake.connector.errors
-
-from wsync_dagster.local.snowflake import local_connect_args
 
 UNSUPPORTED_KEYWORDS = ("WITH", "DELETE", "UPDATE", "DROP", "CREATE", "ALTER")
 # String literals, quoted identifiers and comments: keywords inside them do not count.
@@ -53,7 +54,7 @@ def window_literals(
     time_zone: str | None = None,
     offset_seconds: int = 0,
 ) -> tuple[str, str]:
-    """The two ``BETWEEN`` bounds for a window, rendered for the timestamp column's type (§7).
+    """The two ``BETWEEN`` bounds for a window, rendered for the timestamp column's type.
 
     The offset is added to the column, so the bounds move by ``-offset_seconds``; with a time zone
     the bounds become that zone's wall-clock time without an offset.
@@ -116,41 +117,30 @@ def _message(error: snowflake.connector.errors.Error) -> str:
 class Warehouse:
     """Runs model SQL on the configured Snowflake endpoint for a connection's credentials.
 
-    ``is_down`` is asked before every login and query: the emulator's "warehouse unreachable" fault.
+    ``connect_args`` reach the endpoint; its ``user`` and ``password`` are the only credentials the
+    warehouse accepts. ``is_down`` is asked before every login and query: the emulator's "warehouse
+    unreachable" fault.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        accepted: Credentials,
-        login_timeout: int,
-        is_down: Callable[[], bool],
-    ) -> None:
-        self._host = host
-        self._port = port
-        self._accepted = accepted
-        self._login_timeout = login_timeout
+    def __init__(self, connect_args: Mapping[str, Any], *, is_down: Callable[[], bool]) -> None:
+        self._args = dict(connect_args)
+        self._host = self._args["host"]
+        self._port = self._args["port"]
         self._is_down = is_down
         self._lock = threading.Lock()
         self._idle: dict[Credentials, list[snowflake.connector.SnowflakeConnection]] = {}
 
     def _login(self, credentials: Credentials) -> snowflake.connector.SnowflakeConnection:
-        if (credentials.user, credentials.password) != (
-            self._accepted.user,
-            self._accepted.password,
-        ):
+        if (credentials.user, credentials.password) != (self._args["user"], self._args["password"]):
             raise WarehouseUnavailable(
                 f"Snowflake rejected the credentials of user {credentials.user!r} "
                 f"(incorrect username or password)"
             )
-        args = local_connect_args(self._host, self._port)
+        args = dict(self._args)
         args.update(
             account=credentials.account or args["account"],
             user=credentials.user,
             password=credentials.password,
-            login_timeout=self._login_timeout,
             # Download one result chunk ahead while the run maps the current one: memory stays
             # bounded by two chunks, however large the window.
             client_prefetch_threads=1,

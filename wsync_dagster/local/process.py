@@ -6,7 +6,7 @@ goes to a log file, so a failed start can be reported with the child's own last 
 
 The child's stdin is a pipe that the parent never writes to: when the parent dies, however it dies
 (even SIGKILL), the pipe closes, and a child started with ``EXIT_WITH_PARENT_FLAG`` shuts down
-(:func:`exit_when_parent_exits`). No orphaned servers.
+(:func:`wsync_dagster.emulator.lifecycle.exit_when_parent_exits`). No orphaned servers.
 """
 
 import os
@@ -17,25 +17,16 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from wsync_dagster.emulator.lifecycle import EXIT_WITH_PARENT_FLAG
+
+__all__ = ["EXIT_WITH_PARENT_FLAG", "LocalServiceError", "ServiceProcess"]
+
 _URL_RE = re.compile(r"(https?://[\w.\-\[\]:]+)")
-
-EXIT_WITH_PARENT_FLAG = "--exit-with-parent"
-
-
-def exit_when_parent_exits(shutdown: Callable[[], None]) -> None:
-    """Call ``shutdown`` once stdin reaches end-of-file (the parent closed it or died)."""
-
-    def watch() -> None:
-        while sys.stdin.buffer.read(4096):
-            pass
-        shutdown()
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class LocalServiceError(RuntimeError):

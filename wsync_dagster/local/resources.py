@@ -19,6 +19,7 @@ from pydantic import Field
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER
+from wsync_dagster.resource_safety import MaskedSnowflakeResource
 from wsync_dagster.resources import (
     TARGET_VAR,
     MParticleResource,
@@ -152,7 +153,7 @@ def emulator_clock_mparticle(
 def local_snowflake_resource(host: str, port: int) -> SnowflakeResource:
     """The Snowflake resource on the stand-in at ``host:port``, in autocommit mode like production's
     (the pre-flight only reads)."""
-    return SnowflakeResource(
+    return MaskedSnowflakeResource(
         account=LOCAL_ACCOUNT,
         user=LOCAL_USER,
         password=LOCAL_PASSWORD,

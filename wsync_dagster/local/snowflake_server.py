@@ -27,7 +27,11 @@ import sys
 import tempfile
 from typing import Any
 
-from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, exit_when_parent_exits
+from wsync_dagster.emulator.lifecycle import (
+    EXIT_WITH_PARENT_FLAG,
+    bind_socket,
+    exit_when_parent_exits,
+)
 
 # Quoted identifiers ("a""b") and string literals ('it''s', 'a\'b'), which variables never occur in.
 _QUOTED = re.compile(r"(\"(?:[^\"]|\"\")*\"|'(?:[^'\\]|\\.|'')*')", re.DOTALL)
@@ -70,19 +74,6 @@ def _patch_fakesnow(stage_dir: str) -> None:
     variables.Variables.inline_variables = inline_variables
     shutil.rmtree(stage.LOCAL_BUCKET_PATH, ignore_errors=True)
     stage.LOCAL_BUCKET_PATH = stage_dir
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (0 = a free port), ready to hand to uvicorn."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets whose proto
-    # says TCP, and without it every response waits ~40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
 
 
 def serve(host: str, port: int, exit_with_parent: bool = False) -> None:

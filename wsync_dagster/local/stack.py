@@ -28,6 +28,7 @@ from wsync_dagster.local.sample_data import (
     seed_sample_warehouse,
 )
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
+from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.specs import Registry, Schedule, load_registry
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
@@ -83,6 +84,17 @@ def write_registry(registry: Registry, path: Path) -> Path:
     return path
 
 
+def emulator_limit_args(limits: Limits) -> list[str]:
+    """The emulator's command-line options enforcing ``limits`` (the registry's, or mParticle's),
+    so that the local stack refuses what the team's contracted workspace would."""
+    records = [f"--record-limit={name}={n}" for name, n in limits.effective_records().items()]
+    return [
+        *records,
+        f"--max-columns={limits.max_columns}",
+        f"--max-active-pipelines={limits.max_active_pipelines}",
+    ]
+
+
 class LocalStack:
     """Start, seed and stop the embedded default. Use as a context manager."""
 
@@ -117,7 +129,10 @@ class LocalStack:
                 connection.close()
             self.registries = self._registries()
             self.emulator = ServiceProcess(
-                "mparticle-emulator", self._emulator_argv(), ready_marker=EMULATOR_READY_MARKER
+                "mparticle-emulator",
+                # One workspace, one set of limits: the first registry's (the sample has one).
+                self._emulator_argv(self.registries[0].limits),
+                ready_marker=EMULATOR_READY_MARKER,
             )
             self.emulator.start()
         except BaseException:
@@ -130,7 +145,7 @@ class LocalStack:
             return [load_registry(self.registry_source)]
         return [component.registry for component in sync_components()]
 
-    def _emulator_argv(self) -> list[str]:
+    def _emulator_argv(self, limits: Limits) -> list[str]:
         options = {
             "--host": "127.0.0.1",
             "--port": "0",
@@ -148,6 +163,7 @@ class LocalStack:
         if self.manual_clock:
             options |= {"--clock": "manual", "--clock-start": self.sample.anchor.isoformat()}
         flat = [part for option in options.items() for part in option]
+        flat += emulator_limit_args(limits)
         return [sys.executable, "-m", "wsync_dagster.emulator", *flat, EXIT_WITH_PARENT_FLAG]
 
     @property

@@ -9,7 +9,8 @@ pre-flight's record limit) reads :data:`CADENCES`, so adding a cadence means add
 
 The numbers are mParticle's documented Warehouse Sync limits (the overview's limits table and the
 default service limits guide list the same ones). Record limits are per request; a workspace may have
-others, so :func:`record_limit` takes overrides.
+others, declared in the registry's ``limits:`` block (:class:`wsync_dagster.sync.limits.Limits`), so
+:func:`record_limit` takes overrides.
 """
 
 from collections.abc import Mapping
@@ -113,7 +114,7 @@ def cadence(name: CadenceName) -> Cadence:
     return CADENCES[name]
 
 
-def record_limit(name: CadenceName, overrides: Mapping[str, int] | None = None) -> int:
+def record_limit(name: CadenceName, overrides: Mapping[CadenceName, int] | None = None) -> int:
     """Rows one window of cadence ``name`` may hold: the workspace's override, else mParticle's."""
     if overrides and name in overrides:
         return overrides[name]

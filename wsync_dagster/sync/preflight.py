@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from wsync_dagster.sync import limits
-from wsync_dagster.sync.cadences import CadenceName, record_limit
+from snowflake.connector.constants import FIELD_ID_TO_NAME
+
+from wsync_dagster.sync.cadences import CadenceName
+from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.specs import SyncSpec
 from wsync_dagster.sync.sql import (
     IDENTITY_COLUMNS,
@@ -39,6 +41,8 @@ class PreflightReport:
     counts: tuple[WindowCount, ...]
     queries: int
     seconds: float
+    # Snowflake's type of each column (same order as ``columns``), None where the driver gave none.
+    column_types: tuple[str | None, ...] = ()
 
     def count_for(self, key: str) -> WindowCount:
         for count in self.counts:
@@ -71,9 +75,23 @@ class Columns:
     names: tuple[str, ...]
     identities: tuple[str, ...]
     timestamp: str
+    types: tuple[str | None, ...] = ()
 
 
-def discover_columns(cursor: Any, spec: SyncSpec) -> Columns:
+# The connector's type names that differ from the SQL type a model author reads in Snowflake.
+_SQL_TYPE_NAMES = {"FIXED": "NUMBER", "REAL": "FLOAT"}
+
+
+def column_type(description: Sequence[Any]) -> str | None:
+    """The Snowflake type of one DB-API ``cursor.description`` entry, if the driver reports it."""
+    code = description[1] if len(description) > 1 else None
+    name = FIELD_ID_TO_NAME.get(code) if isinstance(code, int) else code
+    if not isinstance(name, str) or not name:
+        return None
+    return _SQL_TYPE_NAMES.get(name, name)
+
+
+def discover_columns(cursor: Any, spec: SyncSpec, max_columns: int | None = None) -> Columns:
     """Run the column discovery query; raise PreflightError if the model fails or is unusable."""
     try:
         cursor.execute(columns_query(spec.sql))
@@ -85,17 +103,26 @@ def discover_columns(cursor: Any, spec: SyncSpec) -> Columns:
                 f"the pipeline the same way. Fix sql of sync '{spec.name}' in the registry."
             ],
         ) from error
-    return check_columns(spec, tuple(d[0] for d in cursor.description))
+    described = tuple(cursor.description)
+    found = check_columns(spec, tuple(d[0] for d in described), max_columns)
+    return Columns(
+        found.names, found.identities, found.timestamp, tuple(map(column_type, described))
+    )
 
 
-def check_columns(spec: SyncSpec, columns: tuple[str, ...]) -> Columns:
-    """The column count, the load timestamp column and at least one identity column."""
+def check_columns(
+    spec: SyncSpec, columns: tuple[str, ...], max_columns: int | None = None
+) -> Columns:
+    """The column count (at most ``max_columns``, default mParticle's), the load timestamp column
+    and at least one identity column."""
     stamp = spec.load_timestamp
+    allowed = Limits() if max_columns is None else Limits(max_columns=max_columns)
     problems: list[str] = []
-    if len(columns) > limits.MAX_COLUMNS:
+    if len(columns) > allowed.max_columns:
         problems.append(
-            f"the model returns {len(columns)} columns; mParticle allows {limits.MAX_COLUMNS}. "
-            "Select fewer columns (every non-identity column becomes a user attribute)."
+            f"the model returns {len(columns)} columns; {allowed.columns_owner()} allows "
+            f"{allowed.max_columns}. Select fewer columns (every non-identity column becomes a "
+            "user attribute)."
         )
     by_lower = {c.lower(): c for c in columns}
     timestamp_column = by_lower.get(stamp.column.lower())
@@ -156,14 +183,17 @@ def count_windows(
     return counts, len(chunks)
 
 
-def check_limit(spec: SyncSpec, counts: Sequence[WindowCount], kind: str, limit: int) -> None:
-    """Raise PreflightError naming the windows that hold more rows than ``limit``."""
+def check_limit(
+    spec: SyncSpec, counts: Sequence[WindowCount], kind: CadenceName, limits: Limits
+) -> None:
+    """Raise PreflightError naming the windows holding more rows than ``kind``'s record limit."""
+    limit = limits.record_limit(kind)
     over = [c for c in counts if c.rows > limit]
     if not over:
         return
     shown = [
-        f"window {c.window.key} ({c.window.describe()}) holds {c.rows:,} rows; mParticle's "
-        f"{kind} limit is {limit:,} per request and would fail the run"
+        f"window {c.window.key} ({c.window.describe()}) holds {c.rows:,} rows; "
+        f"{limits.records_text(kind)}: the run would fail"
         for c in over[:SHOWN_VIOLATIONS]
     ]
     if len(over) > SHOWN_VIOLATIONS:
@@ -181,21 +211,26 @@ def run_preflight(
     windows: Sequence[Window],
     *,
     limit_kind: CadenceName | None = None,
-    record_limits: Mapping[str, int] | None = None,
+    record_limits: Mapping[CadenceName, int] | None = None,
+    limits: Limits | None = None,
 ) -> PreflightReport:
     """Check ``spec`` over ``windows`` through a DB-API ``cursor``; raise PreflightError if refused.
 
-    ``limit_kind`` is the cadence whose record limit applies (default: the spec's);
-    ``record_limits`` overrides mParticle's per cadence (see :func:`cadences.record_limit`).
+    ``limit_kind`` is the cadence whose record limit applies (default: the spec's). ``limits`` are
+    the registry's (default: mParticle's); ``record_limits`` overrides their records per cadence.
     """
     if not windows:
         raise ValueError("run_preflight needs at least one window")
     started = time.monotonic()
+    limits = limits or Limits()
+    if record_limits:
+        merged = {**limits.records_per_request, **record_limits}
+        limits = limits.model_copy(update={"records_per_request": merged})
     kind = limit_kind or spec.schedule.interval
-    limit = record_limit(kind, record_limits)
-    columns = discover_columns(cursor, spec)
+    limit = limits.record_limit(kind)
+    columns = discover_columns(cursor, spec, limits.max_columns)
     counts, count_queries = count_windows(cursor, spec, columns, windows)
-    check_limit(spec, counts, kind, limit)
+    check_limit(spec, counts, kind, limits)
     return PreflightReport(
         sync=spec.name,
         limit=limit,
@@ -205,6 +240,7 @@ def run_preflight(
         counts=tuple(counts),
         queries=1 + count_queries,
         seconds=time.monotonic() - started,
+        column_types=columns.types,
     )
 
 

@@ -6,8 +6,16 @@ catch-up limit — raise :class:`ReconcileError` instead of sending it.
 
 Secrets (the warehouse password, the feed key) are masked in mParticle's responses, so they cannot be
 compared; they are read (through ``dagster.EnvVar``) only when a create or update must send them.
+
+Creates are idempotent. Two first materializations that run at once (two syncs sharing the
+connection, two launches of one sync, in any processes) both read a 404 and both create; mParticle
+creates atomically and refuses the later duplicate id with a 400. A create refused with a 400 is
+therefore followed by a read: if the resource exists now, it is adopted like one found by the first
+read (left as it is when it matches, updated when it drifted); if it still does not exist, the 400
+was about something else and is raised. No lock is needed, only the server's atomic create.
 """
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +25,7 @@ import dagster as dg
 from pydantic import SecretStr
 
 from wsync_dagster.mparticle import (
+    BadRequestError,
     Connection,
     ConnectionType,
     DataModel,
@@ -29,11 +38,11 @@ from wsync_dagster.mparticle import (
     ScheduleInterval,
     WarehouseSyncClient,
 )
-from wsync_dagster.sync import limits
 from wsync_dagster.sync.cadences import cadence
+from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.specs import Registry, SyncSpec
 
-Action = Literal["created", "updated", "unchanged"]
+Action = Literal["created", "updated", "unchanged", "fault cleared"]
 
 CONNECTION_FIELDS = (
     "name", "type", "source_account_id", "region", "warehouse", "database", "role", "user",
@@ -59,10 +68,11 @@ class Change:
     id: str
     action: Action
     fields: tuple[str, ...] = ()
+    note: str = ""
 
     def describe(self) -> str:
         detail = f" ({', '.join(self.fields)})" if self.fields else ""
-        return f"{self.kind} {self.id}: {self.action}{detail}"
+        return f"{self.kind} {self.id}: {self.action}{detail}{self.note}"
 
 
 @dataclass(frozen=True)
@@ -181,19 +191,23 @@ def counts_as_active(client: WarehouseSyncClient, pipeline: Pipeline) -> bool:
     return latest is None or latest.state not in (RunState.SUCCESS, RunState.FAILED)
 
 
-def check_active_limit(client: WarehouseSyncClient, spec: SyncSpec) -> None:
-    """Refuse to make ``spec`` a 6th active pipeline in the workspace."""
+def check_active_limit(
+    client: WarehouseSyncClient, spec: SyncSpec, allowed: Limits | None = None
+) -> None:
+    """Refuse to make ``spec`` one active pipeline too many in the workspace (mParticle allows 5
+    unless the registry's ``limits`` say otherwise)."""
+    allowed = allowed or Limits()
     others = [
         p.id
         for p in client.list_pipelines()
         if p.id != spec.resolved_pipeline_id and counts_as_active(client, p)
     ]
-    if len(others) >= limits.MAX_ACTIVE_PIPELINES:
+    if len(others) >= allowed.max_active_pipelines:
         raise ReconcileError(
             f"sync '{spec.name}' would be active pipeline number {len(others) + 1} in the workspace, "
-            f"but mParticle allows {limits.MAX_ACTIVE_PIPELINES}: {', '.join(sorted(others))} are "
-            "active. Pause one of them (is_active false), or set paused: true on this sync. "
-            "Nothing was sent to mParticle."
+            f"but {allowed.active_owner()} allows {allowed.max_active_pipelines}: "
+            f"{', '.join(sorted(others))} are active. Pause one of them (is_active false), or set "
+            "paused: true on this sync. Nothing was sent to mParticle."
         )
 
 
@@ -209,18 +223,40 @@ class _Plan(Generic[M]):
     build: Callable[[bool], M]
     create: Callable[[M], M]
     update: Callable[[M], M]
+    get: Callable[[str], M]
+    fields: tuple[str, ...]
 
     def desired(self) -> M | None:
         """The object to send (secrets included), or None when nothing is to be written."""
         return None if self.change.action == "unchanged" else self.build(True)
 
-    def apply(self, desired: M | None) -> M:
+    def apply(self, desired: M | None) -> tuple[M, Change]:
+        """Write ``desired``; the resource as stored, and what was done to it."""
         if desired is None:
             assert self.actual is not None
-            return self.actual
+            return self.actual, self.change
         if self.change.action == "created":
-            return self.create(desired)
-        return self.update(desired)
+            return self._create_or_adopt(desired)
+        return self.update(desired), self.change
+
+    def _create_or_adopt(self, desired: M) -> tuple[M, Change]:
+        """Create; if a concurrent reconcile created it first, adopt that one (see the module doc).
+
+        A retried POST whose first attempt did create the resource lands here too. An update
+        racing another update of the same resource is harmless: both send the same desired state
+        (a full replace), so the second changes nothing the first did not.
+        """
+        try:
+            return self.create(desired), self.change
+        except BadRequestError as refused:
+            try:
+                actual = self.get(self.change.id)
+            except NotFoundError:
+                raise refused from None
+        change = _compare(self.change.kind, self.change.id, self.build, actual, self.fields)
+        if change.action == "unchanged":
+            return actual, change
+        return self.update(desired), change
 
 
 def _plan(
@@ -235,10 +271,44 @@ def _plan(
     try:
         actual = get(resource_id)
     except NotFoundError:
-        return _Plan(Change(kind, resource_id, "created"), None, build, create, update)
+        change = Change(kind, resource_id, "created")
+        return _Plan(change, None, build, create, update, get, fields)
+    change = _compare(kind, resource_id, build, actual, fields)
+    return _Plan(change, actual, build, create, update, get, fields)
+
+
+def _compare(
+    kind: Literal["connection", "data model", "pipeline"],
+    resource_id: str,
+    build: Callable[[bool], M],
+    actual: M,
+    fields: tuple[str, ...],
+) -> Change:
+    """Whether ``actual`` must be updated (secrets cannot be compared, so are not read)."""
     drift = drifted_fields(build(False), actual, fields)
     action: Action = "updated" if drift else "unchanged"
-    return _Plan(Change(kind, resource_id, action, drift), actual, build, create, update)
+    return Change(kind, resource_id, action, drift)
+
+
+def _clearing_fault(plan: _Plan[Pipeline]) -> _Plan[Pipeline]:
+    """A faulted pipeline is written even if it matches: a PUT clears the fault.
+
+    A failed run faults its pipeline (docs/warehouse-sync-api.md#faults), and only a PUT of the
+    pipeline clears it. Reconcile runs when a materialization starts, so the fault it clears is left
+    from an earlier run; the runs themselves keep their state, and the Change names the old reason.
+    """
+    actual = plan.actual
+    if actual is None or not actual.is_faulted:
+        return plan
+    was = f" (was: {actual.faulted_reason or 'no reason given'})"
+    change = plan.change
+    if change.action == "unchanged":
+        change = Change(change.kind, change.id, "fault cleared", (), was)
+    else:
+        change = Change(
+            change.kind, change.id, change.action, change.fields, f"; fault cleared{was}"
+        )
+    return dataclasses.replace(plan, change=change)
 
 
 def reconcile(
@@ -278,17 +348,18 @@ def reconcile(
         client.update_pipeline,
     )
 
-    if pipeline.change.action != "unchanged" and spec.active:
+    pipeline = _clearing_fault(pipeline)
+    if pipeline.change.action not in ("unchanged", "fault cleared") and spec.active:
         actual = pipeline.actual
         becomes_active = actual is None or not actual.is_active or actual.is_draft
         if actual is None or becomes_active or actual.schedule_start_time != spec.schedule.start:
             check_catch_up(spec, now)
         if becomes_active:
-            check_active_limit(client, spec)
+            check_active_limit(client, spec, registry.limits)
 
     # Every secret a write needs is read before the first write.
     desired = (connection.desired(), model.desired(), pipeline.desired())
-    connection.apply(desired[0])
-    model.apply(desired[1])
-    result = pipeline.apply(desired[2])
-    return Reconciled(result, (connection.change, model.change, pipeline.change))
+    _, connection_change = connection.apply(desired[0])
+    _, model_change = model.apply(desired[1])
+    result, pipeline_change = pipeline.apply(desired[2])
+    return Reconciled(result, (connection_change, model_change, pipeline_change))

@@ -1,8 +1,23 @@
-"""What a sync reports about one mParticle run: its materialization and metadata.
+"""What a sync reports about one mParticle run: its materialization, its metadata, and the step's.
 
-Pure functions of the spec, the window, the run and the pre-flight count: no execution context, so
-anything that learns of a run (a materialization, or a sensor reading runs later) reports it the same
-way.
+Pure functions of the spec, the window, the run and the pre-flight: no execution context, so anything
+that learns of a run (a materialization, or a sensor reading runs later) reports it the same way.
+
+Where each number lives:
+
+- a **materialization** (one per partition, or one for an unpartitioned sync) carries what is true of
+  that window's data: the mParticle run and its record counts, ``dagster/partition_row_count`` (or
+  ``dagster/row_count`` when unpartitioned), what the pre-flight counted there, and
+  ``dagster/column_schema`` (the columns the model returned when the window was synced, each tagged
+  with its role, which Dagster's Columns tab shows);
+- one **observation** per materialization step (:func:`step_observation`) carries the step's own
+  counters (requests sent, tokens fetched, polls, pre-flight queries, what reconcile changed), which
+  belong to no single partition: copied onto every partition of a 24-partition backfill they would
+  read as 24 times the work, put on one partition they would vanish when that partition fails. An
+  observation is logged before the outcome is known, so the counters are kept when the step fails.
+
+Values that carry no information are left out: a run duration of zero or unknown (the emulator
+reports start == end), the run state (only successful runs are materialized), an empty run type.
 """
 
 from collections.abc import Mapping
@@ -11,9 +26,47 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.mparticle import ClientStats, PipelineRun
+from wsync_dagster.sync.preflight import PreflightReport
 from wsync_dagster.sync.reconcile import Reconciled
 from wsync_dagster.sync.specs import SyncSpec
+from wsync_dagster.sync.sql import DEVICE_IDENTITY_COLUMNS
 from wsync_dagster.sync.windows import Window, WindowCount
+
+COLUMN_SCHEMA = "dagster/column_schema"
+# A column's role in the sync, as a TableColumn tag: identity, attribute or load_timestamp.
+ROLE_TAG = "wsync/role"
+IDENTITY_KIND_TAG = "wsync/identity"
+IDENTITY, ATTRIBUTE, LOAD_TIMESTAMP = "identity", "attribute", "load_timestamp"
+
+
+def _column(report: PreflightReport, name: str, sql_type: str | None) -> dg.TableColumn:
+    if name == report.timestamp_column:
+        tags = {ROLE_TAG: LOAD_TIMESTAMP}
+        description = (
+            "Load timestamp: each window syncs the rows whose value falls in it; not sent to "
+            "mParticle as an attribute."
+        )
+    elif name in report.identity_columns:
+        kind = "device" if name.lower() in DEVICE_IDENTITY_COLUMNS else "user"
+        tags = {ROLE_TAG: IDENTITY, IDENTITY_KIND_TAG: kind}
+        description = f"{kind.capitalize()} identity: mParticle resolves the profile by it."
+    else:
+        tags = {ROLE_TAG: ATTRIBUTE}
+        description = f"User attribute '{name}' on the resolved profile."
+    return dg.TableColumn(name=name, type=sql_type or "unknown", description=description, tags=tags)
+
+
+def column_schema(report: PreflightReport) -> dg.TableSchema:
+    """The model's columns as the pre-flight's column discovery found them, each with its role."""
+    types = report.column_types or (None,) * len(report.columns)
+    return dg.TableSchema(
+        columns=[_column(report, name, t) for name, t in zip(report.columns, types, strict=True)]
+    )
+
+
+def schema_metadata(report: PreflightReport) -> dict[str, Any]:
+    """The metadata every materialization of a step shares: the model's column schema."""
+    return {COLUMN_SCHEMA: column_schema(report)}
 
 
 def run_metadata(
@@ -22,25 +75,26 @@ def run_metadata(
     run: PipelineRun,
     count: WindowCount | None,
     extra: Mapping[str, Any] | None = None,
+    *,
+    partitioned: bool = False,
 ) -> dict[str, Any]:
     """The metadata of ``run`` of ``spec`` over ``window`` (and what the pre-flight counted there)."""
-    seconds = (
-        (run.end_date - run.start_date).total_seconds() if run.start_date and run.end_date else None
-    )
+    mapped = run.records_mapped or 0
     metadata: dict[str, Any] = {
         "mparticle/pipeline_id": spec.resolved_pipeline_id,
         "mparticle/run_id": run.pipeline_run_id,
-        "mparticle/run_state": run.pipeline_run_state,
-        "mparticle/run_type": run.pipeline_run_type or "",
         "mparticle/logical_date": dg.MetadataValue.timestamp(run.logical_date or window.start),
         "window_start": dg.MetadataValue.timestamp(run.data_interval_start or window.start),
         "window_end": dg.MetadataValue.timestamp(run.data_interval_end or window.end),
         "mparticle/records_extracted": run.records_extracted or 0,
-        "mparticle/records_mapped": run.records_mapped or 0,
+        "mparticle/records_mapped": mapped,
         "mparticle/event_batches_generated": run.event_batches_generated or 0,
-        "dagster/row_count": run.records_mapped or 0,
+        ("dagster/partition_row_count" if partitioned else "dagster/row_count"): mapped,
     }
-    if seconds is not None:
+    if run.pipeline_run_type:
+        metadata["mparticle/run_type"] = run.pipeline_run_type
+    if run.start_date and run.end_date and run.end_date > run.start_date:
+        seconds = (run.end_date - run.start_date).total_seconds()
         metadata["mparticle/run_seconds"] = round(seconds, 3)
     if count is not None:
         metadata["preflight/rows"] = count.rows
@@ -64,7 +118,7 @@ def run_materialization(
         asset_key=asset_key,
         partition=partition,
         description=f"mParticle run {run.pipeline_run_id} ({window.describe()})",
-        metadata=run_metadata(spec, window, run, count, extra),
+        metadata=run_metadata(spec, window, run, count, extra, partitioned=partition is not None),
     )
 
 
@@ -77,3 +131,12 @@ def sync_metadata(
         "wsync/api_requests": after.requests - before.requests,
         "wsync/token_requests": after.token_requests - before.token_requests,
     }
+
+
+def step_observation(asset_key: dg.AssetKey, counters: Mapping[str, Any]) -> dg.AssetObservation:
+    """The step's own counters, once per materialization step (see the module docstring)."""
+    return dg.AssetObservation(
+        asset_key=asset_key,
+        description="What this materialization step did: requests, polls, queries, reconcile.",
+        metadata=dict(counters),
+    )

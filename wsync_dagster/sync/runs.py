@@ -45,16 +45,19 @@ def is_terminal(run: PipelineRun | None) -> bool:
 def runs_by_window(
     runs: Iterable[PipelineRun], windows: Sequence[Window]
 ) -> dict[str, PipelineRun]:
-    """The newest run (highest id) whose ``logical_date`` is each window's start."""
+    """Each window's run (``logical_date`` = the window's start): a successful one if any, so a
+    window loaded once is never taken for failed; otherwise the newest (highest id)."""
     key_of = {w.start: w.key for w in windows}
     found: dict[str, PipelineRun] = {}
     for run in runs:
         key = key_of.get(run.logical_date) if run.logical_date else None
-        if key is not None and (
-            key not in found or run.pipeline_run_id > found[key].pipeline_run_id
-        ):
+        if key is not None and (key not in found or _rank(run) > _rank(found[key])):
             found[key] = run
     return found
+
+
+def _rank(run: PipelineRun) -> tuple[bool, int]:
+    return run.state is RunState.SUCCESS, run.pipeline_run_id
 
 
 def list_window_runs(
@@ -72,18 +75,21 @@ def wait_for_windows(
     pipeline_id: str,
     windows: Sequence[Window],
     settings: WaitSettings,
+    observe: Callable[[Mapping[str, PipelineRun]], None] | None = None,
 ) -> tuple[Mapping[str, PipelineRun], int]:
     """Poll until every window's run is terminal or the timeout passes; returns (runs, polls).
 
     Windows still without a terminal run at the timeout are simply absent or non-terminal in the
     result; the caller reports them. A terminal run never changes, so each poll lists only the
-    range of logical dates still pending.
+    range of logical dates still pending. ``observe`` sees the runs found after every poll.
     """
     found: dict[str, PipelineRun] = {}
 
     def fetch() -> dict[str, PipelineRun]:
         pending = [w for w in windows if not is_terminal(found.get(w.key))]
         found.update(list_window_runs(client, pipeline_id, pending))
+        if observe is not None:
+            observe(found)
         return found
 
     return settings.poll(fetch, lambda runs: all(is_terminal(runs.get(w.key)) for w in windows))

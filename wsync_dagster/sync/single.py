@@ -17,9 +17,17 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.sync import checks
-from wsync_dagster.sync.report import run_materialization, sync_metadata
-from wsync_dagster.sync.steps import SyncContext, fail, preflight, reconcile_sync
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.guards import future_start_problem
+from wsync_dagster.sync.preflight import run_preflight
+from wsync_dagster.sync.report import (
+    run_materialization,
+    schema_metadata,
+    step_observation,
+    sync_metadata,
+)
+from wsync_dagster.sync.specs import SyncSpec
+from wsync_dagster.sync.steps import SyncContext, fail, first_line, preflight, reconcile_sync
+from wsync_dagster.sync.windows import Window, WindowCount
 
 
 def last_successful_end(client: WarehouseSyncClient, pipeline_id: str) -> datetime | None:
@@ -48,6 +56,13 @@ def wait_for_run(ctx: SyncContext, client: WarehouseSyncClient, run_id: int) -> 
     except (UnknownRunStateError, WaitTimeoutError) as error:
         raise fail(
             f"{error} Materialize again to attach to the same run; nothing was triggered twice."
+        ) from error
+    except WarehouseSyncError as error:
+        raise fail(
+            f"mParticle kept failing (retry budget {m.retry_budget_seconds:.0f} s) while waiting "
+            f"for run {run_id} of '{ctx.spec.name}': {error}. The run may still complete in "
+            "mParticle: materialize again to attach to it if it is still in progress; if it has "
+            "ended, the next window starts where it ended, so no row is sent twice."
         ) from error
 
 
@@ -82,8 +97,14 @@ def _start_or_attach(
     pipeline_id = spec.resolved_pipeline_id
     if spec.schedule.interval == "once":
         runs = list(client.iter_pipeline_runs(pipeline_id, page_size=10))
+        if not runs and spec.paused:
+            raise fail(_paused(spec, "mParticle starts no run of a paused pipeline"))
         first = runs[0] if runs else wait_for_first_run(ctx, client)
         return first.pipeline_run_id, True
+    if spec.paused:
+        raise fail(
+            _paused(spec, "mParticle refuses to trigger a paused pipeline, so no run was requested")
+        )
     try:
         triggered = client.trigger_pipeline(pipeline_id)
     except WarehouseSyncError as error:
@@ -103,6 +124,8 @@ def materialize_single(
     client = ctx.mparticle.get_client()
     before = client.stats
     now = ctx.mparticle.now()
+    if problem := future_start_problem(spec, now):  # before anything reaches mParticle
+        raise fail(problem)
     window = _requested_window(ctx, client, now)
     report = preflight(ctx, [window], spec.schedule.interval)
     reconciled = reconcile_sync(ctx, client)
@@ -113,12 +136,48 @@ def materialize_single(
     actual = Window(
         window.key, run.data_interval_start or window.start, run.data_interval_end or now
     )
-    recount = preflight(ctx, [actual], spec.schedule.interval, "Count of the run's exact window")
-    count = recount.counts[0]
-    extra = {
+    count, recount_queries, not_counted = _recount(ctx, actual)
+    step = {
         **sync_metadata(reconciled, before, client.stats),
-        "wsync/attached_to_existing_run": attached,
-        "preflight/queries": report.queries + recount.queries,
+        "preflight/queries": report.queries + recount_queries,
     }
+    context.log_event(step_observation(context.asset_key, step))
+    extra = {**schema_metadata(report), "wsync/attached_to_existing_run": attached}
     yield run_materialization(context.asset_key, spec, actual, run, count, extra)
-    yield from checks.check_results(context.asset_key, [(count, run)])
+    if count is None:
+        yield from checks.results_without_count(context.asset_key, run, not_counted or "")
+    else:
+        yield from checks.check_results(context.asset_key, [(count, run)])
+
+
+def _paused(spec: SyncSpec, why: str) -> str:
+    return (
+        f"Sync '{spec.name}' is paused (paused: true in the registry): {why}. Set paused: false "
+        "in the registry and materialize again to resume."
+    )
+
+
+def _recount(ctx: SyncContext, window: Window) -> tuple[WindowCount | None, int, str | None]:
+    """Count the run's exact window after it ran: (count, queries, why it could not be counted).
+
+    The run has already sent its rows, so a failure here neither fails the step nor says that
+    nothing was sent: the run is still recorded, and the parity check is reported as not evaluated.
+    """
+    try:
+        with ctx.snowflake.get_connection() as connection:
+            cursor = connection.cursor()
+            try:
+                report = run_preflight(
+                    cursor, ctx.spec, [window], limit_kind=ctx.spec.schedule.interval
+                )
+            finally:
+                cursor.close()
+    except Exception as error:  # any failure of the count: the run's outcome stands regardless
+        reason = (
+            "the run's exact window could not be counted in Snowflake after the run succeeded "
+            f"({first_line(error)}); the run is recorded, and its rows were sent"
+        )
+        ctx.log.warning(f"Parity not evaluated: {reason}")
+        return None, 0, reason
+    ctx.log.info(f"Count of the run's exact window: {report.counts[0].rows:,} rows")
+    return report.counts[0], report.queries, None

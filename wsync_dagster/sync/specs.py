@@ -28,7 +28,9 @@ from pydantic_core import ErrorDetails
 
 from wsync_dagster.sync import limits
 from wsync_dagster.sync.cadences import CadenceName, cadence
+from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
+from wsync_dagster.sync.strict_yaml import DuplicateKey, load_strict
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "defs" / "warehouse_sync" / "defs.yaml"
 
@@ -236,6 +238,9 @@ class Registry(_Strict):
     connection: ConnectionSettings
     default_group: str = "mparticle_sync"
     syncs: tuple[SyncSpec, ...]
+    limits: Limits = Field(
+        default_factory=Limits, description="contracted limits overriding mParticle's"
+    )
 
     def sync(self, name: str) -> SyncSpec:
         for spec in self.syncs:
@@ -276,11 +281,12 @@ def cross_sync_problems(
                 )
             owner.setdefault((kind, value), label(spec))
     active = [s.name for s in registry.syncs if s.active]
-    if len(active) > limits.MAX_ACTIVE_PIPELINES:
+    allowed = registry.limits.max_active_pipelines
+    if len(active) > allowed:
         problems.append(
-            f"registry: {len(active)} active syncs ({', '.join(active)}) but mParticle allows "
-            f"{limits.MAX_ACTIVE_PIPELINES} active pipelines: set paused: true on "
-            f"{len(active) - limits.MAX_ACTIVE_PIPELINES} of them or remove them"
+            f"registry: {len(active)} active syncs ({', '.join(active)}) but "
+            f"{registry.limits.active_owner()} allows {allowed} active pipelines: set paused: "
+            f"true on {len(active) - allowed} of them or remove them"
         )
     return problems
 
@@ -299,6 +305,38 @@ def _unknown_key(field: str) -> str:
             "variable and write that variable's name in the *_env field (password_env, feed_key_env)"
         )
     return "unknown key; remove it or check its spelling"
+
+
+def _salvaged_spec(raw: Any) -> SyncSpec | None:
+    """A sync as far as the cross-sync rules need it: validated, or else what it still declares.
+
+    An invalid sync keeps its raw name and those of its ids and ``paused`` that are valid on their
+    own (an invalid ``paused`` counts as active, the default); without a string name it is left out.
+    """
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        return None
+    try:
+        return SyncSpec.model_validate(raw)
+    except ValidationError:
+        pass
+    declared: dict[str, Any] = {
+        field: value.strip()
+        for field in ("pipeline_id", "data_model_id")
+        if isinstance(value := raw.get(field), str) and SLUG.match(value.strip())
+    }
+    declared["name"] = raw["name"].strip()
+    declared["paused"] = raw.get("paused") is True
+    return SyncSpec.model_construct(**declared)
+
+
+def _salvaged_cross_sync_problems(document: Mapping[str, Any]) -> list[str]:
+    """The cross-sync rules over an invalid registry's syncs, so that a field error does not hide
+    them: the syncs that validate, plus the names, ids and ``paused`` of those that do not."""
+    syncs = document.get("syncs")
+    if not isinstance(syncs, list):
+        return []
+    salvaged = tuple(spec for raw in syncs if (spec := _salvaged_spec(raw)) is not None)
+    return cross_sync_problems(Registry.model_construct(syncs=salvaged))
 
 
 def _describe(error: ErrorDetails, document: Any) -> str:
@@ -327,24 +365,19 @@ def _describe(error: ErrorDetails, document: Any) -> str:
     return f"{where}: {field}: {message}" if field else f"{where}: {message}"
 
 
-# libyaml's parser where PyYAML was built with it: about 5x faster than the pure-Python one, whose
-# cost is most of what each declared table adds to parsing the registry at definition load.
-_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _load_yaml(text: str) -> Any:
+def _load_yaml(text: str) -> tuple[Any, list[DuplicateKey]]:
     try:
-        return yaml.load(text, Loader=_FAST_LOADER)
+        return load_strict(text)
     except yaml.YAMLError:
         # The pure-Python parser describes a syntax error better (it quotes the line and points at
         # the column); rerun it for the message.
-        return yaml.safe_load(text)
+        return load_strict(text, fast=False)
 
 
 def yaml_line_locator(text: str, prefix: Sequence[str | int] = ()) -> Locate:
     """Lines of the values in YAML ``text`` (registry locations under ``prefix``); the nearest
     enclosing value's line when the location itself does not exist (a missing key)."""
-    root = yaml.compose(text, Loader=_FAST_LOADER)
+    root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
     def locate(loc: Sequence[str | int]) -> int | None:
         node = root
@@ -375,9 +408,10 @@ def validate_registry(
         registry = Registry.model_validate(document)
     except ValidationError as error:
         details = error.errors()
-        problems = [_describe(d, document) for d in details]
-        lines = [locate(list(d["loc"])) for d in details] if locate else None
-        raise RegistryError(source, problems, lines) from None
+        found = [_describe(d, document) for d in details]
+        lines = [locate(list(d["loc"])) if locate else None for d in details]
+        across = _salvaged_cross_sync_problems(document)
+        raise RegistryError(source, found + across, lines + [None] * len(across)) from None
     if problems := cross_sync_problems(registry):
         raise RegistryError(source, problems)
     return registry
@@ -387,9 +421,11 @@ def parse_registry(text: str, source: str = "<registry>") -> Registry:
     """A registry from YAML ``text``: a bare registry, or a component file (``type`` and
     ``attributes``) whose attributes are one."""
     try:
-        document = _load_yaml(text)
+        document, duplicates = _load_yaml(text)
     except yaml.YAMLError as error:
         raise RegistryError(source, [f"not valid YAML: {error}"]) from None
+    if duplicates:
+        raise RegistryError(source, [d.describe() for d in duplicates])
     prefix: tuple[str, ...] = ()
     if isinstance(document, Mapping) and "type" in document and "attributes" in document:
         document, prefix = document["attributes"], ("attributes",)

@@ -37,6 +37,14 @@ LOAD_TIMESTAMP_TYPES = (*TIMESTAMP_TYPES, "date", "timestamp_unixtime_ms", "time
 _QUOTED_OR_COMMENT = re.compile(
     r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|//[^\n]*", re.DOTALL
 )
+# Each token that can hide a closing parenthesis, closed (string, identifier, comment that ends);
+# the named group catches one that runs to the end of the text instead.
+_CLOSED_OR_OPEN = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|\$\$.*?\$\$|--[^\n]*\n|//[^\n]*\n|/\*.*?\*/"
+    r"|(?P<open>--|//|/\*|'|\"|\$\$)",
+    re.DOTALL,
+)
+_WRAPPED = "SELECT ... FROM ( <sql> ) WHERE ..."
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _SIMPLE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 # FROM or JOIN, then a dotted name of unquoted parts (a "(" instead starts a subquery).
@@ -70,6 +78,8 @@ def sql_problems(sql: str) -> list[str]:
         )
     if bare.rstrip().endswith(";") or ";" in bare:
         problems.append("contains ';': a model is one statement without a trailing semicolon")
+    if problem := open_comment_problem(sql):
+        problems.append(problem)
     return problems
 
 
@@ -84,6 +94,32 @@ def named_tables(sql: str) -> tuple[str, ...]:
         re.sub(r"\s+", "", m.group(1)).upper() for m in _NAMED_TABLE.finditer(strip_literals(sql))
     )
     return tuple(dict.fromkeys(found))
+
+
+def open_comment_problem(sql: str) -> str | None:
+    """Why a comment in ``sql`` would swallow the closing parenthesis of mParticle's wrapping.
+
+    mParticle runs the model inside ``SELECT ... FROM ( <sql> ) WHERE ...`` on one line, so a line
+    comment (``--`` or Snowflake's ``//``) that reaches the end of the text, or a ``/*`` that is never
+    closed, comments out the ``)`` and everything after it.
+    """
+    for token in _CLOSED_OR_OPEN.finditer(sql):
+        opened = token.group("open")
+        if opened in ("--", "//"):
+            return (
+                f"ends in a {opened} comment, which would swallow the closing parenthesis: "
+                f"mParticle runs the model as a subquery ({_WRAPPED}); remove the comment or "
+                "write it as /* ... */"
+            )
+        if opened == "/*":
+            return (
+                "opens a /* comment that is never closed, which would swallow the closing "
+                f"parenthesis: mParticle runs the model as a subquery ({_WRAPPED}); close it with */ "
+                "(or remove it) so that it reads /* ... */"
+            )
+        if opened:  # an unclosed quote: Snowflake reports that one itself
+            return None
+    return None
 
 
 def quote_identifier(name: str) -> str:

@@ -47,6 +47,12 @@ def fail(message: str, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=message, metadata=metadata, allow_retries=False)
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text (at most 300 characters), or its type when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 @contextlib.contextmanager
 def snowflake_cursor(ctx: SyncContext) -> Iterator[Any]:
     """A cursor on Dagster's Snowflake connection; failing to connect is a clear Failure."""
@@ -56,7 +62,7 @@ def snowflake_cursor(ctx: SyncContext) -> Iterator[Any]:
     except Exception as error:
         raise fail(
             f"Could not connect to Snowflake for the pre-flight of sync '{ctx.spec.name}' "
-            f"({str(error).strip().splitlines()[0][:300]}). Check the Snowflake settings "
+            f"({first_line(error)}). Check the Snowflake settings "
             "(SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD) and that the account is "
             "reachable. Nothing was sent to mParticle."
         ) from error
@@ -77,7 +83,9 @@ def preflight(
     """Pre-flight ``windows`` in Snowflake and log what it found; a refusal is a Failure."""
     with snowflake_cursor(ctx) as cursor:
         try:
-            report = run_preflight(cursor, ctx.spec, windows, limit_kind=kind)
+            report = run_preflight(
+                cursor, ctx.spec, windows, limit_kind=kind, limits=ctx.registry.limits
+            )
         except PreflightError as error:
             raise fail(str(error)) from error
     total = sum(c.rows for c in report.counts)

@@ -13,7 +13,7 @@ from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServ
 TIMEOUT = 120.0
 AUDIENCE = "https://api.mparticle.com"
 # The documented request/response examples, shared with the client's tests; _sources.json there
-# names the spec section and docs file of each.
+# names the mParticle docs page of each.
 DOCUMENTED = Path(__file__).parents[1] / "mparticle" / "payloads"
 
 
@@ -152,66 +152,77 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}".upper()
 
 
+def _resource(config: EmulatorConfig, resource_id: str, name: str, **fields: Any) -> dict[str, Any]:
+    """A request body: the fields every resource has, then ``fields``."""
+    return {"id": resource_id, "name": name, "workspace_id": config.workspace_id, **fields}
+
+
 def connection_body(config: EmulatorConfig, **overrides: Any) -> dict[str, Any]:
-    return {
-        "id": "conn",
-        "name": "Local warehouse",
-        "workspace_id": config.workspace_id,
-        "type": "snowflake",
-        "source_account_id": "gd1234",
-        "region": "us-central1.gcp",
-        "warehouse": "compute_wh",
-        "database": "EMU",
-        "role": "mp_role",
-        "user": config.snowflake_user,
-        "password": config.snowflake_password,
-        "snowflake_aws_iam_user_arn": None,
-        "snowflake_aws_external_id": None,
-        **overrides,
-    }
+    return (
+        _resource(
+            config,
+            "conn",
+            "Local warehouse",
+            type="snowflake",
+            source_account_id="gd1234",
+            region="us-central1.gcp",
+            warehouse="compute_wh",
+            database="EMU",
+            role="mp_role",
+            user=config.snowflake_user,
+            password=config.snowflake_password,
+            snowflake_aws_iam_user_arn=None,
+            snowflake_aws_external_id=None,
+        )
+        | overrides
+    )
 
 
 def model_body(config: EmulatorConfig, sql: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "id": "model",
-        "name": "Model",
-        "workspace_id": config.workspace_id,
-        "type": "sql",
-        "sql_query": sql,
-        "load_timestamp_field_name": "UPDATED_AT",
-        "load_timestamp_field_type": "timestamp_ntz",
-        "load_timestamp_field_time_zone": None,
-        "load_timestamp_field_time_offset": 0,
-        **overrides,
-    }
+    return (
+        _resource(
+            config,
+            "model",
+            "Model",
+            type="sql",
+            sql_query=sql,
+            load_timestamp_field_name="UPDATED_AT",
+            load_timestamp_field_type="timestamp_ntz",
+            load_timestamp_field_time_zone=None,
+            load_timestamp_field_time_offset=0,
+        )
+        | overrides
+    )
 
 
 def pipeline_body(config: EmulatorConfig, **overrides: Any) -> dict[str, Any]:
-    return {
-        "id": "pipe",
-        "name": "Pipeline",
-        "workspace_id": config.workspace_id,
-        "is_active": True,
-        "is_draft": False,
-        "connection_id": "conn",
-        "data_model_id": "model",
-        "partner_feed_key": "us1-1234567",
-        "schedule_interval": "hourly",
-        "environment": "development",
-        **overrides,
-    }
+    return (
+        _resource(
+            config,
+            "pipe",
+            "Pipeline",
+            is_active=True,
+            is_draft=False,
+            connection_id="conn",
+            data_model_id="model",
+            partner_feed_key="us1-1234567",
+            schedule_interval="hourly",
+            environment="development",
+        )
+        | overrides
+    )
+
+
+# A BigQuery connection: stored and served, but never reachable (the emulator runs only Snowflake).
+BIGQUERY_FIELDS = {
+    "type": "bigquery",
+    "region": "us-east4",
+    "project_id": "p",
+    "dataset_id": "d",
+    "service_account_id": "sa",
+    "service_account_key": '{"private_key": "secret"}',
+}
 
 
 def bigquery_body(config: EmulatorConfig, **overrides: Any) -> dict[str, Any]:
-    return {
-        "id": "bq",
-        "name": "BQ",
-        "workspace_id": config.workspace_id,
-        "type": "bigquery",
-        "region": "us-east4",
-        "project_id": "p",
-        "dataset_id": "d",
-        "service_account_id": "sa",
-        "service_account_key": '{"private_key": "secret"}',
-        **overrides,
-    }
+    return _resource(config, "bq", "BQ", **BIGQUERY_FIELDS) | overrides

@@ -1,4 +1,4 @@
-"""Token endpoint (§1, §7 #19) and bearer checks on every API family (§7 #17)."""
+"""Token endpoint and bearer checks on every API family (see ``docs/warehouse-sync-api.md``)."""
 
 from typing import Any
 

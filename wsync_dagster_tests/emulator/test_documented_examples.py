@@ -1,8 +1,8 @@
 """Every documented request replayed verbatim, at the documented time, against the documented response.
 
 The examples are the shared ``wsync_dagster_tests/mparticle/payloads`` (their ``_sources.json``
-names each one's spec section and docs file). Where the docs contradict themselves or the project
-decided otherwise (spec §7), the test says so and pins the emulator's answer.
+names each one's mParticle docs page). Where the docs contradict themselves or the project decided
+otherwise (``docs/warehouse-sync-api.md``), the test says so and pins the emulator's answer.
 """
 
 from collections.abc import Callable
@@ -89,7 +89,7 @@ def test_pipeline_create_and_update(api: Api, control: EmulatorControl, events_t
     assert list(created) == list(created_doc)
     differences = {k for k in created if created[k] != created_doc[k]}
     # The feed id is derived from the key; a missing start becomes the creation time truncated to
-    # the minute (§7 #14), where the docs' example shows one week earlier.
+    # the minute (docs/warehouse-sync-api.md), where the docs' example shows one week earlier.
     assert differences == {"connection_id", "partner_feed_id", "schedule_start_time"}
     assert created["schedule_start_time"] == "2023-02-08T00:05:00Z"
 

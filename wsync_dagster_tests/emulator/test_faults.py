@@ -1,5 +1,7 @@
-"""Switchable faults (DESIGN §6): each one alone, and never on the admin API."""
+"""Switchable faults: each one alone, and never on the admin API."""
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,37 @@ def test_faults_can_target_one_method_and_path(api: Api, control: EmulatorContro
     assert api.get("connections").status_code == 200
     assert api.post("pipelines/x").status_code == 503
     assert api.post("pipelines/x").status_code == 404  # used up
+
+
+def test_a_hold_lets_matching_calls_through_only_together(
+    api: Api, control: EmulatorControl
+) -> None:
+    api.token  # noqa: B018 - the token endpoint is never held
+    control.set_faults(hold={"count": 2, "method": "GET", "path": r"/connections$"})
+    answers: list[int] = []
+    first = threading.Thread(target=lambda: answers.append(api.get("connections").status_code))
+    first.start()
+    deadline = time.monotonic() + 30
+    while control.faults()["hold"]["waiting"] < 1:
+        assert time.monotonic() < deadline, "the first call never reached the hold"
+    assert api.get("data-models").status_code == 200  # not matched: never held
+    assert first.is_alive() and answers == []
+    assert api.get("connections").status_code == 200  # the second arrival releases both
+    first.join(timeout=30)
+    assert answers == [200]
+    assert control.faults()["hold"] | {"seconds": 0} == {
+        "count": 0, "seconds": 0, "method": "GET", "path": r"/connections$", "waiting": 0
+    }  # fmt: skip
+    assert api.get("connections").status_code == 200  # used up
+
+
+def test_a_held_call_goes_on_alone_after_its_seconds(api: Api, control: EmulatorControl) -> None:
+    api.token  # noqa: B018
+    control.set_faults(hold={"count": 2, "seconds": 0.2})
+    started = time.monotonic()
+    assert api.get("connections").status_code == 200
+    assert time.monotonic() - started >= 0.2
+    assert control.faults()["hold"]["count"] == 1 and control.faults()["hold"]["waiting"] == 0
 
 
 def test_server_errors_use_the_configured_status(api: Api, control: EmulatorControl) -> None:
@@ -132,6 +165,8 @@ def test_a_run_failure_can_target_one_pipeline(
         {"throttle": {"path": "("}},
         {"warehouse_unreachable": "yes"},
         {"throttle": {"count": -1}},
+        {"hold": {"seconds": -1}},
+        {"hold": {"seconds": "1"}},
     ],
 )
 def test_bad_fault_settings_are_400(emulator: EmulatorServer, body: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The Profile API over the profiles runs produce (§5.1, §7 #20)."""
+"""The Profile API over the profiles runs produce."""
 
 from collections.abc import Callable
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Connections, data models and pipelines: CRUD, validation, masking, audit fields (§2.1-§2.4, §7)."""
+"""Connections, data models and pipelines: CRUD, validation, masking, audit fields."""
 
 import re
 from datetime import datetime, timedelta

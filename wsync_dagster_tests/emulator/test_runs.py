@@ -1,5 +1,6 @@
-"""Executing runs against the Snowflake stand-in (§3, §7 #12/#18, "Identity mapping", "Window literals")."""
+"""Executing runs against the Snowflake stand-in: counts, limits, identity mapping, window literals."""
 
+import contextlib
 import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
+from wsync_dagster.emulator.limits import DEFAULT_RECORD_LIMITS
 from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster_tests.conftest import CLOCK_START
 from wsync_dagster_tests.emulator.helpers import (
@@ -75,7 +77,8 @@ def test_rows_become_identities_and_string_attributes(
 def test_the_documented_row_to_batch_example(
     api: Api, control: EmulatorControl, events_table: str
 ) -> None:
-    """§5.2: CUSTOMER_ID, EMAIL, IOS_IDFV, LAST_UPDATED, "$firstname", propensity_to_buy."""
+    """The documented sample model: CUSTOMER_ID, EMAIL, IOS_IDFV, LAST_UPDATED, "$firstname",
+    propensity_to_buy."""
     api.create_connection()
     api.create_model(
         "SELECT 'c1' AS CUSTOMER_ID, 'a@b.c' AS EMAIL, '8c61' AS IOS_IDFV, "
@@ -179,14 +182,7 @@ def test_on_demand_runs_use_the_on_demand_limit(
 def test_limits_reset_to_the_documented_values(control: EmulatorControl, api: Api) -> None:
     control.set_record_limits(hourly=1)
     control.reset()
-    assert control.record_limits() == {
-        "hourly": 1_000_000,
-        "daily": 24_000_000,
-        "weekly": 40_000_000,
-        "monthly": 40_000_000,
-        "once": 40_000_000,
-        "on_demand": 24_000_000,
-    }
+    assert control.record_limits() == DEFAULT_RECORD_LIMITS
 
 
 @pytest.fixture
@@ -274,30 +270,34 @@ INSTANTS = [
 ]
 
 
+def _typed_rows() -> Iterator[str]:
+    """One INSERT per instant: the same instant in every column's representation."""
+    for n, text in enumerate(INSTANTS):
+        at = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        new_york = at.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M:%S")
+        shifted = (at - timedelta(seconds=1800)).strftime("%Y-%m-%d %H:%M:%S")
+        day = (at - timedelta(days=n % 3)).strftime("%Y-%m-%d")
+        yield (
+            f"INSERT INTO {TYPED} SELECT 'u{n}@example.com', '{text}', '{text}+00:00', "
+            f"'{text}+00:00', {int(at.timestamp() * 1000)}, {int(at.timestamp())}, "
+            f"'{new_york}', '{shifted}', '{day}'"
+        )
+
+
 @pytest.fixture(scope="module")
 def typed_table(local_snowflake: LocalSnowflake) -> str:
-    connection = local_snowflake.connect()
-    try:
+    statements = [
+        "CREATE DATABASE IF NOT EXISTS EMU",
+        "CREATE SCHEMA IF NOT EXISTS EMU.PUBLIC",
+        f"CREATE OR REPLACE TABLE {TYPED} (EMAIL VARCHAR, NTZ TIMESTAMP_NTZ, "
+        "TZ TIMESTAMP_TZ, LTZ TIMESTAMP_LTZ, MS NUMBER, S NUMBER, NY TIMESTAMP_NTZ, "
+        "SHIFTED TIMESTAMP_NTZ, D DATE)",
+        *_typed_rows(),
+    ]
+    with contextlib.closing(local_snowflake.connect()) as connection:
         cursor = connection.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS EMU")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS EMU.PUBLIC")
-        cursor.execute(
-            f"CREATE OR REPLACE TABLE {TYPED} (EMAIL VARCHAR, NTZ TIMESTAMP_NTZ, "
-            "TZ TIMESTAMP_TZ, LTZ TIMESTAMP_LTZ, MS NUMBER, S NUMBER, NY TIMESTAMP_NTZ, "
-            "SHIFTED TIMESTAMP_NTZ, D DATE)"
-        )
-        for n, text in enumerate(INSTANTS):
-            at = datetime.fromisoformat(text).replace(tzinfo=UTC)
-            new_york = at.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M:%S")
-            shifted = (at - timedelta(seconds=1800)).strftime("%Y-%m-%d %H:%M:%S")
-            day = (at - timedelta(days=n % 3)).strftime("%Y-%m-%d")
-            cursor.execute(
-                f"INSERT INTO {TYPED} SELECT 'u{n}@example.com', '{text}', '{text}+00:00', "
-                f"'{text}+00:00', {int(at.timestamp() * 1000)}, {int(at.timestamp())}, "
-                f"'{new_york}', '{shifted}', '{day}'"
-            )
-    finally:
-        connection.close()
+        for statement in statements:
+            cursor.execute(statement)
     return TYPED
 
 

@@ -1,4 +1,4 @@
-"""Runs on the emulator clock (§2.4-§2.7, §7 #3-#8, #15, #16): no sleeping, the tests move time."""
+"""Runs on the emulator clock: grids, catch-up, triggers, run listing. No sleeping: the tests move time."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,9 +18,9 @@ from wsync_dagster_tests.emulator.helpers import (
 )
 
 CreatePipeline = Callable[..., dict[str, Any]]
-# §2.4 trigger worked example: pipeline created 2023-02-01 15:13:22Z with start 2023-02-01 00:00Z;
-# (trigger time, window start, window end). The doc's second start, ...08:30:11Z, is the typo of
-# §6 #4: the window starts where the previous successful run's ended (§7 #4).
+# mParticle's worked trigger example: pipeline created 2023-02-01 15:13:22Z with start 2023-02-01
+# 00:00Z; (trigger time, window start, window end). The docs' second start, ...08:30:11Z, is a typo:
+# the window starts where the previous successful run's ended (docs/warehouse-sync-api.md).
 TRIGGER_EXAMPLE = {
     "start": "2023-02-01T00:00:00Z",
     "created": "2023-02-01T15:13:22Z",
@@ -174,15 +174,20 @@ def test_changing_the_interval_continues_after_the_latest_run(
 
 # ------------------------------------------------------------------------------------------ once
 
+ONCE_START = "2026-11-28T09:00:00Z"
+
+
+def once_pipeline(events_pipeline: CreatePipeline, end: str | None = None, **fields: Any) -> None:
+    """A once pipeline over the events table from ``ONCE_START`` to ``end``."""
+    events_pipeline(
+        schedule_interval="once", schedule_start_time=ONCE_START, schedule_end_time=end, **fields
+    )
+
 
 def test_once_runs_its_window_exactly_once(
     api: Api, control: EmulatorControl, events_pipeline: CreatePipeline
 ) -> None:
-    events_pipeline(
-        schedule_interval="once",
-        schedule_start_time="2026-11-28T09:00:00Z",
-        schedule_end_time="2026-11-28T11:00:00Z",
-    )
+    once_pipeline(events_pipeline, "2026-11-28T11:00:00Z")
     control.settle()
     [run] = api.runs("pipe")
     assert (run["data_interval_start"], run["data_interval_end"]) == (
@@ -197,7 +202,7 @@ def test_once_runs_its_window_exactly_once(
 def test_once_without_end_syncs_up_to_its_creation(
     api: Api, control: EmulatorControl, events_pipeline: CreatePipeline
 ) -> None:
-    events_pipeline(schedule_interval="once", schedule_start_time="2026-11-28T09:00:00Z")
+    once_pipeline(events_pipeline)
     control.advance(3600)
     [run] = api.runs("pipe")
     assert run["data_interval_end"] == instant(CLOCK_START)
@@ -206,11 +211,7 @@ def test_once_without_end_syncs_up_to_its_creation(
 def test_once_with_a_future_end_waits_for_it(
     api: Api, control: EmulatorControl, events_pipeline: CreatePipeline
 ) -> None:
-    events_pipeline(
-        schedule_interval="once",
-        schedule_start_time="2026-11-28T09:00:00Z",
-        schedule_end_time="2026-11-28T14:00:00Z",
-    )
+    once_pipeline(events_pipeline, "2026-11-28T14:00:00Z")
     control.advance(2 * 3600 - 1)
     assert api.runs("pipe") == []
     control.advance(1)
@@ -220,7 +221,7 @@ def test_once_with_a_future_end_waits_for_it(
 def test_a_finished_once_pipeline_stops_counting_as_active(
     api: Api, control: EmulatorControl, events_pipeline: CreatePipeline
 ) -> None:
-    events_pipeline(id="once", schedule_interval="once", schedule_start_time="2026-11-28T09:00:00Z")
+    once_pipeline(events_pipeline, id="once")
     for n in range(4):
         api.create_pipeline(id=f"p{n}", schedule_interval="on_demand")
     assert api.post("pipelines", pipeline_body(api.config, id="p4")).status_code == 400
@@ -386,12 +387,20 @@ def test_run_listing_pages_and_filters(
     assert page(pageSize=500) == logical
 
 
-def test_a_simulated_run_duration_keeps_runs_running(
+@pytest.fixture
+def slow_runs(
     start_emulator: Callable[..., EmulatorServer], events_table: str
-) -> None:
-    server = start_emulator(run_seconds=600)
-    api, control = clients(server)
+) -> tuple[Api, EmulatorControl]:
+    """An extra emulator whose runs take 10 minutes of its clock, with the events table's source."""
+    api, control = clients(start_emulator(run_seconds=600))
     api.create_source(f"SELECT * FROM {events_table}")
+    return api, control
+
+
+def test_a_simulated_run_duration_keeps_runs_running(
+    slow_runs: tuple[Api, EmulatorControl],
+) -> None:
+    api, control = slow_runs
     api.create_pipeline(schedule_interval="on_demand", schedule_start_time="2026-11-28T09:00:00Z")
     trigger(api)
     control.advance(599)
@@ -406,12 +415,8 @@ def test_a_simulated_run_duration_keeps_runs_running(
     assert run["records_extracted"] == 7  # every row of the events table is in 09:00..12:00
 
 
-def test_catch_up_runs_one_at_a_time_per_pipeline(
-    start_emulator: Callable[..., EmulatorServer], events_table: str
-) -> None:
-    server = start_emulator(run_seconds=600)
-    api, control = clients(server)
-    api.create_source(f"SELECT * FROM {events_table}")
+def test_catch_up_runs_one_at_a_time_per_pipeline(slow_runs: tuple[Api, EmulatorControl]) -> None:
+    api, control = slow_runs
     api.create_pipeline(schedule_start_time=instant(CLOCK_START - timedelta(hours=3)))
     control.settle()
     states = [r["pipeline_run_state"] for r in reversed(api.runs("pipe"))]

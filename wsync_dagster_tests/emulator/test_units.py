@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from wsync_dagster.emulator.__main__ import parse_args
 from wsync_dagster.emulator.clock import Clock, add_months, format_audit, parse_schedule_instant
 from wsync_dagster.emulator.mapping import MappedRow, RowMapper
 from wsync_dagster.emulator.profiles import ProfileStore
@@ -168,3 +169,30 @@ def test_profile_store_matches_customer_id_first_and_moves_identities() -> None:
     again = ProfileStore(seed=1)
     assert again.upsert(row(customer_id="c1"), 1).mpid == a.mpid
     assert store.upsert(MappedRow(777, {}, {"ios_idfv": "d"}, {}), 4).mpid == 777
+
+
+def test_a_month_end_start_returns_to_its_day_after_a_short_month() -> None:
+    start = utc(2024, 1, 31)
+    assert [interval_at(start, "monthly", k)[0] for k in range(3)] == [
+        utc(2024, 1, 31),
+        utc(2024, 2, 29),
+        utc(2024, 3, 31),
+    ]
+
+
+def test_the_command_line_feeds_the_warehouse_connection() -> None:
+    config, exit_with_parent = parse_args(
+        ["--snowflake-port", "4444", "--snowflake-account", "acme", "--snowflake-user", "u"]
+    )
+    assert not exit_with_parent
+    assert config.snowflake_connect_args() == {
+        "account": "acme",
+        "user": "u",
+        "password": "snow",
+        "host": "127.0.0.1",
+        "port": 4444,
+        "protocol": "http",
+        "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        "login_timeout": 10,
+        "network_timeout": 60,
+    }

@@ -24,7 +24,7 @@ from wsync_dagster.local.resources import (
 from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LocalSnowflake
 from wsync_dagster.local.stack import local_registry
-from wsync_dagster.mparticle import clear_token_cache
+from wsync_dagster.mparticle import Pipeline, clear_token_cache
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -65,6 +65,18 @@ def resources(local_snowflake: LocalSnowflake, control: EmulatorControl) -> dict
     }
 
 
+def other_pipeline(pipeline_id: str, interval: str = "on_demand") -> Pipeline:
+    """An active pipeline the registry does not declare (another team's, in the same workspace)."""
+    body = {
+        "id": pipeline_id, "name": pipeline_id, "workspace_id": LOCAL_MPARTICLE.workspace_id,
+        "is_active": True, "is_draft": False, "connection_id": "wsync-snowflake",
+        "data_model_id": "wsync-ticket-activity-model", "partner_feed_key": "us1-x",
+        "schedule_interval": interval, "schedule_start_time": "2026-11-28T00:00:00Z",
+        "environment": "development",
+    }  # fmt: skip
+    return Pipeline.model_validate(body)
+
+
 def materialize(
     registry: Registry,
     resources: dict[str, Any],
@@ -99,6 +111,18 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, A
         m = event.step_materialization_data.materialization
         found[m.partition or ""] = {k: getattr(v, "value", v) for k, v in m.metadata.items()}
     return found
+
+
+def observations(result: dg.ExecuteInProcessResult) -> list[dict[str, Any]]:
+    """Metadata values of each asset observation the run logged (the step's counters)."""
+    return [
+        {
+            k: getattr(v, "value", v)
+            for k, v in event.asset_observation_data.asset_observation.metadata.items()
+        }
+        for event in result.all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+    ]
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, Any]:

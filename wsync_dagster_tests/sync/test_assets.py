@@ -12,9 +12,8 @@ from dagster_snowflake import SnowflakeResource
 from snowflake.connector.cursor import SnowflakeCursorBase
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import CUSTOMER_SCORES, TICKET_ACTIVITY
-from wsync_dagster.mparticle import Pipeline, WarehouseSyncClient
+from wsync_dagster.mparticle import WarehouseSyncClient
 from wsync_dagster.sync import naming
 from wsync_dagster.sync.specs import Registry, SyncSpec
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -24,6 +23,8 @@ from wsync_dagster_tests.sync.conftest import (
     materializations,
     materialize,
     mparticle_for,
+    observations,
+    other_pipeline,
 )
 
 WRITES = ("POST", "PUT", "DELETE")
@@ -76,11 +77,10 @@ def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
     assert meta["mparticle/records_mapped"] == expected - identityless
     assert meta["preflight/rows_without_identity"] == identityless
     assert meta["mparticle/event_batches_generated"] == meta["mparticle/records_mapped"]
-    assert meta["dagster/row_count"] == meta["mparticle/records_mapped"]
-    assert meta["mparticle/run_state"] == "success"
+    assert meta["dagster/partition_row_count"] == meta["mparticle/records_mapped"]
     assert meta["mparticle/pipeline_id"] == "wsync-customer-scores"
     assert meta["window_start"] == SAMPLE_ANCHOR.replace(hour=0).timestamp() - 86400
-    assert meta["preflight/queries"] == 2
+    assert [o["preflight/queries"] for o in observations(result)] == [2]
 
     checks = check_results(result)
     assert checks[naming.CHECK_PREFLIGHT_PARITY].passed
@@ -130,12 +130,14 @@ def test_a_24_partition_backfill_is_one_run_one_token_one_count(
     found = materializations(result)
     assert sorted(found) == keys
     assert all(m["preflight/rows"] == m["mparticle/records_extracted"] for m in found.values())
-    assert {m["preflight/queries"] for m in found.values()} == {2}  # LIMIT 0 + one grouped count
+    (step,) = observations(result)  # the step's counters, once for the 24 partitions
+    assert step["preflight/queries"] == 2  # LIMIT 0 + one grouped count
+    assert step["wsync/partitions_in_run"] == 24
     assert len(sent) == 2, sent  # nothing else reaches Snowflake: no COMMIT on close
     log = control.request_log()
     assert sum(e["path"] == "/oauth/token" for e in log) == 1
     listings = [e for e in log if e["path"].endswith("/status/runs")]
-    assert len(listings) == found[keys[0]]["wsync/run_polls"]
+    assert len(listings) == step["wsync/run_polls"]
     assert not any("/status/runs/" in e["path"] for e in log)  # no per-run status calls
 
 
@@ -148,7 +150,7 @@ def test_rematerializing_is_idempotent(registry, resources, control) -> None:
     assert not _writes(control)
     one, two = materializations(first)["2026-11-26"], materializations(again)["2026-11-26"]
     assert one["mparticle/run_id"] == two["mparticle/run_id"]
-    assert two["wsync/reconcile"].count("unchanged") == 3
+    assert observations(again)[0]["wsync/reconcile"].count("unchanged") == 3
 
 
 def test_an_over_limit_hour_fails_before_any_mparticle_call(
@@ -212,23 +214,13 @@ def test_a_start_beyond_catch_up_is_refused_before_any_write(registry, resources
     assert not _writes(control)
 
 
-def _pipeline_body(pipeline_id: str, interval: str = "on_demand") -> dict[str, Any]:
-    return {
-        "id": pipeline_id, "name": pipeline_id, "workspace_id": LOCAL_MPARTICLE.workspace_id,
-        "is_active": True, "is_draft": False, "connection_id": "wsync-snowflake",
-        "data_model_id": "wsync-ticket-activity-model", "partner_feed_key": "us1-x",
-        "schedule_interval": interval, "schedule_start_time": "2026-11-28T00:00:00Z",
-        "environment": "development",
-    }  # fmt: skip
-
-
 def test_a_sixth_active_pipeline_is_refused_before_it_is_sent(registry, resources, control) -> None:
     first = materialize(registry, resources, "ticket_activity", ["2026-11-28-10:00"])
     assert first.success, failure_message(first)
     client: WarehouseSyncClient
     with resources["mparticle"].open_client() as client:
         for i in range(4):
-            client.create_pipeline(Pipeline.model_validate(_pipeline_body(f"other-{i}")))
+            client.create_pipeline(other_pipeline(f"other-{i}"))
     control.clear_request_log()
     result = materialize(registry, resources, "customer_scores", ["2026-11-27"])
     message = failure_message(result)

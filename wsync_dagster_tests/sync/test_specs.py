@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, RegistryError, load_registry, parse_registry
+from wsync_dagster.sync.strict_yaml import load_strict
 
 CONNECTION = """
 connection:
@@ -135,6 +136,8 @@ def test_unreadable_and_malformed_files_say_what_to_do(tmp_path: Path) -> None:
     assert "line 1, column 9:\n    syncs: [\n" in str(raised.value)  # quotes the line, points at it
     with pytest.raises(RegistryError, match="must be a mapping"):
         parse_registry("- 1", "list.yaml")
+    with pytest.raises(RegistryError, match="must be a mapping"):
+        parse_registry("just text", "scalar.yaml")
     with pytest.raises(RegistryError, match="connection: required but missing"):
         parse_registry("syncs: []")
 
@@ -170,3 +173,104 @@ def test_a_component_file_is_a_registry_under_attributes() -> None:
     (problem,) = raised.value.problems
     assert problem.startswith("sync 'orders': feed_key: unknown key, and secrets never go in")
     assert raised.value.lines == [text.splitlines().index("      feed_key: abc123") + 1]
+
+
+def test_a_duplicate_key_in_a_sync_is_refused_naming_sync_key_and_lines() -> None:
+    text = registry(sync(), sync("refunds", sql='"SELECT 1 AS A"'))
+    # A second sql: key in 'refunds': YAML alone would silently keep the last one.
+    text = text.replace('sql: "SELECT 1 AS A"', 'sql: "SELECT 1 AS A"\n    sql: "SELECT 2 AS B"')
+    lines = text.splitlines()
+    first, second = (
+        i + 1 for i, line in enumerate(lines) if "SELECT 1 AS A" in line or "2 AS B" in line
+    )
+    assert problems(text) == [
+        f"sync 'refunds': sql: duplicate key, written on line {first} and again on line {second}; "
+        "YAML keeps only the last one and drops the other silently: keep exactly one"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # nested inside a sync's mapping
+            registry(
+                sync(schedule="{interval: daily, interval: hourly, start: 2026-11-01T00:00:00Z}")
+            ),
+            "sync 'orders': schedule.interval: duplicate key, written twice on line 15",
+        ),
+        (  # at the top of the document
+            registry() + "default_group: a\ndefault_group: b\n",
+            "registry: default_group: duplicate key, written on line 17 and again on line 18",
+        ),
+        (  # in the connection
+            registry().replace("  role: R\n", "  role: R\n  role: S\n"),
+            "registry: connection.role: duplicate key, written on line 7 and again on line 8",
+        ),
+        (  # in a sync's tags, three levels down
+            registry(sync(tags="{team: a, team: b}")),
+            "sync 'orders': tags.team: duplicate key, written twice on line 17",
+        ),
+    ],
+)
+def test_duplicate_keys_are_refused_at_any_depth(text: str, expected: str) -> None:
+    (found,) = problems(text)
+    assert found.startswith(expected), found
+
+
+def test_every_duplicate_key_is_reported_and_merge_keys_still_work() -> None:
+    text = registry(sync(), sync("refunds")).replace(
+        "feed_key_env: FEED_KEY", "feed_key_env: FEED_KEY\n    feed_key_env: OTHER_KEY"
+    )
+    found = problems(text)
+    assert [p.split(":")[0] for p in found] == ["sync 'orders'", "sync 'refunds'"]
+    # A YAML merge key (<<) overriding a merged value is not a duplicate.
+    anchored = registry(
+        sync(schedule="&s {interval: daily, start: 2026-11-01T00:00:00Z}"),
+        sync("refunds", schedule="{<<: *s, interval: hourly}"),
+    )
+    assert parse_registry(anchored).sync("refunds").schedule.interval == "hourly"
+
+
+def test_both_parsers_find_the_same_duplicates() -> None:
+    text = registry(sync(tags="{team: a, team: b}"), sync("refunds")) + "syncs: []\n"
+    fast, pure = load_strict(text), load_strict(text, fast=False)
+    assert fast == pure
+    assert [d.describe().split(":")[:2] for d in fast[1]] == [
+        ["sync 'orders'", " tags.team"],
+        ["registry", " syncs"],
+    ]
+
+
+def test_sql_ending_in_a_line_comment_is_refused_at_load() -> None:
+    block = (
+        '|\n      SELECT CUSTOMER_ID AS "customer_id", UPDATED_AT\n      FROM DB.S.ORDERS -- all\n'
+    )
+    (found,) = problems(registry(sync(sql=block)))
+    assert found.startswith("sync 'orders': sql: ends in a -- comment"), found
+    assert "remove the comment or write it as /* ... */" in found
+
+
+def test_a_field_error_does_not_hide_cross_sync_problems() -> None:
+    six = [sync(f"t{i}") for i in range(5)] + [sync("t5", shedule="x")]
+    found = problems(registry(*six, sync("t0", description="DROP")))
+    assert found[:2] == [
+        "sync 't5': shedule: unknown key; remove it or check its spelling",
+        "sync 't0': description: required but missing; add it",
+    ]
+    assert found[2].startswith("sync 't0': name 't0' is already used by sync 't0'")
+    assert any(p.startswith("registry: 7 active syncs (t0, t1, t2, t3, t4, t5, t0)") for p in found)
+
+
+def test_cross_sync_rules_use_what_an_invalid_sync_still_declares() -> None:
+    text = registry(
+        sync(pipeline_id="shared"),
+        sync("refunds", pipeline_id="shared", paused="maybe"),  # paused invalid: counted active
+        "  - 42",  # not a mapping at all: only its own error
+        sync("bad", pipeline_id="no spaces allowed"),  # invalid id: not compared
+    )
+    assert problems(text) == [
+        "sync 'refunds': paused: Input should be a valid boolean, unable to interpret input",
+        "syncs[2]: Input should be a valid dictionary or instance of SyncSpec",
+        "sync 'bad': pipeline_id: may only contain letters, digits, '_' and '-'",
+        "sync 'refunds': pipeline id 'shared' is already used by sync 'orders'; give each sync its own",
+    ]

@@ -58,7 +58,7 @@ def test_identifiers_keep_their_exact_spelling() -> None:
     [
         ("SELECT a FROM t", None),
         ("select a from t where note = 'please DELETE me' and \"WITH\" = 1", None),
-        ("SELECT a FROM t -- UPDATE later", None),
+        ("SELECT a -- UPDATE later\nFROM t", None),
         ("WITH x AS (SELECT 1) SELECT * FROM x", "uses WITH"),
         ("SELECT a FROM t;", "contains ';'"),
         ("UPDATE t SET a = 1", "single SELECT"),
@@ -74,6 +74,33 @@ def _earliest(interval, now):
     catch_up = cadence(interval).catch_up
     assert catch_up is not None
     return catch_up.earliest_start(now)
+
+
+SWALLOWS = "would swallow the closing parenthesis"
+
+
+@pytest.mark.parametrize(
+    ("sql", "fragment"),
+    [
+        ("SELECT a FROM t -- latest only", "ends in a -- comment, which " + SWALLOWS),
+        ("SELECT a FROM t // latest only", "ends in a // comment, which " + SWALLOWS),
+        ("SELECT a FROM t /* latest only", "opens a /* comment that is never closed"),
+        ("SELECT a FROM t /* x */ /* y", "opens a /* comment that is never closed"),
+        ("SELECT a FROM t WHERE b = 'x' -- it's late", "ends in a -- comment"),
+        ("SELECT a -- first\nFROM t -- last", "ends in a -- comment"),
+        ("SELECT a FROM t -- x\n", None),  # the newline ends the comment
+        ("SELECT a /* a -- b */ FROM t", None),
+        ("SELECT a FROM t WHERE b = '-- not a comment'", None),
+        ("SELECT 'http://x' AS a, \"/*\" FROM t", None),
+        ("SELECT $$it's -- not a comment$$ AS a FROM t", None),
+        ("SELECT a FROM t WHERE b = 'it''s /* not */ -- either'", None),
+    ],
+)
+def test_a_comment_that_runs_to_the_end_is_refused(sql: str, fragment: str | None) -> None:
+    found = " ".join(sql_problems(sql))
+    assert (fragment in found) if fragment else not found, found
+    if fragment:
+        assert "SELECT ... FROM ( <sql> ) WHERE" in found and "/* ... */" in found
 
 
 def test_catch_up_limits_are_calendar_aware() -> None:
