@@ -17,6 +17,7 @@ import wsync_dagster.defs
 from wsync_dagster.component import WarehouseSyncComponent, check_across
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.schedules import build_schedules
+from wsync_dagster.sync.sensor import build_runs_sensor
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -62,7 +63,21 @@ def build_definitions(
     else:
         components = folder
     syncs = [pair for component in components for pair in component.sync_keys()]
-    return dg.Definitions.merge(defs, dg.Definitions(resources=bound), build_schedules(syncs))
+    # The runs sensor watches every sync's pipeline, whichever component declares it.
+    every_sync = components[0].registry.model_copy(
+        update={"syncs": tuple(spec for spec, _ in syncs)}
+    )
+    return dg.Definitions.merge(
+        defs,
+        dg.Definitions(
+            resources=bound,
+            sensors=[build_runs_sensor(every_sync, environ)],
+            # One process per run: the run worker has already imported the code location (~5 s);
+            # a step process per asset would import it again. See the README's "Deploy" section.
+            executor=dg.in_process_executor,
+        ),
+        build_schedules(syncs),
+    )
 
 
 @contextlib.contextmanager

@@ -86,10 +86,9 @@ def run_job(
     Unlike :func:`materialize_partitions` (an ephemeral job), the run belongs to ``job`` in the code
     location ``origin`` names, so the UI lists it under that job and can re-execute it.
     """
+    # The code location's jobs run their steps in the run's own process (in_process_executor), which
+    # is what running a job from memory needs.
     subset = job.get_subset(asset_selection={asset_key})
-    # This process runs the job from memory, so its steps must run here too (Dagster's default
-    # executor would start a process per step, which needs a job it can reload from code).
-    run_config = {**(run_config or {}), "execution": {"config": {"in_process": {}}}}
     tags = partition_range_tags(partition_keys)
     if len(partition_keys) == 1:
         tags = {PARTITION_TAG: partition_keys[0]}

@@ -32,6 +32,10 @@ from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.specs import Registry, Schedule, load_registry
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
+# The emulator's state, kept across starts like a real workspace's (demo, then ui, see the README),
+# and the sample anchor whose data its runs extracted.
+STATE_FILE = "emulator-state.json"
+ANCHOR_FILE = "sample-anchor.txt"
 
 
 def _at_grid_time(day: datetime, template: datetime) -> datetime:
@@ -110,6 +114,7 @@ class LocalStack:
         ``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
         materialization waits (deterministic, no sleeping); else it is the wall clock."""
         self.workdir = workdir
+        self.sample_given = sample
         self.sample = sample or SampleConfig()
         self.registry_source = registry_source
         self.manual_clock = manual_clock
@@ -118,9 +123,32 @@ class LocalStack:
         self.emulator: ServiceProcess | None = None
         self.summary: SampleSummary | None = None
         self.registries: list[Registry] = []
+        self.state_path = workdir / STATE_FILE
+        self.anchor_path = workdir / ANCHOR_FILE
+        self.fresh = True
+        """Whether the emulator started empty (no state kept from an earlier start)."""
+
+    def _continue_or_start_over(self) -> None:
+        """Keep the emulator's state file if the warehouse can be seeded as it was (same anchor).
+
+        The persisted runs extracted the sample data of one anchor; re-seeding another would make
+        them disagree with the warehouse, so a different or unknown anchor starts over.
+        """
+        saved = None
+        if self.state_path.exists() and self.anchor_path.exists():
+            saved = datetime.fromisoformat(self.anchor_path.read_text(encoding="utf-8").strip())
+        if saved is not None and (self.sample_given is None or self.sample_given.anchor == saved):
+            self.sample = self.sample_given or SampleConfig(anchor=saved)
+            self.fresh = False
+        else:
+            self.state_path.unlink(missing_ok=True)
+            self.fresh = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.anchor_path.write_text(self.sample.anchor.isoformat() + "\n", encoding="utf-8")
 
     def start(self) -> Self:
         try:
+            self._continue_or_start_over()
             self.snowflake.start()
             connection = self.snowflake.connect()
             try:
@@ -145,6 +173,15 @@ class LocalStack:
             return [load_registry(self.registry_source)]
         return [component.registry for component in sync_components()]
 
+    def served_registry(self) -> Registry:
+        """What the local code location serves: every sync of the registries, rebased onto the
+        seeded sample data (the first registry's connection and limits)."""
+        if not self.registries:
+            raise RuntimeError("the local stack is not started")
+        syncs = tuple(spec for registry in self.registries for spec in registry.syncs)
+        merged = self.registries[0].model_copy(update={"syncs": syncs})
+        return local_registry(merged, self.sample.anchor)
+
     def _emulator_argv(self, limits: Limits) -> list[str]:
         options = {
             "--host": "127.0.0.1",
@@ -159,6 +196,7 @@ class LocalStack:
             "--org-id": str(LOCAL_MPARTICLE.org_id),
             "--account-id": str(LOCAL_MPARTICLE.account_id),
             "--run-seconds": str(self.run_seconds),
+            "--state-file": str(self.state_path),
         }
         if self.manual_clock:
             options |= {"--clock": "manual", "--clock-start": self.sample.anchor.isoformat()}
