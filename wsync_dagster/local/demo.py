@@ -1,10 +1,12 @@
 """The main job on the embedded default (``python3 dev.py demo``) and the UI on it (``dev.py ui``).
 
 The demo starts the local stack (Snowflake stand-in, mParticle emulator, seeded sample warehouse),
-materializes through Dagster the most recent closed partitions of every demo asset — the hourly table
-as a multi-partition backfill in one run — and the on-demand asset, prints what happened and three
-enriched profiles read back through the Profile API, and stops everything. Materializations land in
-the project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI.
+records the seeded source tables as updated, materializes through the sync jobs
+(``wsync_<cadence>_job``) the most recent closed partitions of every demo asset — the hourly table as
+a multi-partition backfill in one run — and the on-demand asset, prints what happened and three
+enriched profiles read back through the Profile API, and stops everything. Runs land in the
+project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI,
+under their jobs in the local code location, so the UI can re-execute them.
 """
 
 import contextlib
@@ -21,19 +23,21 @@ from typing import Any
 
 import dagster as dg
 
+from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.local.definitions import build_local_definitions
-from wsync_dagster.local.materialize import materialize_partitions
+from wsync_dagster.local.definitions import build_local_definitions, local_sync_components
+from wsync_dagster.local.materialize import job_origin, run_job
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, RegistryError, SyncSpec, load_registry
+from wsync_dagster.sync.specs import RegistryError, SyncSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+LOCAL_LOCATION = "wsync_dagster.local.definitions"
 HOURLY_BACKFILL = 6
 SHOWN_PROFILES = 3
 
@@ -43,6 +47,8 @@ class Step:
     """One materialization the demo asks for."""
 
     spec: SyncSpec
+    key: dg.AssetKey
+    job: str
     partition_keys: tuple[str, ...]
 
     def describe(self) -> str:
@@ -75,36 +81,58 @@ def prepare_dagster_home(path: Path = DAGSTER_HOME, forget: bool = False) -> Pat
     return path
 
 
-def plan(defs: dg.Definitions, specs: Sequence[SyncSpec], now: Any) -> list[Step]:
+def _job_of(defs: dg.Definitions, key: dg.AssetKey) -> str:
+    """The sync job (``wsync_<cadence>_job``) that materializes ``key``."""
+    for job in defs.resolve_all_job_defs():
+        if job.name.startswith("wsync_") and key in job.asset_layer.executable_asset_keys:
+            return job.name
+    raise KeyError(f"no sync job materializes {key.to_user_string()}")
+
+
+def plan(
+    defs: dg.Definitions, components: Sequence[WarehouseSyncComponent], now: Any
+) -> list[Step]:
     """The latest closed partition of each interval sync (hourly: the last few, in one run)."""
     steps = []
-    for spec in specs:
+    for spec, key in (pair for c in components for pair in c.sync_keys()):
+        job = _job_of(defs, key)
         if not spec.schedule.is_interval:
-            steps.append(Step(spec, ()))
+            steps.append(Step(spec, key, job, ()))
             continue
-        asset = defs.resolve_assets_def(dg.AssetKey(["mparticle", spec.name]))
-        partitions = asset.partitions_def
+        partitions = defs.resolve_assets_def(key).partitions_def
         assert partitions is not None
         keys = partitions.get_partition_keys(current_time=now)
         take = HOURLY_BACKFILL if spec.schedule.interval == "hourly" else 1
-        steps.append(Step(spec, tuple(keys[-take:])))
+        steps.append(Step(spec, key, job, tuple(keys[-take:])))
     return steps
 
 
-def materialize(
-    defs: dg.Definitions, step: Step, instance: dg.DagsterInstance
-) -> dg.ExecuteInProcessResult:
-    key = dg.AssetKey(["mparticle", step.spec.name])
-    return materialize_partitions(
-        [defs.resolve_assets_def(key)],  # resolved with the definitions' resources bound
+def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> Any:
+    """One run of the step's sync job, recorded under the local code location's job."""
+    return run_job(
+        defs.resolve_job_def(step.job),  # resolved with the definitions' resources bound
+        step.key,
         step.partition_keys,
         instance=instance,
+        origin=job_origin(LOCAL_LOCATION, step.job, str(PROJECT_ROOT)),
         # Our own INFO lines (pre-flight, reconcile) and warnings; not Dagster's step-by-step DEBUG.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
 
 
-def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+def report_source_tables(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    """Record the freshly seeded source tables as updated (what a dbt or Fivetran run would do), so
+    the lineage shows them materialized and automation downstream of them sees the change."""
+    for spec in defs.resolve_all_asset_specs():
+        if "dagster/table_name" in spec.metadata:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=spec.key, description="Seeded by the demo (local sample warehouse)."
+                )
+            )
+
+
+def _failure_text(result: Any) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
@@ -115,7 +143,7 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed (see the Dagster UI: python3 dev.py ui)"
 
 
-def _summary_rows(result: dg.ExecuteInProcessResult) -> list[tuple[str, ...]]:
+def _summary_rows(result: Any) -> list[tuple[str, ...]]:
     rows = []
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -176,7 +204,7 @@ def run_demo(
     dagster_home: Path = DAGSTER_HOME,
     sample: SampleConfig | None = None,
     manual_clock: bool = False,
-    registry_source: Path = DEFAULT_REGISTRY,
+    registry_source: Path | None = None,
 ) -> int:
     """Run the demo; 0 when every sync succeeded, 1 with an explanation otherwise."""
     started = time.monotonic()
@@ -200,15 +228,16 @@ def _demo(
     assert stack.summary is not None
     for table in stack.summary.tables:
         print(f"  seeded {table.name}: {table.rows:,} rows")
-    print(f"  emulator at {stack.emulator_url}; local registry {stack.registry_path}")
+    print(f"  emulator at {stack.emulator_url}")
     defs = build_local_definitions(environment)
-    registry = load_registry(stack.registry_path)
+    components = local_sync_components(environment)
     instance = dg.DagsterInstance.from_config(str(dagster_home))
+    report_source_tables(defs, instance)
 
     rows: list[tuple[str, ...]] = []
     failures: list[str] = []
-    for step in plan(defs, registry.syncs, stack.sample.anchor):
-        print(f"Materializing {step.describe()} ...", flush=True)
+    for step in plan(defs, components, stack.sample.anchor):
+        print(f"Materializing {step.describe()} with {step.job} ...", flush=True)
         result = materialize(defs, step, instance)
         rows += _summary_rows(result)
         if not result.success:
@@ -234,7 +263,7 @@ def _demo(
 
 
 def run_ui(extra: Sequence[str]) -> int:
-    """`dagster dev` on the embedded default, with the demo's DAGSTER_HOME."""
+    """`dg dev` on the local code location, with the demo's DAGSTER_HOME; ``extra`` goes to it."""
     print("Starting the embedded default for the Dagster UI ...")
     try:
         with LocalStack(WORKDIR) as stack:
@@ -243,9 +272,10 @@ def run_ui(extra: Sequence[str]) -> int:
                 **stack.environment(),
                 "DAGSTER_HOME": str(prepare_dagster_home(forget=stack.fresh)),
             }
+            host = [] if {"-h", "--host"} & set(extra) else ["--host", "127.0.0.1"]
             command = [
-                str(Path(sys.executable).parent / "dagster"), "dev",
-                "-m", "wsync_dagster.local.definitions", "--host", "127.0.0.1", *extra,
+                str(Path(sys.executable).parent / "dg"), "dev",
+                "-m", LOCAL_LOCATION, *host, *extra,
             ]  # fmt: skip
             print(f"  emulator at {stack.emulator_url}; Ctrl-C stops the UI and the stack")
             try:

@@ -7,7 +7,6 @@ import requests
 
 from wsync_dagster.local.deploy.cluster import LOCATION_NAME, LocalDeployment, wait_until
 from wsync_dagster.sync import naming
-from wsync_dagster.sync.specs import load_registry
 
 REPOSITORY_NAME = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
@@ -145,6 +144,6 @@ def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGra
     api = DagsterGraphQL(deployment.webserver_url)
     wait_until(api.location_loaded_after_reload, timeout, "the code location to load")
     wait_until(api.daemons_healthy, timeout, "the daemons to report healthy")
-    for spec in load_registry(deployment.stack.registry_path).syncs:
+    for spec in deployment.stack.served_registry().syncs:
         api.set_pool_limit(naming.pool_name(spec), POOL_LIMIT)
     return api
