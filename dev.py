@@ -75,9 +75,18 @@ def ensure_venv() -> Path:
     return python
 
 
+def _activated(env: dict[str, str] | None) -> dict[str, str]:
+    """``env`` (default: ours) as if the project's venv were activated: `dg` then finds the venv it
+    expects instead of warning that none is active."""
+    env = dict(os.environ if env is None else env)
+    env["VIRTUAL_ENV"] = str(VENV)
+    env["PATH"] = os.pathsep.join([str(_venv_python().parent), env.get("PATH", "")])
+    return env
+
+
 def _run(argv: list[str], env: dict[str, str] | None = None) -> int:
     print(f"[dev] $ {' '.join(argv)}", flush=True)
-    child = subprocess.Popen(argv, cwd=ROOT, env=env)
+    child = subprocess.Popen(argv, cwd=ROOT, env=_activated(env))
     while True:
         try:
             return child.wait()
@@ -110,7 +119,6 @@ def cmd_test(python: Path, extra: list[str]) -> int:
     # `dg check defs` checks the project's defs.yaml files, then loads the production code location
     # (`[tool.dg]`). It cannot target another module, so the local one is loaded and validated the
     # way `dg check defs` does it, with `Definitions.validate_loadable`.
-    bare_env["PATH"] = os.pathsep.join([str(python.parent), bare_env.get("PATH", "")])
     if (code := _run([_bin(python, "dg"), "check", "defs"], env=bare_env)) != 0:
         return code
     validate_local = (
