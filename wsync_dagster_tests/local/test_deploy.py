@@ -23,8 +23,9 @@ def test_a_guarded_program_and_its_children_die_with_the_guards_parent() -> None
     """The guard's stdin closes when its parent dies: the whole process group goes with it."""
     program = [
         sys.executable, "-c",
-        "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
-        "'import time; time.sleep(600)']); time.sleep(600)",
+        # Both processes block until killed (an Event nobody sets), so only the guard ends them.
+        "import subprocess, sys, threading; subprocess.Popen([sys.executable, '-c', "
+        "'import threading; threading.Event().wait()']); threading.Event().wait()",
     ]  # fmt: skip
     service = ServiceProcess("sleeper", guarded(program, ready_url=None, announce="http://x"),
                              ready_marker=READY_MARKER)  # fmt: skip
