@@ -83,6 +83,10 @@ def clear_requests(call: Call) -> Any:
     call.backend.admin.clear_request_log()
 
 
+def get_activity(call: Call) -> Any:
+    return call.backend.admin.activity_json()
+
+
 def get_profiles(call: Call) -> Any:
     return call.backend.admin.all_profiles()
 
@@ -107,6 +111,7 @@ ROUTES = [
     Route(ADMIN_BASE + "/requests", admin(get_requests), methods=["GET"]),
     Route(ADMIN_BASE + "/requests", admin(clear_requests), methods=["DELETE"]),
     Route(ADMIN_BASE + "/profiles", admin(get_profiles), methods=["GET"]),
+    Route(ADMIN_BASE + "/activity", admin(get_activity), methods=["GET"]),
     Route(ADMIN_BASE + "/limits", admin(get_limits), methods=["GET"]),
     Route(ADMIN_BASE + "/limits", admin(set_limits, body=True), methods=["POST"]),
 ]
