@@ -40,6 +40,9 @@ from wsync_dagster.sync.steps import SyncContext, fail, first_line
 # A trigger refused because a concurrent sweep or materialization paused the pipeline in between
 # is retried after activating again, this many times.
 TRIGGER_ATTEMPTS = 3
+# An activation refused this many times in a row while the count showed a free slot is refused
+# for another reason than the limit: the materialization fails with mParticle's message.
+REFUSALS_WITH_ROOM = 3
 
 
 def rotating_pool_limit(registry: Registry) -> int:
@@ -92,10 +95,12 @@ def sweep(ctx: SyncContext, client: WarehouseSyncClient) -> list[str]:
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One try at taking a slot: done, or what is holding the slots."""
+    """One try at taking a slot: done, or what was holding the slots (and mParticle's refusal when
+    it refused an activation that the count said had room)."""
 
     done: bool
     active: tuple[str, ...] = ()
+    refused_with_room: BadRequestError | None = None
 
 
 def _others_active(
@@ -107,32 +112,49 @@ def _others_active(
 def _try_activate(ctx: SyncContext, client: WarehouseSyncClient) -> _Attempt:
     spec = ctx.spec
     own = spec.resolved_pipeline_id
+    allowed = ctx.registry.limits.max_active_pipelines
     pipelines = client.list_pipelines()
     if any(p.id == own and p.is_active and not p.is_draft for p in pipelines):
         return _Attempt(True)  # already active: a concurrent materialization of the same sync
     others = _others_active(client, pipelines, own)
-    if len(others) >= ctx.registry.limits.max_active_pipelines:
+    if len(others) >= allowed:
         return _Attempt(False, others)
     try:
         _write(client, ctx.registry, spec, active=True)
     except BadRequestError as refused:
-        # Refused: if the workspace filled up meanwhile, wait like above; else it is another 400.
+        # Another client took the last slot between the count and the PUT (reconcile has just
+        # written every other field, so the limit is what is new). Count again and wait.
         again = _others_active(client, client.list_pipelines(), own)
-        if len(again) < ctx.registry.limits.max_active_pipelines:
-            raise fail(
-                f"mParticle refused to activate the pipeline of rotating sync '{spec.name}' with "
-                f"a free slot: {first_line(refused)}"
-            ) from refused
-        ctx.log.info(f"Rotation: mParticle refused the activation (workspace full): {refused}")
-        return _Attempt(False, again)
+        ctx.log.info(f"Rotation: mParticle refused the activation, waiting: {first_line(refused)}")
+        return _Attempt(False, again, refused if len(again) < allowed else None)
     return _Attempt(True)
 
 
 def activate(ctx: SyncContext, client: WarehouseSyncClient) -> int:
-    """Take a slot: wait until fewer than the limit are active, then activate; the tries it took."""
+    """Take a slot: wait until fewer than the limit are active, then activate; the tries it took.
+
+    A refused activation is waited out like a full workspace; refused :data:`REFUSALS_WITH_ROOM`
+    times in a row while the count says a slot is free, it is not about the limit, and fails.
+    """
     settings = ctx.wait_settings()
     allowed = ctx.registry.limits
-    attempt, tries = settings.poll(lambda: _try_activate(ctx, client), lambda a: a.done)
+    refusals: list[BadRequestError] = []
+
+    def attempt_once() -> _Attempt:
+        attempt = _try_activate(ctx, client)
+        if attempt.refused_with_room is None:
+            refusals.clear()
+            return attempt
+        refusals.append(attempt.refused_with_room)
+        if len(refusals) >= REFUSALS_WITH_ROOM:
+            raise fail(
+                f"mParticle refused {len(refusals)} times to activate the pipeline of rotating "
+                f"sync '{ctx.spec.name}' although fewer than {allowed.max_active_pipelines} "
+                f"pipelines were active: {first_line(refusals[-1])}"
+            ) from refusals[-1]
+        return attempt
+
+    attempt, tries = settings.poll(attempt_once, lambda a: a.done)
     if not attempt.done:
         raise fail(
             f"Rotating sync '{ctx.spec.name}' found no free active-pipeline slot within "

@@ -1,7 +1,6 @@
 """Helpers of the rotation tests: registries with many rotating syncs, and a resource whose waits can
 change the workspace (another team pausing its pipeline while a sync waits for a slot)."""
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,19 +12,15 @@ from wsync_dagster.sync.specs import Registry, SyncSpec
 
 # Called (then forgotten) at the next wait of any HookedSleepResource.
 ON_NEXT_SLEEP: list[Callable[[], None]] = []
-# One clock move at a time: concurrent "advance by N" calls could otherwise set the clock back.
-_CLOCK_LOCK = threading.Lock()
 
 
 class HookedSleepResource(LocalMParticleResource):
-    """The manual-clock resource; its first wait runs the ``ON_NEXT_SLEEP`` hooks, and clock
-    moves from concurrent threads are serialized."""
+    """The manual-clock resource; its next wait first runs the ``ON_NEXT_SLEEP`` hooks."""
 
     def sleep(self, seconds: float) -> None:
         while ON_NEXT_SLEEP:
             ON_NEXT_SLEEP.pop(0)()
-        with _CLOCK_LOCK:
-            super().sleep(seconds)
+        super().sleep(seconds)
 
 
 def hooked_mparticle(control: EmulatorControl, **overrides: Any) -> HookedSleepResource:

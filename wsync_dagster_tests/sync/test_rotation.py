@@ -184,3 +184,16 @@ def test_no_free_slot_within_the_timeout_fails_clearly_and_leaves_it_paused(
         assert "other-1, other-2, other-3, wsync-customer-scores, wsync-ticket-activity" in message
         assert "400" not in message
         assert not is_active(client, rotating.sync("rotating_01"))
+
+
+def test_activations_refused_with_room_are_not_waited_out_for_ever(
+    rotating, hooked, control, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rotation, "_others_active", lambda client, pipelines, own: ())
+    with hooked["mparticle"].open_client() as client:
+        _fill_workspace(rotating, client, others=3)
+        result = materialize(rotating, hooked, "rotating_01")
+        message = failure_message(result)
+        assert "mParticle refused 3 times to activate the pipeline of rotating sync" in message
+        assert "already has 5 active pipelines" in message
+        assert not is_active(client, rotating.sync("rotating_01"))
