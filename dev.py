@@ -9,6 +9,7 @@ then runs inside it:
     python3 dev.py test    # ruff, the type checker, pytest, `dagster definitions validate`
     python3 dev.py ui      # the Dagster UI on the embedded default (same DAGSTER_HOME as the demo)
     python3 dev.py bench   # the benchmark scripts (they print numbers; nothing is asserted)
+    python3 dev.py deploy  # the production deployment, locally (PostgreSQL, daemon, code server)
 
 Standard library only: it runs before anything is installed.
 """
@@ -113,7 +114,7 @@ def cmd_test(python: Path, extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    commands = ("demo", "test", "ui", "bench")
+    commands = ("demo", "test", "ui", "bench", "deploy")
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
@@ -123,6 +124,8 @@ def main(argv: list[str]) -> int:
         return cmd_test(python, extra)
     if command == "bench":
         return _run([str(python), str(ROOT / "benchmarks" / "run_all.py"), *extra])
+    if command == "deploy":
+        return _run([str(python), "-m", "wsync_dagster.local.deploy", *extra])
     return _run([str(python), "-m", "wsync_dagster.local", command, *extra])
 
 

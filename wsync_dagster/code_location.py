@@ -13,6 +13,7 @@ import dagster as dg
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.schedules import build_schedules
+from wsync_dagster.sync.sensor import build_runs_sensor
 from wsync_dagster.sync.specs import load_registry, registry_path
 
 
@@ -31,6 +32,14 @@ def build_definitions(
     registry = load_registry(registry_path(environ))
     bound = dict(production_resources(environ) if resources is None else resources)
     assets = build_sync_assets(registry)
+    # One process per run: the run worker has already imported the code location (~5 s); a step
+    # process per asset would import it again. See the README's "Deploy" section for the numbers.
     return dg.Definitions.merge(
-        dg.Definitions(assets=assets, resources=bound), build_schedules(registry, assets)
+        dg.Definitions(
+            assets=assets,
+            resources=bound,
+            sensors=[build_runs_sensor(registry, environ)],
+            executor=dg.in_process_executor,
+        ),
+        build_schedules(registry, assets),
     )

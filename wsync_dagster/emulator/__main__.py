@@ -86,6 +86,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
     )
     add("--max-columns", type=_positive, default=defaults.max_model_columns)
     add("--max-active-pipelines", type=_positive, default=defaults.max_active_pipelines)
+    add(
+        "--state-file",
+        default=None,
+        help="JSON file to load the state from at start and save it to as runs end and at stop",
+    )
     add(EXIT_WITH_PARENT_FLAG, action="store_true", help="stop when stdin closes (parent gone)")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
@@ -109,6 +114,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EmulatorConfig, bool]:
         record_limits={**defaults.record_limits, **dict(args.record_limit)},
         max_model_columns=args.max_columns,
         max_active_pipelines=args.max_active_pipelines,
+        state_file=args.state_file,
     )
     return config, args.exit_with_parent
 

@@ -53,6 +53,9 @@ class EmulatorConfig:
     max_body_bytes: int = 1024 * 1024
     # Rows fetched from the warehouse per batch while a run extracts its window.
     fetch_batch_rows: int = 5000
+    # JSON file the state is loaded from at start and saved to as runs end and at stop; None: the
+    # state lives only as long as the process (see :mod:`wsync_dagster.emulator.state`).
+    state_file: str | None = None
     record_limits: dict[str, int] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_RECORD_LIMITS)
     )

@@ -97,6 +97,25 @@ class ProfileStore:
         self._profiles: dict[int, Profile] = {}
         self._index: dict[_IdentityKey, int] = {}
 
+    def generator_state(self) -> list[Any]:
+        """The MPID generator's state as JSON-ready data (see :mod:`wsync_dagster.emulator.state`)."""
+        version, internal, gauss = self._rng.getstate()
+        return [version, list(internal), gauss]
+
+    def restore(self, profiles: list[Profile], generator: list[Any]) -> None:
+        """Replace every profile (the identity index is rebuilt) and the MPID generator's state."""
+        self._profiles = {profile.mpid: profile for profile in profiles}
+        self._index = {}
+        for profile in profiles:
+            for is_device, identities in (
+                (False, profile.user_identities),
+                (True, profile.device_identities),
+            ):
+                for kind, value in identities.items():
+                    self._index[(is_device, kind, value)] = profile.mpid
+        version, internal, gauss = generator
+        self._rng.setstate((version, tuple(internal), gauss))
+
     def __len__(self) -> int:
         return len(self._profiles)
 

@@ -8,6 +8,7 @@ finishing), so runs start and end at the emulator times they would have in reali
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from wsync_dagster.emulator.backend import Backend
@@ -22,8 +23,10 @@ WORKER_POLL_SECONDS = 1.0
 class Scheduler:
     """Runs the backend's due work; ``settle`` may be called from any thread."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, after_runs: Callable[[], None] | None = None) -> None:
+        """``after_runs`` is called when a burst of runs has ended (to save the state file)."""
         self.backend = backend
+        self._after_runs = after_runs
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         # One clock move at a time: two concurrent moves stepping through due instants would
@@ -62,7 +65,13 @@ class Scheduler:
         while self.backend.runs.busy():
             self.backend.wait(WORKER_POLL_SECONDS)
             done += self._drain()
+        if done:
+            self._ran()
         return done
+
+    def _ran(self) -> None:
+        if self._after_runs is not None:
+            self._after_runs()
 
     def advance_clock(self, seconds: float, settle: bool = True) -> int:
         """Move the clock ``seconds`` past where it is when this move's turn comes."""
@@ -105,7 +114,8 @@ class Scheduler:
     def _work(self) -> None:
         backend = self.backend
         while not self._stop.is_set():
-            self._drain()
+            if self._drain():
+                self._ran()
             now = backend.clock.now()
             event = backend.runs.next_event_after(now)
             timeout = WORKER_POLL_SECONDS

@@ -7,6 +7,7 @@
 import asyncio
 import socket
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -18,6 +19,7 @@ from wsync_dagster.emulator.clock import Clock
 from wsync_dagster.emulator.config import EmulatorConfig
 from wsync_dagster.emulator.lifecycle import READY_MARKER, bind_socket
 from wsync_dagster.emulator.scheduler import Scheduler
+from wsync_dagster.emulator.state import load, save
 from wsync_dagster.emulator.warehouse import Warehouse
 
 __all__ = ["READY_MARKER", "EmulatorServer"]
@@ -63,7 +65,10 @@ class EmulatorServer:
             is_down=lambda: self.backend.admin.is_warehouse_down(),
         )
         self.backend = Backend(self.config, clock, warehouse)
-        self.scheduler = Scheduler(self.backend)
+        self.state_file = Path(self.config.state_file) if self.config.state_file else None
+        if self.state_file is not None:
+            load(self.backend.store, self.state_file)
+        self.scheduler = Scheduler(self.backend, after_runs=self.save_state)
         self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -95,6 +100,11 @@ class EmulatorServer:
         self.scheduler.start()
         return self.url
 
+    def save_state(self) -> None:
+        """Write the state file, when there is one (after runs end, and at stop)."""
+        if self.state_file is not None:
+            save(self.backend.store, self.state_file)
+
     async def _drop_connection(self, client: tuple[str, int]) -> None:
         if self._server is not None:
             await self._server.drop_connection(client)
@@ -102,6 +112,8 @@ class EmulatorServer:
     def stop(self) -> None:
         """Stop serving, stop the worker, log out of the warehouse. Idempotent."""
         self.scheduler.stop()
+        if self._server is not None:
+            self.save_state()
         server, self._server = self._server, None
         if server is not None:
             server.should_exit = True

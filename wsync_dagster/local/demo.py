@@ -9,6 +9,7 @@ the project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` ope
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,8 +53,21 @@ class Step:
         return f"{self.spec.name} [{span}]"
 
 
-def prepare_dagster_home(path: Path = DAGSTER_HOME) -> Path:
-    """A project-local DAGSTER_HOME shared by the demo and `dagster dev`; telemetry off (offline)."""
+def prepare_dagster_home(path: Path = DAGSTER_HOME, forget: bool = False) -> Path:
+    """A project-local DAGSTER_HOME shared by the demo and `dagster dev`; telemetry off (offline).
+
+    ``forget``: the emulator started empty, so the history (materializations of runs it no longer
+    has, the runs sensor's cursor) describes an mParticle that is gone; it is cleared.
+    """
+    if forget and path.exists():
+        stale = [child for child in path.iterdir() if child.name != "dagster.yaml"]
+        for child in stale:
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        if stale:
+            print(f"  the emulator started empty: cleared the earlier Dagster history in {path}")
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():
@@ -173,7 +187,8 @@ def run_demo(
         with LocalStack(workdir, sample, registry_source, manual_clock) as stack:
             environment = stack.environment()
             with _environment(environment):
-                return _demo(stack, environment, prepare_dagster_home(dagster_home), started)
+                home = prepare_dagster_home(dagster_home, forget=stack.fresh)
+                return _demo(stack, environment, home, started)
     except (LocalServiceError, SettingsError, RegistryError, WarehouseSyncError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -226,7 +241,7 @@ def run_ui(extra: Sequence[str]) -> int:
             environment: Mapping[str, str] = {
                 **os.environ,
                 **stack.environment(),
-                "DAGSTER_HOME": str(prepare_dagster_home()),
+                "DAGSTER_HOME": str(prepare_dagster_home(forget=stack.fresh)),
             }
             command = [
                 str(Path(sys.executable).parent / "dagster"), "dev",

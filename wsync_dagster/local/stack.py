@@ -30,6 +30,10 @@ from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, Schedule, load_registry
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
+# The emulator's state, kept across starts like a real workspace's (demo, then ui, see the README),
+# and the sample anchor whose data its runs extracted.
+STATE_FILE = "emulator-state.json"
+ANCHOR_FILE = "sample-anchor.txt"
 
 
 def _at_grid_time(day: datetime, template: datetime) -> datetime:
@@ -107,6 +111,7 @@ class LocalStack:
         """``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
         materialization waits (deterministic, no sleeping); else it is the wall clock."""
         self.workdir = workdir
+        self.sample_given = sample
         self.sample = sample or SampleConfig()
         self.registry_source = registry_source
         self.manual_clock = manual_clock
@@ -115,9 +120,32 @@ class LocalStack:
         self.emulator: ServiceProcess | None = None
         self.summary: SampleSummary | None = None
         self.registry_path = workdir / "syncs.local.yaml"
+        self.state_path = workdir / STATE_FILE
+        self.anchor_path = workdir / ANCHOR_FILE
+        self.fresh = True
+        """Whether the emulator started empty (no state kept from an earlier start)."""
+
+    def _continue_or_start_over(self) -> None:
+        """Keep the emulator's state file if the warehouse can be seeded as it was (same anchor).
+
+        The persisted runs extracted the sample data of one anchor; re-seeding another would make
+        them disagree with the warehouse, so a different or unknown anchor starts over.
+        """
+        saved = None
+        if self.state_path.exists() and self.anchor_path.exists():
+            saved = datetime.fromisoformat(self.anchor_path.read_text(encoding="utf-8").strip())
+        if saved is not None and (self.sample_given is None or self.sample_given.anchor == saved):
+            self.sample = self.sample_given or SampleConfig(anchor=saved)
+            self.fresh = False
+        else:
+            self.state_path.unlink(missing_ok=True)
+            self.fresh = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.anchor_path.write_text(self.sample.anchor.isoformat() + "\n", encoding="utf-8")
 
     def start(self) -> Self:
         try:
+            self._continue_or_start_over()
             self.snowflake.start()
             connection = self.snowflake.connect()
             try:
@@ -151,6 +179,7 @@ class LocalStack:
             "--org-id": str(LOCAL_MPARTICLE.org_id),
             "--account-id": str(LOCAL_MPARTICLE.account_id),
             "--run-seconds": str(self.run_seconds),
+            "--state-file": str(self.state_path),
         }
         if self.manual_clock:
             options |= {"--clock": "manual", "--clock-start": self.sample.anchor.isoformat()}

@@ -22,6 +22,7 @@ Dagster instead of in polling loops.
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from wsync_dagster.mparticle import (
     BadRequestError,
@@ -70,23 +71,24 @@ def _write(
     return client.update_pipeline(desired.model_copy(update={"is_active": active}))
 
 
-def sweep(ctx: SyncContext, client: WarehouseSyncClient) -> list[str]:
+def sweep(client: WarehouseSyncClient, registry: Registry, log: Any) -> list[str]:
     """Pause the registry's rotating pipelines left active with no run in flight; their ids.
 
     One left active by a crashed materialization is found here by the next rotating
-    materialization of any sync. One activated by a materialization that has not triggered yet is
-    paused too; that materialization's :func:`trigger` then activates it again.
+    materialization of any sync, and by the runs sensor's next tick. One activated by a
+    materialization that has not triggered yet is paused too; that materialization's
+    :func:`trigger` then activates it again.
     """
-    rotating = {s.resolved_pipeline_id: s for s in ctx.registry.syncs if s.rotate}
+    rotating = {s.resolved_pipeline_id: s for s in registry.syncs if s.rotate}
     paused = []
     for pipeline in client.list_pipelines():
         spec = rotating.get(pipeline.id)
         if spec is None or not pipeline.is_active or run_in_flight(client, pipeline.id):
             continue
-        _write(client, ctx.registry, spec, active=False)
+        _write(client, registry, spec, active=False)
         paused.append(pipeline.id)
     if paused:
-        ctx.log.warning(
+        log.warning(
             f"Rotation: paused {', '.join(paused)}, left active with no run in flight (a "
             "materialization that crashed before pausing it)"
         )
@@ -215,7 +217,7 @@ def release(ctx: SyncContext, client: WarehouseSyncClient, slot: Slot) -> None:
 def holding_slot(ctx: SyncContext, client: WarehouseSyncClient) -> Iterator[Slot]:
     """Sweep, take a slot and activate; pause again on the way out, whatever happened."""
     try:
-        sweep(ctx, client)
+        sweep(client, ctx.registry, ctx.log)
     except WarehouseSyncError as error:  # a failed sweep frees nothing, but blocks nothing either
         ctx.log.warning(f"Rotation: the sweep of leftover active pipelines failed: {error}")
     activate(ctx, client)

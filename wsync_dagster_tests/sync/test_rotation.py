@@ -1,5 +1,6 @@
 """Rotating on-demand syncs: a slot only while they run, counted in mParticle, paused whatever happens."""
 
+import dagster as dg
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl
@@ -21,6 +22,7 @@ from wsync_dagster_tests.sync.rotating import (
     set_active,
     with_rotating,
 )
+from wsync_dagster_tests.sync.test_sensor import tick
 
 PERMANENT = ("customer_scores", "ticket_activity")
 
@@ -197,3 +199,24 @@ def test_activations_refused_with_room_are_not_waited_out_for_ever(
         assert "mParticle refused 3 times to activate the pipeline of rotating sync" in message
         assert "already has 5 active pipelines" in message
         assert not is_active(client, rotating.sync("rotating_01"))
+
+
+def test_the_runs_sensor_pauses_a_rotating_pipeline_a_crash_left_active(
+    rotating, hooked, control
+) -> None:
+    left, busy = rotating.sync("rotating_01"), rotating.sync("rotating_02")
+    with hooked["mparticle"].open_client() as client:
+        for spec in (left, busy):
+            reconcile(client, rotating, spec, SAMPLE_ANCHOR)
+            set_active(client, rotating, spec, True)
+        client.trigger_pipeline(left.resolved_pipeline_id)
+        control.settle()  # left's run ended; nobody paused it
+        client.trigger_pipeline(busy.resolved_pipeline_id)  # busy's run is still in flight
+        with dg.instance_for_test() as instance:
+            result = tick(instance, rotating, hooked, None)
+        assert result.skip_reason is not None
+        assert "paused rotating pipeline(s) left active: wsync-rotating-01" in str(
+            result.skip_reason.skip_message
+        )
+        assert not is_active(client, left)
+        assert is_active(client, busy)  # its materialization pauses it when its run ends

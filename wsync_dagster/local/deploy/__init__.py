@@ -1,0 +1,1 @@
+"""The production deployment, run locally: ``python3 dev.py deploy`` (see deploy/README.md)."""

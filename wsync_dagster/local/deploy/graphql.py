@@ -1,0 +1,150 @@
+"""Drive the deployment through Dagster's GraphQL API, the API its UI uses (plain HTTP, no client)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+
+from wsync_dagster.local.deploy.cluster import LOCATION_NAME, LocalDeployment, wait_until
+from wsync_dagster.sync import naming
+from wsync_dagster.sync.specs import load_registry
+
+REPOSITORY_NAME = "__repository__"
+ASSET_JOB = "__ASSET_JOB"
+POOL_LIMIT = 1  # as deploy/dagster.yaml's concurrency.pools.default_limit
+
+_LOCATIONS = """
+query { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+_DAEMONS = """
+query { instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }
+"""
+_BACKFILL = """
+mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on Error { message } } }
+"""
+_LAUNCH = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on Error { message } } }
+"""
+_BACKFILL_STATUS = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { status } ... on Error { message } } }
+"""
+
+
+class GraphQLError(RuntimeError):
+    """The webserver answered with an error, or a mutation did not succeed."""
+
+
+class DagsterGraphQL:
+    def __init__(self, webserver_url: str, timeout: float = 60.0) -> None:
+        self.url = f"{webserver_url.rstrip('/')}/graphql"
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def query(self, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self.session.post(
+            self.url, json={"query": text, "variables": variables or {}}, timeout=self.timeout
+        )
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise GraphQLError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def location_status(self) -> tuple[str, str | None]:
+        """(load status, error message or None) of the project's code location."""
+        data = self.query(_LOCATIONS)["workspaceOrError"]
+        for entry in data.get("locationEntries", []):
+            if entry["name"] == LOCATION_NAME:
+                loaded = entry["locationOrLoadError"] or {}
+                return entry["loadStatus"], loaded.get("message")
+        return "MISSING", f"no code location named {LOCATION_NAME}"
+
+    def location_loaded(self) -> bool:
+        status, error = self.location_status()
+        if error and status == "LOADED":
+            raise GraphQLError(f"code location {LOCATION_NAME} failed to load: {error}")
+        return status == "LOADED" and error is None
+
+    def location_loaded_after_reload(self) -> bool:
+        """True once the location is loaded; while it shows a load error, ask for a reload."""
+        status, error = self.location_status()
+        if status == "LOADED" and error is None:
+            return True
+        if status == "LOADED":  # e.g. the code server restarted: reconnect
+            self.reload_location()
+        return False
+
+    def daemons_healthy(self) -> bool:
+        statuses = self.query(_DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        return all(s["healthy"] for s in statuses if s["required"])
+
+    def reload_location(self) -> None:
+        self.query(
+            "mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) "
+            "{ __typename } }",
+            {"name": LOCATION_NAME},
+        )
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        self.query(
+            "mutation($pool: String!, $limit: Int!) { setConcurrencyLimit(concurrencyKey: $pool, "
+            "limit: $limit) }",
+            {"pool": pool, "limit": limit},
+        )
+
+    def launch_backfill(self, asset_path: Sequence[str], partitions: list[str]) -> str:
+        params = {"partitionNames": partitions, "assetSelection": [{"path": list(asset_path)}]}
+        result = self.query(_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise GraphQLError(f"backfill of {asset_path} not launched: {result}")
+        return result["backfillId"]
+
+    def backfill_status(self, backfill_id: str) -> str:
+        result = self.query(_BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        return result.get("status") or f"{result['__typename']}: {result.get('message')}"
+
+    def launch_materialization(
+        self,
+        asset_path: Sequence[str],
+        partition: str | None = None,
+        run_config: dict[str, Any] | None = None,
+    ) -> str:
+        """Queue one run materializing ``asset_path`` (one partition, or none): the UI's button."""
+        tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        params = {
+            "selector": {
+                "repositoryLocationName": LOCATION_NAME,
+                "repositoryName": REPOSITORY_NAME,
+                "pipelineName": ASSET_JOB,
+                "assetSelection": [{"path": list(asset_path)}],
+            },
+            "executionMetadata": {"tags": tags},
+            "runConfigData": run_config or {},
+        }
+        result = self.query(_LAUNCH, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise GraphQLError(f"materialization of {asset_path} not launched: {result}")
+        return result["run"]["runId"]
+
+
+def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGraphQL:
+    """The deployment's API once the code location is loaded and the daemons are healthy, with the
+    pool of every sync set to 1.
+
+    Setting the pools explicitly matters: Dagster 1.13's run queue creates a pool's default limit
+    only while dequeuing, after it has read the configured pools, so two runs of a never-seen pool
+    queued in the same pass both start. A deployment sets its pools when it deploys (here; in
+    production ``dagster instance concurrency set wsync/<pipeline id> 1`` or the UI's Pools page).
+    """
+    api = DagsterGraphQL(deployment.webserver_url)
+    wait_until(api.location_loaded_after_reload, timeout, "the code location to load")
+    wait_until(api.daemons_healthy, timeout, "the daemons to report healthy")
+    for spec in load_registry(deployment.stack.registry_path).syncs:
+        api.set_pool_limit(naming.pool_name(spec), POOL_LIMIT)
+    return api

@@ -1,0 +1,245 @@
+"""Observing mParticle's runs without a Dagster run: the cursor, the next runs to record, and the
+asset events that record them.
+
+The runs sensor (:mod:`wsync_dagster.sync.sensor`) calls these once per tick and pipeline. Run
+listings come newest ``logical_date`` first and have no total (see docs/warehouse-sync-api.md,
+"Run paging"), so :func:`read_batch` finds the *oldest* runs after the cursor by narrowing the listed
+range of logical dates, a few listings at most. A pipeline executes one run at a time, oldest
+``logical_date`` first, so the runs after the cursor are terminal up to the first one that is not:
+the batch stops there and a later tick picks that run up when it has ended.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
+from wsync_dagster.sync import naming
+from wsync_dagster.sync.report import run_materialization
+from wsync_dagster.sync.specs import SyncSpec
+from wsync_dagster.sync.windows import Window, WindowCount
+
+CURSOR_VERSION = 1
+ONE_SECOND = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a pipeline's cursor stands: every run up to this (logical date, run id) is recorded."""
+
+    logical_date: datetime
+    run_id: int
+
+    @staticmethod
+    def of(run: PipelineRun) -> "Mark":
+        assert run.logical_date is not None
+        return Mark(run.logical_date, run.pipeline_run_id)
+
+    def is_before(self, run: PipelineRun) -> bool:
+        """True when ``run`` comes after this mark (so it is not recorded yet)."""
+        assert run.logical_date is not None
+        return (run.logical_date, run.pipeline_run_id) > (self.logical_date, self.run_id)
+
+
+def parse_cursor(text: str | None) -> dict[str, Mark]:
+    """The per-pipeline marks kept in the sensor cursor (JSON); empty for no or another cursor."""
+    if not text:
+        return {}
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
+        return {}
+    return {
+        pipeline: Mark(datetime.fromisoformat(mark["logical_date"]), int(mark["run_id"]))
+        for pipeline, mark in data.get("pipelines", {}).items()
+    }
+
+
+def dump_cursor(marks: Mapping[str, Mark]) -> str:
+    pipelines = {
+        pipeline: {"logical_date": mark.logical_date.isoformat(), "run_id": mark.run_id}
+        for pipeline, mark in sorted(marks.items())
+    }
+    return json.dumps({"version": CURSOR_VERSION, "pipelines": pipelines}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ObserveLimits:
+    """What one tick may spend: listings and runs per pipeline, time, and retrying."""
+
+    page_size: int = 500
+    max_runs_per_pipeline: int = 200
+    max_listings_per_pipeline: int = 4
+    tick_seconds: float = 20.0
+    """No new pipeline is read once the tick has run this long (the sensor timeout is 60 s)."""
+    retry_budget_seconds: float = 10.0
+    max_attempts: int = 3
+    unpartitioned_lookback: int = 1000
+    """Latest materializations of an unpartitioned asset searched for a run id already recorded."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The runs of one pipeline to record this tick, oldest first, and what holds the rest back."""
+
+    runs: tuple[PipelineRun, ...]
+    listings: int
+    waiting: PipelineRun | None = None
+    """The first run after the batch that has not ended: the cursor stops before it."""
+    unreadable: bool = False
+    """More runs share a logical date than a listing can hold: nothing could be ordered."""
+
+
+def is_terminal(run: PipelineRun) -> bool:
+    return run.state in (RunState.SUCCESS, RunState.FAILED)
+
+
+def _order(run: PipelineRun) -> tuple[datetime, int]:
+    assert run.logical_date is not None
+    return run.logical_date, run.pipeline_run_id
+
+
+def _oldest_listing(
+    client: WarehouseSyncClient, pipeline_id: str, low: datetime, limits: ObserveLimits
+) -> tuple[list[PipelineRun], int, bool]:
+    """The runs with a logical date from ``low`` in one listing that reaches the oldest of them.
+
+    Returns (runs, listings, complete). A full page holds the newest runs of the range, so the
+    range is narrowed from its newest end, at the page's own spacing of logical dates, to about the
+    runs one tick records (a grid's runs are evenly spaced: one narrowing is enough), until a page
+    is not full.
+    """
+    high: datetime | None = None
+    listings = 0
+    # The mark's own run is listed again (the range starts at its logical date).
+    wanted = min(limits.max_runs_per_pipeline + 1, limits.page_size - 1)
+    while True:
+        page = client.list_pipeline_runs(
+            pipeline_id, page_size=limits.page_size, start=low, end=high
+        )
+        listings += 1
+        if len(page) < limits.page_size:
+            return page, listings, True
+        dates = [r.logical_date for r in page if r.logical_date is not None]
+        newest, oldest = max(dates), min(dates)
+        if newest <= low or listings >= limits.max_listings_per_pipeline:
+            return page, listings, False
+        spacing = (newest - oldest) / max(len(dates) - 1, 1)
+        # Strictly older than this page's newest run, so each listing holds fewer runs.
+        high = max(low, min(low + spacing * (wanted - 1), newest - ONE_SECOND))
+
+
+def read_batch(
+    client: WarehouseSyncClient,
+    pipeline_id: str,
+    mark: Mark | None,
+    floor: datetime,
+    limits: ObserveLimits,
+) -> Batch:
+    """The terminal runs after ``mark`` (or from ``floor``, the sync's start), oldest first.
+
+    At most ``limits.max_runs_per_pipeline``, and never past a run that has not ended.
+    """
+    low = mark.logical_date if mark is not None else floor
+    runs, listings, complete = _oldest_listing(client, pipeline_id, low, limits)
+    if not complete:
+        return Batch((), listings, unreadable=True)
+    fresh = sorted(
+        (r for r in runs if r.logical_date is not None and (mark is None or mark.is_before(r))),
+        key=_order,
+    )
+    batch: list[PipelineRun] = []
+    for run in fresh:
+        if not is_terminal(run):
+            return Batch(tuple(batch), listings, waiting=run)
+        if len(batch) == limits.max_runs_per_pipeline:
+            break
+        batch.append(run)
+    return Batch(tuple(batch), listings)
+
+
+def run_window(run: PipelineRun, key: str) -> Window:
+    """The window ``run`` read (its data interval), under the partition ``key`` it records."""
+    assert run.data_interval_start is not None and run.data_interval_end is not None
+    return Window(key, run.data_interval_start, run.data_interval_end)
+
+
+def partition_of(partitions: dg.TimeWindowPartitionsDefinition, run: PipelineRun) -> str | None:
+    """The partition whose window starts at ``run``'s logical date; None when off the grid."""
+    if run.logical_date is None:
+        return None
+    try:
+        key = partitions.get_partition_key_for_timestamp(run.logical_date.timestamp())
+    except Exception:  # before the first partition: Dagster raises rather than returning None
+        return None
+    window = partitions.time_window_for_partition_key(key)
+    return key if window.start == run.logical_date else None
+
+
+def failed_run_check(
+    key: dg.AssetKey,
+    spec: SyncSpec,
+    window: Window,
+    run: PipelineRun,
+    faulted_reason: str | None,
+    partition: str | None,
+) -> dg.AssetCheckEvaluation:
+    """The blocking parity check, failed (ERROR) for a failed ``run``, naming ``faulted_reason``.
+
+    A failed run extracted nothing to compare with the pre-flight count, so the partition's data in
+    mParticle does not match Snowflake: the same verdict a Dagster run gives a failed partition.
+    """
+    reason = faulted_reason or "no reason given by mParticle"
+    return dg.AssetCheckEvaluation(
+        asset_key=key,
+        check_name=naming.CHECK_PREFLIGHT_PARITY,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"mParticle run {run.pipeline_run_id} ({window.describe()}) failed: {reason}",
+        metadata={
+            "mparticle/pipeline_id": spec.resolved_pipeline_id,
+            "mparticle/run_id": run.pipeline_run_id,
+            "mparticle/run_state": run.pipeline_run_state,
+            "mparticle/faulted_reason": reason,
+        },
+        blocking=True,
+        partition=partition,
+    )
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What the sensor knows when it records one run."""
+
+    key: dg.AssetKey
+    spec: SyncSpec
+    run: PipelineRun
+    partition: str | None
+    count: WindowCount | None
+    faulted_reason: str | None
+    extra: Mapping[str, Any]
+
+
+def run_events(recording: Recording) -> dg.AssetMaterialization | dg.AssetCheckEvaluation:
+    """The event recording one terminal run: a materialization, or a failed parity check."""
+    r = recording
+    window = run_window(r.run, r.partition or r.spec.schedule.interval)
+    if r.run.state is not RunState.SUCCESS:
+        return failed_run_check(r.key, r.spec, window, r.run, r.faulted_reason, r.partition)
+    return run_materialization(
+        r.key, r.spec, window, r.run, r.count, r.extra, partition=r.partition
+    )
+
+
+def recorded_run_ids(materializations: Sequence[dg.AssetMaterialization]) -> set[int]:
+    """The ``mparticle/run_id`` of each materialization that has one."""
+    found: set[int] = set()
+    for materialization in materializations:
+        value = materialization.metadata.get("mparticle/run_id")
+        raw = getattr(value, "value", value)
+        if isinstance(raw, int):
+            found.add(raw)
+    return found

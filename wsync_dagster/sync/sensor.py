@@ -1,0 +1,333 @@
+"""The runs sensor: every run mParticle made of a registry pipeline, recorded as asset events.
+
+Each tick, per pipeline: read the runs after the cursor (:func:`observe.read_batch`, one listing in the
+steady state), count their windows in Snowflake (column discovery plus one grouped count per sync),
+skip the runs a Dagster run or an earlier tick already recorded (by ``mparticle/run_id``), and return
+the rest as materializations (a failed run: a failed parity check on its partition), with the cursor
+moved past exactly what was handled. See the README, "How observation works".
+"""
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from dagster_snowflake import SnowflakeResource
+
+from wsync_dagster.mparticle import RunState, WarehouseSyncClient, WarehouseSyncError
+from wsync_dagster.resources import MParticleResource, selected_target
+from wsync_dagster.sync import naming, rotation
+from wsync_dagster.sync.observe import (
+    Batch,
+    Mark,
+    ObserveLimits,
+    Recording,
+    dump_cursor,
+    parse_cursor,
+    partition_of,
+    read_batch,
+    recorded_run_ids,
+    run_events,
+    run_window,
+)
+from wsync_dagster.sync.partitions import partitions_for
+from wsync_dagster.sync.preflight import count_windows, discover_columns
+from wsync_dagster.sync.reasons import attribute
+from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.windows import WindowCount
+
+_log = logging.getLogger("wsync_dagster.sensor")
+SENSOR_NAME = "wsync_runs_sensor"
+MINIMUM_INTERVAL_SECONDS = 30
+RECORDED_BY = "wsync/recorded_by"
+DEFAULT_LIMITS = ObserveLimits()
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+IN_FLIGHT_LIMIT = 200
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+@dataclass
+class Observed:
+    """One sync's batch, and what the tick learned about it."""
+
+    spec: SyncSpec
+    batch: Batch
+    reasons: dict[int, str] = field(default_factory=dict)  # failed runs' reasons, by run id
+    counts: dict[int, WindowCount] = field(default_factory=dict)
+    preflight_note: str | None = None
+
+
+@dataclass
+class Tick:
+    """The outcome of one evaluation, before it becomes a SensorResult."""
+
+    marks: dict[str, Mark]
+    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    listings: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+
+
+def small_budget(mparticle: MParticleResource, limits: ObserveLimits) -> MParticleResource:
+    """The resource with a retry budget a sensor can afford (it must end well inside its timeout)."""
+    return mparticle.model_copy(
+        update={
+            "retry_budget_seconds": min(
+                mparticle.retry_budget_seconds, limits.retry_budget_seconds
+            ),
+            "max_attempts": min(mparticle.max_attempts, limits.max_attempts),
+        }
+    )
+
+
+def read_runs(
+    client: WarehouseSyncClient,
+    registry: Registry,
+    tick: Tick,
+    limits: ObserveLimits,
+    clock: Callable[[], float],
+) -> list[Observed]:
+    """Each pipeline's batch, until the time budget runs out or the API refuses (429/5xx)."""
+    deadline = clock() + limits.tick_seconds
+    observed: list[Observed] = []
+    for spec in registry.syncs:
+        pipeline_id = spec.resolved_pipeline_id
+        if clock() > deadline:
+            tick.notes.append(f"time budget spent; '{spec.name}' and later syncs wait a tick")
+            break
+        try:
+            batch = read_batch(
+                client, pipeline_id, tick.marks.get(pipeline_id), spec.schedule.start, limits
+            )
+            # Each failed run's own reason where it can be told apart (see sync/reasons.py).
+            failed = [r for r in batch.runs if r.state is RunState.FAILED]
+            reasons = attribute(client, pipeline_id, failed)
+        except WarehouseSyncError as error:
+            tick.notes.append(f"reading runs of '{spec.name}' failed ({error}); resuming next tick")
+            break
+        tick.listings += batch.listings
+        if batch.unreadable:
+            tick.notes.append(
+                f"'{spec.name}': more runs share one logical date than a listing holds "
+                f"({limits.page_size}); they cannot be ordered and are not recorded"
+            )
+        observed.append(Observed(spec, batch, reasons))
+    return observed
+
+
+def count_runs(snowflake: SnowflakeResource, observed: Sequence[Observed]) -> None:
+    """Count each sync's successful windows (two queries per sync); a failure is noted, not raised."""
+    for item in observed:
+        succeeded = [r for r in item.batch.runs if r.state is RunState.SUCCESS]
+        if not succeeded:
+            continue
+        windows = [run_window(r, str(r.pipeline_run_id)) for r in succeeded]
+        try:
+            with snowflake.get_connection() as connection:
+                cursor = connection.cursor()
+                try:
+                    columns = discover_columns(cursor, item.spec)
+                    counts, _ = count_windows(cursor, item.spec, columns, windows)
+                finally:
+                    cursor.close()
+        except Exception as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            item.preflight_note = f"pre-flight count unavailable: {first}"
+            continue
+        item.counts = {int(c.window.key): c for c in counts}
+
+
+def already_recorded(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    partitions: Sequence[str] | None,
+    limits: ObserveLimits,
+) -> set[int]:
+    """Run ids of the materializations of ``key`` (of ``partitions``, when partitioned) on record.
+
+    Bounded: one query, over the batch's partitions or the latest materializations.
+    """
+    if partitions is not None and not partitions:
+        return set()
+    records_filter = dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions)
+    limit = limits.unpartitioned_lookback if partitions is None else 20 * len(partitions)
+    result = instance.fetch_materializations(records_filter, limit=limit)
+    found = [r.asset_materialization for r in result.records]
+    return recorded_run_ids([m for m in found if m is not None])
+
+
+Busy = dict[dg.AssetKey, list[tuple[str, str]] | None]
+
+
+def busy_partitions(instance: dg.DagsterInstance) -> Busy:
+    """Partition ranges that Dagster runs in flight are materializing (None: the whole asset).
+
+    Such a run reports its partitions itself when it ends; recording them now would record the same
+    mParticle run twice. One bounded query per tick.
+    """
+    busy: Busy = {}
+    in_flight = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=IN_FLIGHT_LIMIT)
+    for run in in_flight:
+        tags = run.tags
+        single = tags.get(PARTITION_TAG)
+        start, end = tags.get(RANGE_START_TAG, single), tags.get(RANGE_END_TAG, single)
+        for key in run.asset_selection or ():
+            ranges = busy.get(key, [])
+            if start is None or end is None or ranges is None:
+                busy[key] = None
+            else:
+                busy[key] = [*ranges, (start, end)]
+    return busy
+
+
+def is_busy(busy: Busy, key: dg.AssetKey, partition: str | None) -> bool:
+    if key not in busy:
+        return False
+    ranges = busy[key]
+    # Time partition keys of one format sort as their instants do.
+    return ranges is None or partition is None or any(a <= partition <= b for a, b in ranges)
+
+
+def record(
+    instance: dg.DagsterInstance, item: Observed, tick: Tick, limits: ObserveLimits, busy: Busy
+) -> None:
+    """Add the events of ``item``'s runs to ``tick`` (skipping those on record), move its mark.
+
+    Runs from the first whose partition a Dagster run in flight is materializing wait a tick.
+    """
+    spec = item.spec
+    key = naming.asset_key(spec)
+    partitions = partitions_for(spec.schedule) if spec.schedule.is_interval else None
+    keyed = [(r, partition_of(partitions, r) if partitions else None) for r in item.batch.runs]
+    held = next((i for i, (_, p) in enumerate(keyed) if is_busy(busy, key, p)), None)
+    if held is not None:
+        tick.notes.append(
+            f"'{spec.name}': run {keyed[held][0].pipeline_run_id} waits for the Dagster run in "
+            "flight on its partition"
+        )
+        keyed = keyed[:held]
+    off_grid = [r for r, p in keyed if partitions is not None and p is None]
+    if off_grid:
+        tick.notes.append(
+            f"'{spec.name}': {len(off_grid)} run(s) are off the partition grid (first: run "
+            f"{off_grid[0].pipeline_run_id}, logical date {off_grid[0].logical_date}); not recorded"
+        )
+    succeeded = [p or "" for r, p in keyed if r.state is RunState.SUCCESS and p is not None]
+    on_record = already_recorded(
+        instance, key, sorted(set(succeeded)) if partitions else None, limits
+    )
+    extra: dict[str, Any] = {RECORDED_BY: SENSOR_NAME}
+    if item.preflight_note:
+        extra["preflight/note"] = item.preflight_note
+    for run, partition in keyed:
+        if partitions is not None and partition is None:
+            continue
+        if run.pipeline_run_id in on_record:
+            tick.duplicates += 1
+            continue
+        recording = Recording(
+            key,
+            spec,
+            run,
+            partition,
+            item.counts.get(run.pipeline_run_id),
+            item.reasons.get(run.pipeline_run_id),
+            extra,
+        )
+        tick.events.append(run_events(recording))
+        tick.recorded += 1
+    if keyed:
+        tick.marks[spec.resolved_pipeline_id] = Mark.of(keyed[-1][0])
+
+
+def sweep_rotating(client: WarehouseSyncClient, registry: Registry, tick: Tick) -> None:
+    """Pause rotating pipelines a crashed materialization left active (sync/rotation.py): the one
+    write a tick makes, so a leaked slot is freed even when no rotating sync runs again."""
+    if not any(spec.rotate for spec in registry.syncs):
+        return
+    try:
+        if paused := rotation.sweep(client, registry, _log):
+            tick.notes.append(f"paused rotating pipeline(s) left active: {', '.join(paused)}")
+    except Exception as error:  # a secret missing here, mParticle down: the tick still records
+        tick.notes.append(f"pausing leftover rotating pipelines failed ({error}); next tick")
+
+
+def observe_tick(
+    instance: dg.DagsterInstance,
+    cursor: str | None,
+    registry: Registry,
+    snowflake: SnowflakeResource,
+    mparticle: MParticleResource,
+    limits: ObserveLimits = DEFAULT_LIMITS,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[dg.SensorResult, dict[str, Any]]:
+    """One tick: record what mParticle ran since ``cursor``; the result carries the new cursor."""
+    started = clock()
+    tick = Tick(marks=parse_cursor(cursor))
+    with small_budget(mparticle, limits).open_client() as client:
+        observed = read_runs(client, registry, tick, limits, clock)
+        sweep_rotating(client, registry, tick)
+    count_runs(snowflake, observed)
+    busy = busy_partitions(instance)
+    for item in observed:
+        record(instance, item, tick, limits, busy)
+    summary: dict[str, Any] = {
+        "recorded_runs": tick.recorded,
+        "already_recorded": tick.duplicates,
+        "run_listings": tick.listings,
+        "seconds": round(clock() - started, 3),
+    }
+    if tick.notes:
+        summary["notes"] = tick.notes
+    # A tick that recorded nothing, or was cut short, says why (the daemon shows it as skipped).
+    skip = dg.SkipReason(json.dumps(summary)) if tick.notes or not tick.events else None
+    result = dg.SensorResult(
+        asset_events=tick.events, cursor=dump_cursor(tick.marks), skip_reason=skip
+    )
+    return result, summary
+
+
+def default_status(environ: Mapping[str, str]) -> dg.DefaultSensorStatus:
+    """Running once a target is chosen (observing only reads; pausing a leftover rotating pipeline
+    is its one write); stopped while none is."""
+    if selected_target(environ) is None:
+        return dg.DefaultSensorStatus.STOPPED
+    return dg.DefaultSensorStatus.RUNNING
+
+
+def build_runs_sensor(
+    registry: Registry, environ: Mapping[str, str], limits: ObserveLimits = DEFAULT_LIMITS
+) -> dg.SensorDefinition:
+    """The sensor recording every run of ``registry``'s pipelines (see :func:`observe_tick`)."""
+
+    @dg.sensor(
+        name=SENSOR_NAME,
+        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+        default_status=default_status(environ),
+        description="Records every mParticle run of the registry's pipelines as asset events "
+        "(materializations; a failed run fails the partition's parity check), with no Dagster run.",
+    )
+    def wsync_runs_sensor(
+        context: dg.SensorEvaluationContext,
+        snowflake: SnowflakeResource,
+        mparticle: MParticleResource,
+    ) -> dg.SensorResult:
+        result, summary = observe_tick(
+            context.instance, context.cursor, registry, snowflake, mparticle, limits
+        )
+        context.log.info(f"{SENSOR_NAME}: {json.dumps(summary)}")
+        return result
+
+    return wsync_runs_sensor
