@@ -19,6 +19,10 @@
    process; the runs' own metadata (``preflight/queries``, ``wsync/api_requests``, ...) as a
    cross-check. Dagster's instance is in memory (``--instance sqlite``: SQLite files, as under
    ``dagster dev``, which adds a per-run storage cost the naive way pays per partition).
+   Reporting (``report_lag.py``): when the first partition was reported, and the longest and mean
+   lag from a run's end to its partition's materialization, in emulator time; then the adaptive
+   polling targets: at most 30 run listings, API calls at least 20x fewer than one run per
+   partition, every lag within the longest poll interval.
 2. **Definition load** with 2 and with N declared tables (default 100; every cadence, 5 active, the
    rest paused): registries written to a temp dir, each loaded in a fresh process (forked from one
    that has imported the code location's modules, whose import cost is reported once), timing
@@ -30,7 +34,6 @@
 
 import argparse
 import copy
-import functools
 import os
 import sys
 import tempfile
@@ -46,14 +49,12 @@ from typing import Any
 
 import dagster as dg
 from definition_load import report_definitions, run_definitions
+from report_lag import ReportTiming, report_timing
+from sync_meter import METER, Meter, MeteredEmulatorClock, instrument_snowflake
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.materialize import materialize_partitions
-from wsync_dagster.local.resources import (
-    LocalMParticleResource,
-    emulator_clock_mparticle,
-    local_snowflake_resource,
-)
+from wsync_dagster.local.resources import emulator_clock_mparticle, local_snowflake_resource
 from wsync_dagster.local.sample_data import (
     TICKET_ACTIVITY,
     TICKET_ACTIVITY_DAYS,
@@ -61,7 +62,7 @@ from wsync_dagster.local.sample_data import (
     current_hour,
 )
 from wsync_dagster.local.stack import LocalStack
-from wsync_dagster.mparticle import clear_token_cache
+from wsync_dagster.mparticle import PipelineRun, clear_token_cache
 from wsync_dagster.resources import MParticleResource
 from wsync_dagster.sync.assets import build_sync_asset
 from wsync_dagster.sync.cadences import cadence
@@ -77,81 +78,14 @@ RUN_LEVEL = ("preflight/queries", "wsync/api_requests", "wsync/token_requests", 
 # Poll as the resource does by default against mParticle (the tests poll less, to run faster).
 POLLING = {
     name: MParticleResource.model_fields[name].default
-    for name in ("poll_interval_seconds", "max_poll_interval_seconds")
+    for name in (
+        "poll_interval_seconds",
+        "max_poll_interval_seconds",
+        "backfill_max_poll_interval_seconds",
+    )
 }
 # Only log lines at WARNING and above on the console; every event still goes to the instance.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-# ------------------------------------------------------------------------------- instrumentation
-
-
-@dataclass
-class Meter:
-    """What the Dagster side did: Snowflake calls made from this process, time spent waiting."""
-
-    snowflake_statements: Counter[str] = field(default_factory=Counter)
-    snowflake_connections: int = 0
-    waits: int = 0
-    wait_seconds: float = 0.0
-    clock_reads: int = 0
-    clock_seconds: float = 0.0
-
-    def reset(self) -> None:
-        self.snowflake_statements = Counter()
-        self.snowflake_connections = self.waits = self.clock_reads = 0
-        self.wait_seconds = self.clock_seconds = 0.0
-
-
-METER = Meter()
-
-
-def instrument_snowflake() -> None:
-    """Count every cursor ``execute`` and every connection the Snowflake connector makes here."""
-    from snowflake.connector.connection import SnowflakeConnection
-    from snowflake.connector.cursor import SnowflakeCursorBase
-
-    execute = SnowflakeCursorBase.execute
-    init = SnowflakeConnection.__init__
-
-    @functools.wraps(execute)
-    def counted_execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
-        METER.snowflake_statements[command.split(None, 1)[0].upper()] += 1
-        return execute(self, command, *args, **kwargs)
-
-    @functools.wraps(init)
-    def counted_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        METER.snowflake_connections += 1
-        init(self, *args, **kwargs)
-
-    SnowflakeCursorBase.execute = counted_execute  # type: ignore[method-assign]
-    SnowflakeConnection.__init__ = counted_init  # type: ignore[method-assign]
-
-
-class MeteredEmulatorClock(LocalMParticleResource):
-    """The emulator-clock resource, timing its waits and its clock reads.
-
-    A wait advances the emulator's clock, and the emulator executes the mParticle runs that fall
-    due: that is mParticle's work. A clock read is an HTTP call to the emulator here, where in
-    production it is ``time.monotonic()``: harness overhead, reported apart.
-    """
-
-    def sleep(self, seconds: float) -> None:
-        started = time.perf_counter()
-        super().sleep(seconds)
-        METER.waits += 1
-        METER.wait_seconds += time.perf_counter() - started
-
-    def now(self) -> datetime:
-        started = time.perf_counter()
-        try:
-            return super().now()
-        finally:
-            METER.clock_reads += 1
-            METER.clock_seconds += time.perf_counter() - started
-
-    def monotonic(self) -> float:
-        return self.now().timestamp()
 
 
 # ------------------------------------------------------------------------------------ backfill
@@ -174,6 +108,7 @@ class Outcome:
     materialized: int = 0
     rows: list[int] = field(default_factory=list)  # pre-flight count of each partition
     failures: list[str] = field(default_factory=list)
+    timing: ReportTiming | None = None  # when the partitions were reported (see report_lag.py)
 
     @property
     def own_seconds(self) -> float:
@@ -240,11 +175,14 @@ def measure(
     name: str,
     control: EmulatorControl,
     runs: Callable[[], Iterator[dg.ExecuteInProcessResult]],
+    instance: dg.DagsterInstance,
+    mparticle_runs: Callable[[], list[PipelineRun]],
 ) -> Outcome:
     control.reset()  # nothing in mParticle, clock back at the anchor
     clear_token_cache()  # the emulator forgot its tokens
     METER.reset()
     clock_start = control.clock()
+    wall_start = time.time()
     started = time.perf_counter()
     results = list(runs())
     seconds = time.perf_counter() - started
@@ -255,6 +193,14 @@ def measure(
         meter=copy.copy(METER),
         emulator_seconds=(control.clock() - clock_start).total_seconds(),
         requests=Counter(classify(e) for e in control.request_log()),
+    )
+    outcome.timing = report_timing(
+        instance,
+        [r.run_id for r in results],
+        mparticle_runs(),  # read after the request log: not counted
+        METER.timeline,
+        clock_start,
+        wall_start,
     )
     for result in results:
         events = result.get_asset_materialization_events()
@@ -323,8 +269,10 @@ def run_backfill(
         keys = asset.partitions_def.get_partition_keys(current_time=anchor)
         print(
             f"  {len(keys)} hourly partitions {keys[0]} .. {keys[-1]}, {rows:,} rows in those hours;"
-            f"\n  emulator runs take {run_seconds:g} s of emulator time each; polls back off from "
-            f"{POLLING['poll_interval_seconds']:g} s to {POLLING['max_poll_interval_seconds']:g} s;"
+            f"\n  emulator runs take {run_seconds:g} s of emulator time each; polls start at "
+            f"{POLLING['poll_interval_seconds']:g} s and wait at most "
+            f"{POLLING['max_poll_interval_seconds']:g} s for one partition,"
+            f"\n  {POLLING['backfill_max_poll_interval_seconds']:g} s while several are pending;"
             f"\n  Dagster runs in this process, events to {INSTANCES[instance_kind]}",
             flush=True,
         )
@@ -342,7 +290,13 @@ def run_backfill(
             clear_token_cache()
             one_run(keys[-1:])
 
-            project = measure("project (1 run)", control, lambda: iter([one_run(keys)]))
+            def mparticle_runs() -> list[PipelineRun]:
+                with resources["mparticle"].open_client() as client:
+                    return list(client.iter_pipeline_runs(registry.sync(SYNC).resolved_pipeline_id))
+
+            project = measure(
+                "project (1 run)", control, lambda: iter([one_run(keys)]), instance, mparticle_runs
+            )
             print(f"  project way done in {project.seconds:.1f} s", flush=True)
 
             def per_partition() -> Iterator[dg.ExecuteInProcessResult]:
@@ -350,7 +304,9 @@ def run_backfill(
                     clear_token_cache()  # a fresh run process has no cached token
                     yield one_run([key])
 
-            naive = measure(f"naive ({len(keys)} runs)", control, per_partition)
+            naive = measure(
+                f"naive ({len(keys)} runs)", control, per_partition, instance, mparticle_runs
+            )
             print(f"  naive way done in {naive.seconds:.1f} s\n", flush=True)
     return project, naive
 
@@ -446,6 +402,36 @@ def report_backfill(project: Outcome, naive: Outcome, partitions: int, run_secon
             )
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def report_reporting(project: Outcome, naive: Outcome) -> None:
+    """When partitions were reported, and the targets of adaptive polling."""
+    p, n = project.timing, naive.timing
+    assert p is not None and n is not None
+    print("\n  Reporting as runs end (emulator seconds unless said; partitions with a run end)")
+    rows = [
+        ("time to the first reported partition", p.first_report_s, n.first_report_s),
+        ("  the same, wall seconds", p.first_report_wall_s, n.first_report_wall_s),
+        ("longest lag, run end to report", p.max_lag_s, n.max_lag_s),
+        ("mean lag, run end to report", p.mean_lag_s, n.mean_lag_s),
+    ]
+    for label, a, b in rows:
+        print(f"{label:40}{_seconds(a):>17}{_seconds(b):>18}")
+    longest = POLLING["backfill_max_poll_interval_seconds"]
+    listings = project.requests["run listing"]
+    ratio = naive.api_calls / project.api_calls if project.api_calls else 0.0
+    lag_ok = p.max_lag_s is not None and p.max_lag_s <= longest
+    print(
+        "  Targets (one run): run listings "
+        f"{listings} (at most 30: {'met' if listings <= 30 else 'MISSED'}); API calls "
+        f"{ratio:.1f}x fewer than one run per partition (at least 20x: "
+        f"{'met' if ratio >= 20 else 'MISSED'}); longest lag {_seconds(p.max_lag_s)} s (at most "
+        f"the {longest:g} s longest poll interval: {'met' if lag_ok else 'MISSED'})."
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -483,6 +469,7 @@ def main() -> int:
             args.partitions, args.run_seconds, args.instance, Path(tmp) / "stack"
         )
         report_backfill(project, naive, args.partitions, args.run_seconds)
+        report_reporting(project, naive)
         times = run_definitions((2, args.tables), args.repeats, Path(tmp))
         report_definitions(times, args.repeats)
     per_process = times.startup + times.median(2, "build")

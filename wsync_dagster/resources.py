@@ -205,6 +205,11 @@ class MParticleResource(MaskedSecrets, dg.ConfigurableResource):
     max_poll_interval_seconds: float = Field(
         default=60.0, description="longest wait between run polls (polls back off up to this)"
     )
+    backfill_max_poll_interval_seconds: float = Field(
+        default=600.0,
+        description="longest wait between run listings while several partitions of one run are "
+        "pending: each partition is reported at most this long after its mParticle run ends",
+    )
 
     _client: WarehouseSyncClient | None = PrivateAttr(default=None)
 

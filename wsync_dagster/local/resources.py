@@ -59,11 +59,13 @@ LOCAL_SETTINGS = LOCAL_SNOWFLAKE_SETTINGS + LOCAL_MPARTICLE_SETTINGS
 MANUAL_CLOCK_POLLING: dict[str, Any] = {
     "poll_interval_seconds": 30.0,
     "max_poll_interval_seconds": 600.0,
+    "backfill_max_poll_interval_seconds": 600.0,
     "run_timeout_seconds": 4 * 3600.0,
 }
 REAL_CLOCK_POLLING: dict[str, Any] = {
     "poll_interval_seconds": 0.2,
     "max_poll_interval_seconds": 2.0,
+    "backfill_max_poll_interval_seconds": 2.0,
     "run_timeout_seconds": 600.0,
 }
 

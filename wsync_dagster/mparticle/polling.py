@@ -5,7 +5,7 @@ and by the sync layer's wait for many windows. The interval schedule is its own 
 (:class:`Backoff`), so a caller can choose the next wait from what is still pending.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -35,6 +35,36 @@ class ExponentialBackoff:
         return wait
 
 
+@dataclass(frozen=True)
+class Pacing:
+    """How a poll loop waits: for at most ``timeout`` seconds of ``clock``, ``backoff`` between
+    calls, by calling ``sleep``."""
+
+    timeout: float
+    backoff: Backoff
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+
+
+def poll_each(fetch: Callable[[], T], done: Callable[[T], bool], pacing: Pacing) -> Iterator[T]:
+    """Call ``fetch`` until ``done`` says so or the pacing's timeout passes, yielding each result
+    as it comes, so a caller can act on it before the next wait.
+
+    Waits ``backoff.next()`` between calls (cut short at the deadline). The last result yielded is
+    the one that was done, or the last before the deadline. Closing the generator stops polling.
+    """
+    deadline = pacing.clock() + pacing.timeout
+    while True:
+        result = fetch()
+        yield result
+        if done(result):
+            return
+        remaining = deadline - pacing.clock()
+        if remaining <= 0:
+            return
+        pacing.sleep(min(pacing.backoff.next(), remaining))
+
+
 def poll(
     fetch: Callable[[], T],
     done: Callable[[T], bool],
@@ -44,19 +74,10 @@ def poll(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> tuple[T, int]:
-    """Call ``fetch`` until ``done`` says so or ``timeout`` seconds of ``clock`` pass.
-
-    Waits ``backoff.next()`` between calls (cut short at the deadline). Returns the last result,
-    done or not, and the number of calls.
-    """
-    deadline = clock() + timeout
-    polls = 0
-    while True:
-        result = fetch()
+    """Call ``fetch`` until ``done`` says so or ``timeout`` seconds of ``clock`` pass
+    (:func:`poll_each` to the end): returns the last result, done or not, and the number of calls."""
+    results = poll_each(fetch, done, Pacing(timeout, backoff, sleep, clock))
+    last, polls = next(results), 1
+    for last in results:  # noqa: B007 (the last result is the answer)
         polls += 1
-        if done(result):
-            return result, polls
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return result, polls
-        sleep(min(backoff.next(), remaining))
+    return last, polls

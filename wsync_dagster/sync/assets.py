@@ -13,7 +13,7 @@ from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.resources import MParticleResource
 from wsync_dagster.sync import checks, naming
-from wsync_dagster.sync.interval import materialize_windows
+from wsync_dagster.sync.interval import SyncEvent, materialize_windows
 from wsync_dagster.sync.partitions import partitions_for
 from wsync_dagster.sync.single import materialize_single
 from wsync_dagster.sync.specs import Registry, SyncSpec
@@ -36,7 +36,7 @@ def build_sync_asset(registry: Registry, spec: SyncSpec) -> dg.AssetsDefinition:
         pool=naming.pool_name(spec),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
-        check_specs=checks.check_specs(key),
+        check_specs=checks.check_specs(key, partitions),
         output_required=False,
         deps=[dg.AssetKey.from_user_string(d) for d in spec.deps],
         automation_condition=dg.AutomationCondition.eager() if spec.deps else None,
@@ -53,7 +53,7 @@ def build_sync_asset(registry: Registry, spec: SyncSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         snowflake: SnowflakeResource,
         mparticle: MParticleResource,
-    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+    ) -> Iterator[SyncEvent]:
         ctx = SyncContext(registry, spec, snowflake, mparticle, context.log)
         if partitioned:
             yield from materialize_windows(context, ctx)

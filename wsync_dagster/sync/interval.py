@@ -1,26 +1,31 @@
-"""Materialize partitions of an interval sync: pre-flight, reconcile, attach, report.
+"""Materialize partitions of an interval sync: pre-flight, reconcile, attach, report as they end.
 
 1. **pre-flight** the windows in Snowflake (two queries for any number of partitions): a limit
    violation fails here, before anything is sent to mParticle;
 2. **reconcile** the connection, data model and pipeline (create / update / leave alone);
 3. **attach** to mParticle's run for each partition's ``logical_date`` and wait, polling one paged run
-   listing for all partitions;
-4. **report** one materialization per partition, with the run's numbers, and the asset checks.
+   listing for all partitions at a pace chosen from what is pending
+   (:class:`wsync_dagster.sync.runs.WindowWatch`), with a progress line after every listing;
+4. **report** each partition as soon as a listing shows its run ended: its materialization and its
+   own check evaluations, so a long backfill shows partitions turning green while it runs, and a
+   run that times out, fails or is killed keeps every partition that had finished.
 
 A partition whose run had already failed when the materialization began is **repaired**
-(:mod:`wsync_dagster.sync.repair`); one whose run fails while it waits is reported with that run's own
-reason (:mod:`wsync_dagster.sync.reasons`). A paused sync is not waited for: mParticle starts no run of
-a paused pipeline.
+(:mod:`wsync_dagster.sync.repair`) once the wait is over; one whose run fails while it waits is
+reported with that run's own reason (:mod:`wsync_dagster.sync.reasons`). A paused sync is not waited
+for: mParticle starts no run of a paused pipeline.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeAlias
 
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
 from wsync_dagster.sync import checks
 from wsync_dagster.sync.partitions import windows_for
+from wsync_dagster.sync.preflight import PreflightReport
 from wsync_dagster.sync.reasons import ReasonLog
 from wsync_dagster.sync.repair import NEXT_STEP, Repairer, RepairError
 from wsync_dagster.sync.report import (
@@ -29,10 +34,14 @@ from wsync_dagster.sync.report import (
     step_observation,
     sync_metadata,
 )
-from wsync_dagster.sync.runs import list_window_runs, wait_for_windows
+from wsync_dagster.sync.runs import WindowWatch
 from wsync_dagster.sync.specs import SyncSpec
 from wsync_dagster.sync.steps import SyncContext, fail, preflight, reconcile_sync
-from wsync_dagster.sync.windows import Window, WindowCount
+from wsync_dagster.sync.windows import Window
+
+Event: TypeAlias = dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.Output[None]
+# What a sync asset yields: interval partitions report evaluations, unpartitioned syncs results.
+SyncEvent: TypeAlias = Event | dg.AssetCheckResult
 
 
 def outcome_problem(window: Window, run: PipelineRun | None, waited: float) -> str:
@@ -72,21 +81,62 @@ def _paused_problem(spec: SyncSpec, window: Window) -> str:
     )
 
 
-def _wait_or_look(
-    ctx: SyncContext, client: WarehouseSyncClient, windows: Sequence[Window], seen: ReasonLog
-) -> tuple[Mapping[str, PipelineRun], int]:
-    """Wait for the windows' runs; a paused sync gets one look, as no run of it will start.
+class PartitionReporter:
+    """Reports one synced partition: its materialization, then its own check evaluations
+    (of the checks selected for the run)."""
 
-    An error that outlasts the client's retries ends the wait with what to do: the runs are
-    mParticle's, so they may still complete, and materializing again attaches to them.
-    """
-    pipeline_id = ctx.spec.resolved_pipeline_id
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        spec: SyncSpec,
+        report: PreflightReport,
+        windows: Sequence[Window],
+    ) -> None:
+        self.key = context.asset_key
+        self.spec = spec
+        self.report = report
+        self.assets_def = context.assets_def
+        self.selected = {k for k in context.selected_asset_check_keys if k.asset_key == self.key}
+        self.outputs_due = set(self.selected)
+        self.schema = schema_metadata(report)
+        self.earlier = checks.earlier_rows(context.instance, self.key, windows[0].key)
+        self.position = {w.key: i for i, w in enumerate(windows)}
+        self.reported = 0
+
+    def history(self, window: Window) -> list[int]:
+        """Rows of the windows before ``window``: recorded partitions, then this pre-flight's."""
+        before = self.report.counts[: self.position[window.key]]
+        return self.earlier + [c.rows for c in before]
+
+    def report_window(
+        self, window: Window, run: PipelineRun, extra: dict[str, Any] | None = None
+    ) -> Iterator[Event]:
+        count = self.report.count_for(window.key)
+        metadata = {**self.schema, **(extra or {})}
+        yield run_materialization(
+            self.key, self.spec, window, run, count, metadata, partition=window.key
+        )
+        self.reported += 1
+        # every selected check's step output, once, with the first partition (Dagster requires
+        # one per check; a check added to check_specs but not judged here never fails the step)
+        for check_key in sorted(self.outputs_due, key=lambda k: k.name):
+            yield dg.Output(
+                None, output_name=self.assets_def.get_output_name_for_asset_check_key(check_key)
+            )
+        self.outputs_due.clear()
+        for evaluation in checks.partition_evaluations(self.key, count, run, self.history(window)):
+            if evaluation.asset_check_key in self.selected:
+                yield evaluation
+
+
+def _looks(
+    ctx: SyncContext, watch: WindowWatch, windows: Sequence[Window]
+) -> Iterator[list[Window]]:
+    """The watch's listings; an error that outlasts the client's retries ends the wait with what
+    to do: the runs are mParticle's, so they may still complete, and materializing again attaches
+    to them."""
     try:
-        if ctx.spec.paused:
-            runs = list_window_runs(client, pipeline_id, windows)
-            seen.observe(runs)
-            return runs, 1
-        return wait_for_windows(client, pipeline_id, windows, ctx.wait_settings(), seen.observe)
+        yield from watch
     except WarehouseSyncError as error:
         status = getattr(error, "status", None)
         keys = windows[0].key if len(windows) == 1 else f"{windows[0].key}..{windows[-1].key}"
@@ -98,10 +148,8 @@ def _wait_or_look(
         ) from error
 
 
-def materialize_windows(
-    context: dg.AssetExecutionContext, ctx: SyncContext
-) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
-    """Sync the run's partitions; one materialization per partition whose run succeeded."""
+def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> Iterator[Event]:
+    """Sync the run's partitions, reporting each one as soon as its mParticle run ends."""
     partitions = context.assets_def.partitions_def
     assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
     windows = windows_for(partitions, context.partition_keys)
@@ -112,80 +160,84 @@ def materialize_windows(
     before = client.stats
     reconciled = reconcile_sync(ctx, client)
     settings = ctx.wait_settings()
-    started = settings.clock()
+    if ctx.spec.paused:  # one look: mParticle starts no run of a paused pipeline
+        settings = dataclasses.replace(settings, timeout=0)
     seen = ReasonLog(client, ctx.spec.resolved_pipeline_id)
-    runs, polls = _wait_or_look(ctx, client, windows, seen)
-    waited = settings.clock() - started
-    run_level = {
-        **sync_metadata(reconciled, before, client.stats),
-        "wsync/partitions_in_run": len(windows),
-        "wsync/run_polls": polls,
-        "preflight/queries": report.queries,
-    }
-    context.log_event(step_observation(context.asset_key, run_level))
-    schema = schema_metadata(report)
+    watch = WindowWatch(
+        client, ctx.spec.resolved_pipeline_id, windows, settings, seen.observe, ctx.log.info
+    )
+    reporter = PartitionReporter(context, ctx.spec, report, windows)
 
-    succeeded: list[tuple[WindowCount, PipelineRun]] = []
-    problems: list[str] = []
+    def log_counters() -> None:
+        counters = {
+            **sync_metadata(reconciled, before, client.stats),
+            "wsync/partitions_in_run": len(windows),
+            "wsync/run_polls": watch.polls,
+            "preflight/queries": report.queries,
+        }
+        context.log_event(step_observation(context.asset_key, counters))
+
+    problems: dict[str, str] = {}
+    try:
+        for newly in _looks(ctx, watch, windows):
+            for window in newly:
+                run = watch.found[window.key]
+                if run.state is RunState.SUCCESS:
+                    yield from reporter.report_window(window, run)
+                elif run.pipeline_run_id not in seen.preexisting or ctx.spec.paused:
+                    problems[window.key] = _failed_problem(ctx.spec, window, run, seen)
+    except Exception:
+        log_counters()
+        raise
+    log_counters()
+    waited = settings.clock() - watch.progress.started
+    yield from _finish(ctx, client, reporter, watch, seen, problems, waited)
+
+
+def _finish(
+    ctx: SyncContext,
+    client: WarehouseSyncClient,
+    reporter: PartitionReporter,
+    watch: WindowWatch,
+    seen: ReasonLog,
+    problems: dict[str, str],
+    waited: float,
+) -> Iterator[Event]:
+    """After the wait: repair the windows whose run had failed before it, and fail the step
+    naming every partition that did not sync (the ones reported stay materialized)."""
+    windows = watch.progress.windows
     for window in windows:
-        run, extra, problem = _window_outcome(ctx, client, window, runs.get(window.key), seen)
-        if run is not None:
-            count = report.count_for(window.key)
-            succeeded.append((count, run))
-            yield run_materialization(
-                context.asset_key,
-                ctx.spec,
-                window,
-                run,
-                count,
-                {**schema, **extra},
-                partition=window.key,
-            )
+        run = watch.found.get(window.key)
+        if window.key in problems or (run is not None and run.state is RunState.SUCCESS):
+            continue
+        if run is not None and run.state is RunState.FAILED:  # failed before this materialization
+            repaired, extra, problem = _repair(ctx, client, window, run)
+            if repaired is not None:
+                yield from reporter.report_window(window, repaired, extra)
+                continue
+            problems[window.key] = problem or ""
+        elif ctx.spec.paused:
+            problems[window.key] = _paused_problem(ctx.spec, window)
         else:
-            problems.append(problem or outcome_problem(window, runs.get(window.key), waited))
-
-    if succeeded:
-        yield from checks.check_results(context.asset_key, succeeded)
+            problems[window.key] = outcome_problem(window, run, waited)
     if problems:
+        ordered = [problems[w.key] for w in windows if w.key in problems]
         raise fail(
             f"{len(problems)} of {len(windows)} partition(s) of '{ctx.spec.name}' did not sync "
-            f"({len(succeeded)} did):\n" + "\n".join(f"  - {p}" for p in problems),
+            f"({reporter.reported} did):\n" + "\n".join(f"  - {p}" for p in ordered),
             failed_partitions=len(problems),
         )
 
 
+def _failed_problem(spec: SyncSpec, window: Window, run: PipelineRun, seen: ReasonLog) -> str:
+    then = "set paused: false in the registry, then " if spec.paused else ""
+    return (
+        f"{window.key}: mParticle run {run.pipeline_run_id} failed: {seen.reason(run)}; "
+        f"{then}{NEXT_STEP}"
+    )
+
+
 Outcome = tuple[PipelineRun | None, dict[str, Any], str | None]
-
-
-def _window_outcome(
-    ctx: SyncContext,
-    client: WarehouseSyncClient,
-    window: Window,
-    run: PipelineRun | None,
-    seen: ReasonLog,
-) -> Outcome:
-    """(successful run to report, its extra metadata, problem) for one window.
-
-    A run that had already failed when this materialization began is repaired (unless the sync is
-    paused); one that failed while it waited is reported with its own reason.
-    """
-    if run is not None and run.state is RunState.SUCCESS:
-        return run, {}, None
-    if run is not None and run.state is RunState.FAILED:
-        if run.pipeline_run_id in seen.preexisting and not ctx.spec.paused:
-            return _repair(ctx, client, window, run)
-        then = "set paused: false in the registry, then " if ctx.spec.paused else ""
-        return (
-            None,
-            {},
-            (
-                f"{window.key}: mParticle run {run.pipeline_run_id} failed: {seen.reason(run)}; "
-                f"{then}{NEXT_STEP}"
-            ),
-        )
-    if ctx.spec.paused:
-        return None, {}, _paused_problem(ctx.spec, window)
-    return None, {}, None
 
 
 def _repair(

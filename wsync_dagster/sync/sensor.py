@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.mparticle import RunState, WarehouseSyncClient, WarehouseSyncError
@@ -172,7 +173,8 @@ Busy = dict[dg.AssetKey, list[tuple[str, str]] | None]
 
 
 def busy_partitions(instance: dg.DagsterInstance) -> Busy:
-    """Partition ranges that Dagster runs in flight are materializing (None: the whole asset).
+    """Partition ranges that Dagster runs in flight, or backfills not yet finished, are
+    materializing (None: the whole asset).
 
     Such a run reports its partitions itself when it ends; recording them now would record the same
     mParticle run twice. One bounded query per tick.
@@ -189,6 +191,13 @@ def busy_partitions(instance: dg.DagsterInstance) -> Busy:
                 busy[key] = None
             else:
                 busy[key] = [*ranges, (start, end)]
+    # A backfill not yet finished will launch runs that report their partitions (and its daemon
+    # may be down between two of them): its assets wait whole, until it ends.
+    for backfill in instance.get_backfills(
+        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]), limit=IN_FLIGHT_LIMIT
+    ):
+        for key in backfill.asset_selection or ():
+            busy[key] = None
     return busy
 
 
@@ -215,7 +224,7 @@ def record(
     if held is not None:
         tick.notes.append(
             f"'{spec.name}': run {keyed[held][0].pipeline_run_id} waits for the Dagster run in "
-            "flight on its partition"
+            "or backfill in flight on its partition"
         )
         keyed = keyed[:held]
     off_grid = [r for r, p in keyed if partitions is not None and p is None]

@@ -39,6 +39,7 @@ class SyncContext:
             max_poll_interval=m.max_poll_interval_seconds,
             sleep=m.sleep,
             clock=m.monotonic,
+            backfill_max_poll_interval=m.backfill_max_poll_interval_seconds,
         )
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.mparticle import PipelineRun
@@ -245,5 +246,29 @@ def test_partitions_a_dagster_run_in_flight_is_syncing_wait_for_that_run(
     assert held.skip_reason is not None and "waits for the Dagster run" in str(held.skip_reason)
 
     instance.report_run_failed(in_flight)
+    tick(instance, hourly, resources, held.cursor)
+    assert sorted(materialized(instance, HOURLY)) == keys
+
+
+def test_an_unfinished_backfill_holds_its_assets_until_it_ends(
+    registry, resources, control, instance
+) -> None:
+    """Its runs will report their partitions (even if its daemon is down between two of them)."""
+    hourly, _, keys = caught_up_hourly(registry, resources, control)
+    backfill = PartitionBackfill(
+        backfill_id="unfinished",
+        status=BulkActionStatus.REQUESTED,
+        from_failure=False,
+        tags={},
+        backfill_timestamp=0.0,
+        asset_selection=[dg.AssetKey([naming.KEY_PREFIX, HOURLY])],
+    )
+    instance.add_backfill(backfill)
+
+    held = tick(instance, hourly, resources, None)
+    assert materialized(instance, HOURLY) == {}
+    assert held.skip_reason is not None and "waits for the Dagster run" in str(held.skip_reason)
+
+    instance.update_backfill(backfill.with_status(BulkActionStatus.COMPLETED_SUCCESS))
     tick(instance, hourly, resources, held.cursor)
     assert sorted(materialized(instance, HOURLY)) == keys

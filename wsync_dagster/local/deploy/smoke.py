@@ -16,7 +16,7 @@ message, and a new run of the same partition must then succeed.
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,11 @@ from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.deploy import records
 from wsync_dagster.local.deploy.cluster import LocalDeployment, wait_until
 from wsync_dagster.local.deploy.graphql import DagsterGraphQL, ready_api
+from wsync_dagster.local.process import LocalServiceError
+from wsync_dagster.local.resources import emulator_mparticle
+from wsync_dagster.mparticle import RunState
 from wsync_dagster.sync import naming
+from wsync_dagster.sync.observe import partition_of
 from wsync_dagster.sync.partitions import partitions_for
 from wsync_dagster.sync.specs import SyncSpec, load_registry
 
@@ -239,10 +243,19 @@ def judge_materializations(
     # A run killed by the code-server restart may have recorded its partition before it died.
     rows = [row for row in every if row[0] not in item.interrupted]
     if item.spec.schedule.is_interval:
-        counts = records.per_partition(rows)
+        # Each mechanism records a partition at most once: Dagster runs (run id set) and the runs
+        # sensor (no run id). Both may hold the same mParticle run when a partition the sensor
+        # already recorded is materialized again on purpose (the rerun after the code-server
+        # restart); "one mParticle run per window" below checks that they agree.
+        counts = records.per_partition([r for r in rows if r[0]])
+        by_sensor = records.per_partition([r for r in rows if not r[0]])
         wanted = set(item.partitions)
-        lost = sorted(wanted - set(counts))
-        doubled = sorted(k for k, n in counts.items() if n > 1)
+        lost = sorted(wanted - set(counts) - set(by_sensor))
+        doubled = sorted(
+            k
+            for k, n in (counts + by_sensor).items()
+            if n > 1 and (counts[k] > 1 or by_sensor[k] > 1)
+        )
         verdict.check(
             f"{name}: one materialization per partition",
             not lost and not doubled,
@@ -260,6 +273,49 @@ def judge_materializations(
             f"{name}: one trigger, one materialization",
             len(mine) == 1 and len(rows) == 1,
             f"{len(mine)} trigger POST(s), {len(rows)} materialization(s)",
+        )
+
+
+SENSOR_CATCH_UP_SECONDS = 120.0  # the sensor ticks every 30 s; a tick's batch is bounded
+
+
+def successful_partitions(deployment: LocalDeployment, spec: SyncSpec) -> set[str]:
+    """The partitions of ``spec`` whose mParticle run succeeded, as mParticle lists them."""
+    partitions = partitions_for(spec.schedule)
+    with emulator_mparticle(deployment.stack.emulator_url, manual_clock=False).open_client() as c:
+        runs = list(c.iter_pipeline_runs(spec.resolved_pipeline_id, page_size=500))
+    keys = (partition_of(partitions, r) for r in runs if r.state is RunState.SUCCESS)
+    return {key for key in keys if key is not None}
+
+
+def _recorded(connection: Any, path: Sequence[str]) -> set[str]:
+    return {p for _run, p, _mp in records.materializations(connection, path)}
+
+
+def judge_sensor(
+    deployment: LocalDeployment, connection: Any, launched: list[Launched], verdict: Verdict
+) -> None:
+    """The runs sensor records every run mParticle made, the catch-up runs no Dagster run asked
+    for included: each successful run's partition ends up materialized, by a run or the sensor."""
+    for item in launched:
+        if not item.spec.schedule.is_interval:
+            continue
+        expected = successful_partitions(deployment, item.spec)
+        path = naming.asset_key(item.spec).path
+        with contextlib.suppress(LocalServiceError):
+            wait_until(
+                lambda want=expected, path=path: want <= _recorded(connection, path),
+                SENSOR_CATCH_UP_SECONDS,
+                "the runs sensor",
+            )
+        found = _recorded(connection, path)
+        by_sensor = {p for run, p, _mp in records.materializations(connection, path) if not run}
+        verdict.check(
+            f"{item.spec.name}: the runs sensor recorded mParticle's other runs",
+            found == expected and bool(by_sensor - set(item.partitions)),
+            f"{len(expected)} successful mParticle runs; {len(found)} partitions materialized, "
+            f"{len(by_sensor)} of them by the sensor; missing {sorted(expected - found)[:5]}, "
+            f"never synced {sorted(found - expected)[:5]}",
         )
 
 
@@ -346,3 +402,5 @@ def exercise(
         )
     verdict.mark("backfill completed")
     judge(deployment, connection, launched, verdict)
+    judge_sensor(deployment, connection, launched, verdict)
+    verdict.mark("runs sensor caught up")
