@@ -6,9 +6,10 @@ from typing import Any
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.resources import LocalMParticleResource, emulator_clock_mparticle
-from wsync_dagster.mparticle import WarehouseSyncClient
-from wsync_dagster.sync.reconcile import desired_pipeline
+from wsync_dagster.mparticle import TriggerResult, WarehouseSyncClient
+from wsync_dagster.sync.reconcile import desired_pipeline, reconcile
 from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 # Called (then forgotten) at the next wait of any HookedSleepResource.
 ON_NEXT_SLEEP: list[Callable[[], None]] = []
@@ -45,6 +46,15 @@ def set_active(
     """What a materialization that then crashed would have done: write ``is_active``."""
     desired = desired_pipeline(spec, registry, client.workspace_id, with_secret=True)
     client.update_pipeline(desired.model_copy(update={"is_active": active}))
+
+
+def crashed_after_trigger(
+    client: WarehouseSyncClient, registry: Registry, spec: SyncSpec
+) -> TriggerResult:
+    """A materialization that created, activated and triggered ``spec``, then died: its run."""
+    reconcile(client, registry, spec, SAMPLE_ANCHOR)
+    set_active(client, registry, spec, True)
+    return client.trigger_pipeline(spec.resolved_pipeline_id)
 
 
 def is_active(client: WarehouseSyncClient, spec: SyncSpec) -> bool:

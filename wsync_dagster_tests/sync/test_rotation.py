@@ -17,6 +17,7 @@ from wsync_dagster_tests.sync.conftest import (
 )
 from wsync_dagster_tests.sync.rotating import (
     ON_NEXT_SLEEP,
+    crashed_after_trigger,
     hooked_mparticle,
     is_active,
     set_active,
@@ -100,9 +101,7 @@ def test_a_crash_with_a_run_in_flight_is_recovered_by_the_next_materialization(
 ) -> None:
     spec = rotating.sync("rotating_01")
     with hooked["mparticle"].open_client() as client:
-        reconcile(client, rotating, spec, SAMPLE_ANCHOR)
-        set_active(client, rotating, spec, True)  # activated, triggered, then the process died
-        crashed = client.trigger_pipeline(spec.resolved_pipeline_id)
+        crashed = crashed_after_trigger(client, rotating, spec)
         result = materialize(rotating, hooked, "rotating_01")
         assert result.success, failure_message(result)
         meta = materializations(result)[""]
@@ -116,9 +115,7 @@ def test_a_crash_after_the_run_is_swept_by_any_rotating_materialization(
 ) -> None:
     left = rotating.sync("rotating_02")
     with hooked["mparticle"].open_client() as client:
-        reconcile(client, rotating, left, SAMPLE_ANCHOR)
-        set_active(client, rotating, left, True)
-        client.trigger_pipeline(left.resolved_pipeline_id)
+        crashed_after_trigger(client, rotating, left)
         control.settle()  # its run ended; the crashed materialization never paused it
         result = materialize(rotating, hooked, "rotating_01")
         assert result.success, failure_message(result)
@@ -171,6 +168,15 @@ def test_a_refused_activation_waits_and_retries(
     assert control.activity()["peak_active"] == 5
 
 
+def _failure_in_a_full_workspace(rotating, resources) -> str:
+    """Materialize rotating_01 in a full workspace: it fails, left paused; the failure's text."""
+    with resources["mparticle"].open_client() as client:
+        _fill_workspace(rotating, client, others=3)
+        result = materialize(rotating, resources, "rotating_01")
+        assert not is_active(client, rotating.sync("rotating_01"))
+    return failure_message(result)
+
+
 def test_no_free_slot_within_the_timeout_fails_clearly_and_leaves_it_paused(
     rotating, local_snowflake, control
 ) -> None:
@@ -178,27 +184,19 @@ def test_no_free_slot_within_the_timeout_fails_clearly_and_leaves_it_paused(
         "snowflake": snowflake_for(local_snowflake),
         "mparticle": hooked_mparticle(control, run_timeout_seconds=120.0),
     }
-    with resources["mparticle"].open_client() as client:
-        _fill_workspace(rotating, client, others=3)
-        result = materialize(rotating, resources, "rotating_01")
-        message = failure_message(result)
-        assert "found no free active-pipeline slot within 120 s" in message
-        assert "other-1, other-2, other-3, wsync-customer-scores, wsync-ticket-activity" in message
-        assert "400" not in message
-        assert not is_active(client, rotating.sync("rotating_01"))
+    message = _failure_in_a_full_workspace(rotating, resources)
+    assert "found no free active-pipeline slot within 120 s" in message
+    assert "other-1, other-2, other-3, wsync-customer-scores, wsync-ticket-activity" in message
+    assert "400" not in message
 
 
 def test_activations_refused_with_room_are_not_waited_out_for_ever(
     rotating, hooked, control, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rotation, "_others_active", lambda client, pipelines, own: ())
-    with hooked["mparticle"].open_client() as client:
-        _fill_workspace(rotating, client, others=3)
-        result = materialize(rotating, hooked, "rotating_01")
-        message = failure_message(result)
-        assert "mParticle refused 3 times to activate the pipeline of rotating sync" in message
-        assert "already has 5 active pipelines" in message
-        assert not is_active(client, rotating.sync("rotating_01"))
+    message = _failure_in_a_full_workspace(rotating, hooked)
+    assert "mParticle refused 3 times to activate the pipeline of rotating sync" in message
+    assert "already has 5 active pipelines" in message
 
 
 def test_the_runs_sensor_pauses_a_rotating_pipeline_a_crash_left_active(
@@ -206,12 +204,9 @@ def test_the_runs_sensor_pauses_a_rotating_pipeline_a_crash_left_active(
 ) -> None:
     left, busy = rotating.sync("rotating_01"), rotating.sync("rotating_02")
     with hooked["mparticle"].open_client() as client:
-        for spec in (left, busy):
-            reconcile(client, rotating, spec, SAMPLE_ANCHOR)
-            set_active(client, rotating, spec, True)
-        client.trigger_pipeline(left.resolved_pipeline_id)
+        crashed_after_trigger(client, rotating, left)
         control.settle()  # left's run ended; nobody paused it
-        client.trigger_pipeline(busy.resolved_pipeline_id)  # busy's run is still in flight
+        crashed_after_trigger(client, rotating, busy)  # busy's run is still in flight
         with dg.instance_for_test() as instance:
             result = tick(instance, rotating, hooked, None)
         assert result.skip_reason is not None

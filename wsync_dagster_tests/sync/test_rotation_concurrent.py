@@ -5,31 +5,14 @@ is the worst case the pool normally spares mParticle. mParticle's count and its 
 active pipeline keep the workspace within 5; every rotating sync waits for a slot and succeeds.
 """
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from wsync_dagster.emulator import EmulatorControl, EmulatorServer
-from wsync_dagster.local.sample_data import SampleSummary
+from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.snowflake import LocalSnowflake
-from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster_tests.sync.conftest import failure_message, materialize, snowflake_for
 from wsync_dagster_tests.sync.rotating import hooked_mparticle, with_rotating
 
-RUN_SECONDS = 300
 ROTATING = 12
-
-
-@pytest.fixture
-def slow_control(
-    start_emulator: Callable[..., EmulatorServer], sample_warehouse: SampleSummary
-) -> EmulatorControl:
-    """An emulator whose runs take five minutes of its (manual) clock."""
-    server = start_emulator(run_seconds=RUN_SECONDS)
-    assert server.url is not None
-    clear_token_cache()
-    return EmulatorControl(server.url)
 
 
 def test_twelve_rotating_syncs_at_once_never_make_a_sixth_active_pipeline(
