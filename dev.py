@@ -6,8 +6,9 @@ environment (`.venv/`, installed from `constraints.txt` so every machine resolve
 then runs inside it:
 
     python3 dev.py demo    # the main job on the embedded default (local Snowflake + mParticle emulator)
-    python3 dev.py test    # ruff, the type checker, pytest, `dagster definitions validate`
-    python3 dev.py ui      # the Dagster UI on the embedded default (same DAGSTER_HOME as the demo)
+    python3 dev.py test    # ruff, the type checker, pytest, `dg check defs` (both code locations)
+    python3 dev.py ui      # `dg dev` on the embedded default (same DAGSTER_HOME as the demo);
+                           # arguments after `ui` go to `dg dev` (e.g. `python3 dev.py ui -p 3001`)
     python3 dev.py bench   # the benchmark scripts (they print numbers; nothing is asserted)
     python3 dev.py deploy  # the production deployment, locally (PostgreSQL, daemon, code server)
 
@@ -106,11 +107,17 @@ def cmd_test(python: Path, extra: list[str]) -> int:
         for k, v in os.environ.items()
         if not k.startswith(("WSYNC_", "MPARTICLE_", "SNOWFLAKE_"))
     }
-    validate = [_bin(python, "dagster"), "definitions", "validate"]
-    for module in ("wsync_dagster.definitions", "wsync_dagster.local.definitions"):
-        if (code := _run([*validate, "-m", module], env=bare_env)) != 0:
-            return code
-    return 0
+    # `dg check defs` checks the project's defs.yaml files, then loads the production code location
+    # (`[tool.dg]`). It cannot target another module, so the local one is loaded and validated the
+    # way `dg check defs` does it, with `Definitions.validate_loadable`.
+    bare_env["PATH"] = os.pathsep.join([str(python.parent), bare_env.get("PATH", "")])
+    if (code := _run([_bin(python, "dg"), "check", "defs"], env=bare_env)) != 0:
+        return code
+    validate_local = (
+        "import dagster as dg; from wsync_dagster.local.definitions import defs; "
+        "dg.Definitions.validate_loadable(defs); print('local code location: loads and validates')"
+    )
+    return _run([str(python), "-c", validate_local], env=bare_env)
 
 
 def main(argv: list[str]) -> int:

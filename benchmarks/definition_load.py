@@ -76,9 +76,9 @@ def registry_document(tables: int) -> dict[str, Any]:
 
 
 # A fresh interpreter that imports what the code location imports, once, then forks one child per
-# measurement: each child is a fresh process that has never built definitions. Setting WSYNC_REGISTRY
-# and importing wsync_dagster.definitions runs its module-level build_definitions() on that registry,
-# the cold load a code server or a run worker does.
+# measurement: each child is a fresh process that has never built definitions. It builds the code
+# location's definitions with that registry as its one WarehouseSyncComponent, the cold load a code
+# server or a run worker does.
 DRIVER = r"""
 import gc, json, os, sys, time, warnings
 started = time.perf_counter()
@@ -95,13 +95,19 @@ print(json.dumps({
 }), flush=True)
 
 def measure(path):
-    os.environ["WSYNC_REGISTRY"] = path
+    from pathlib import Path
+    from wsync_dagster.component import WarehouseSyncComponent
+    from wsync_dagster.code_location import build_definitions
+
+    def build():
+        return build_definitions(components=[WarehouseSyncComponent.from_registry_file(Path(path))])
+
     started = time.perf_counter()
-    import wsync_dagster.definitions as definitions
+    defs = build()
     built = time.perf_counter()
-    dg.Definitions.validate_loadable(definitions.defs)
+    dg.Definitions.validate_loadable(defs)
     validated = time.perf_counter()
-    again = definitions.build_definitions({"WSYNC_REGISTRY": path})
+    again = build()
     rebuilt = time.perf_counter()
     return {
         "build": built - started, "validate": validated - built, "warm_build": rebuilt - validated,

@@ -46,7 +46,7 @@ from wsync_dagster.local.deploy.smoke import (  # noqa: E402
     wait_for_runs,
 )
 from wsync_dagster.sync import naming  # noqa: E402
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, load_registry  # noqa: E402
+from wsync_dagster.sync.specs import DEFAULT_REGISTRY  # noqa: E402
 
 _QUERIES = re.compile(
     r'"entry_data": \{"__class__": "IntMetadataEntryData", "value": (\d+)\}, '
@@ -122,7 +122,7 @@ def measure_executors(workdir: Path) -> None:
         api = ready_api(deployment)
         connection = deployment.postgres.settings.connect()
         connection.autocommit = True
-        spec = next(s for s in load_registry(deployment.stack.registry_path).syncs
+        spec = next(s for s in deployment.stack.served_registry().syncs
                     if s.schedule.interval == "daily")  # fmt: skip
         keys = closed_partitions(deployment, spec, 4)
         path = naming.asset_key(spec).path
@@ -171,7 +171,7 @@ def measure_scale(workdir: Path, syncs: int, partitions: int) -> dict[str, Any]:
         api = ready_api(deployment)
         connection = deployment.postgres.settings.connect()
         connection.autocommit = True
-        specs = load_registry(deployment.stack.registry_path).syncs
+        specs = deployment.stack.served_registry().syncs
         with MemoryWatch(deployment) as memory:
             started = time.monotonic()
             backfills = [

@@ -36,7 +36,8 @@ from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster.sync.assets import build_sync_asset
 from wsync_dagster.sync.reconcile import reconcile
-from wsync_dagster.sync.specs import Registry, load_registry
+from wsync_dagster.sync.specs import Registry
+from wsync_dagster.sync.translator import WarehouseSyncProps
 
 TEMPLATE = "high_value_customers"
 PERMANENT = 3
@@ -82,7 +83,9 @@ def scenario(
         for spec in registry.syncs:
             if not spec.rotate:
                 reconcile(client, registry, spec, control.clock())
-    rotating = [build_sync_asset(registry, s) for s in registry.syncs if s.rotate]
+    rotating = [
+        build_sync_asset(WarehouseSyncProps(s, registry)) for s in registry.syncs if s.rotate
+    ]
     free = registry.limits.max_active_pipelines - sum(1 for s in registry.syncs if s.active)
     started = time.monotonic()
     results = run(rotating, resources)
@@ -107,8 +110,9 @@ def alone(registry: Registry, resources: dict[str, Any], name: str, rotate: bool
     spec = registry.sync(name).model_copy(update={"rotate": rotate})
     single = registry.model_copy(update={"syncs": (spec,)})
     # Twice: the second materialization finds everything created (the steady state).
-    materialize_partitions([build_sync_asset(single, spec)], resources=resources)
-    result = materialize_partitions([build_sync_asset(single, spec)], resources=resources)
+    asset = build_sync_asset(WarehouseSyncProps(spec, single))
+    materialize_partitions([asset], resources=resources)
+    result = materialize_partitions([asset], resources=resources)
     return requests_of(result)
 
 
@@ -123,7 +127,7 @@ def main() -> None:
         LocalStack(Path(workdir), run_seconds=args.run_seconds) as stack,
     ):
         os.environ.update(stack.environment())
-        base = load_registry(stack.registry_path)
+        base = stack.served_registry()
         resources = {
             "snowflake": local_snowflake_resource(stack.snowflake.host, stack.snowflake.port),
             "mparticle": emulator_mparticle(stack.emulator_url, manual_clock=False, **POLLING),

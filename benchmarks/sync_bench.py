@@ -61,12 +61,13 @@ from wsync_dagster.local.sample_data import (
     SampleConfig,
     current_hour,
 )
-from wsync_dagster.local.stack import LocalStack
+from wsync_dagster.local.stack import LocalStack, local_registry
 from wsync_dagster.mparticle import PipelineRun, clear_token_cache
 from wsync_dagster.resources import MParticleResource
 from wsync_dagster.sync.assets import build_sync_asset
 from wsync_dagster.sync.cadences import cadence
-from wsync_dagster.sync.specs import Registry, load_registry
+from wsync_dagster.sync.specs import Registry
+from wsync_dagster.sync.translator import WarehouseSyncProps
 
 SYNC = "ticket_activity"
 _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -164,7 +165,7 @@ def extend_ticket_activity(stack: LocalStack, hours: int) -> int:
 
 def backfill_registry(stack: LocalStack, hours: int) -> Registry:
     """The local registry's ticket_activity alone, starting ``hours`` before the anchor."""
-    local = load_registry(stack.registry_path)
+    local = local_registry(stack.registries[0], stack.sample.anchor)
     spec = local.sync(SYNC)
     start = stack.sample.anchor - timedelta(hours=hours)
     schedule = spec.schedule.model_copy(update={"start": start, "end": None})
@@ -264,7 +265,7 @@ def run_backfill(
                 **POLLING,
             ),
         }
-        asset = build_sync_asset(registry, registry.sync(SYNC))
+        asset = build_sync_asset(WarehouseSyncProps(registry.sync(SYNC), registry))
         assert isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition)
         keys = asset.partitions_def.get_partition_keys(current_time=anchor)
         print(

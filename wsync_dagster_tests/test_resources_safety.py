@@ -87,7 +87,7 @@ def test_the_resources_an_asset_receives_mask_the_secrets(
     def shows(snowflake: SnowflakeResource, mparticle: MParticleResource) -> None:
         shown.update(snowflake=snowflake, mparticle=mparticle)
 
-    defs = build_definitions({**REAL_ENV, "WSYNC_REGISTRY": ""})
+    defs = build_definitions(REAL_ENV)
     assert dg.materialize([shows], resources=defs.resources).success
     assert shown["mparticle"].client_secret == CLIENT_SECRET
     assert_masked(shown["snowflake"], PASSWORD)

@@ -16,13 +16,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the emulator on a manual clock: waiting advances it (deterministic, no sleeping)",
     )
-    ui = commands.add_parser("ui", help="open the Dagster UI on the embedded default")
-    ui.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to `dagster dev`")
-    args = parser.parse_args(argv)
+    ui = commands.add_parser(
+        "ui", help="open the Dagster UI on the embedded default; other arguments go to `dg dev`"
+    )
+    ui.add_argument("dg_args", nargs=argparse.REMAINDER, help="passed to `dg dev` (e.g. -p 3001)")
+    argv = sys.argv[1:] if argv is None else argv
     # SIGTERM unwinds like Ctrl-C, so the local stack's servers are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
-    if args.command == "ui":
-        return run_ui(args.dagster_args)
+    if argv[:1] == ["ui"]:
+        # Everything after `ui` belongs to `dg dev`: argparse's REMAINDER would reject a leading
+        # option such as `-p 3001` as unknown to this parser.
+        return run_ui(argv[1:])
+    args = parser.parse_args(argv)
     return run_demo(manual_clock=args.manual_clock)
 
 

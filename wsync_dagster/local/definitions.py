@@ -1,23 +1,50 @@
-"""The local code location: ``dagster dev -m wsync_dagster.local.definitions``.
+"""The local code location: ``dg dev -m wsync_dagster.local.definitions`` (``python3 dev.py ui``).
 
-The production assets, jobs and schedules (:func:`wsync_dagster.code_location.build_definitions`) bound
-to the local stand-ins (:func:`wsync_dagster.local.resources.local_resources`). ``python3 dev.py ui``
-starts the stand-ins and opens this location; ``python3 dev.py demo`` builds the same Definitions.
+The production definitions (:func:`wsync_dagster.code_location.build_definitions`: the defs folder,
+its sync components, one job per cadence) bound to the local stand-ins
+(:func:`wsync_dagster.local.resources.local_resources`). When the local stack runs
+(:class:`wsync_dagster.local.stack.LocalStack`), it names its sample data's anchor in
+``WSYNC_LOCAL_SAMPLE_ANCHOR`` and the sync components are rebased onto it (mParticle refuses
+hourly starts older than 7 days, so the registry's fixed dates would go stale);
+``WSYNC_LOCAL_REGISTRY`` replaces the defs folder's registry with another file (tests).
 """
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 
-from wsync_dagster.code_location import build_definitions
+from wsync_dagster.code_location import build_definitions, sync_components
+from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.local.resources import local_resources
+from wsync_dagster.local.stack import local_registry
+
+ANCHOR_VAR = "WSYNC_LOCAL_SAMPLE_ANCHOR"
+REGISTRY_VAR = "WSYNC_LOCAL_REGISTRY"
+
+
+def local_sync_components(environ: Mapping[str, str] | None = None) -> list[WarehouseSyncComponent]:
+    """The sync components the local code location serves, rebased onto the sample anchor."""
+    environ = os.environ if environ is None else environ
+    source = environ.get(REGISTRY_VAR)
+    if source:
+        components = [WarehouseSyncComponent.from_registry_file(Path(source))]
+    else:
+        components = sync_components()
+    if anchor := environ.get(ANCHOR_VAR):
+        at = datetime.fromisoformat(anchor)
+        components = [c.with_registry(local_registry(c.registry, at)) for c in components]
+    return components
 
 
 def build_local_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The code location for ``WSYNC_TARGET=local`` (or unset), from ``environ`` (default os.environ)."""
     environ = os.environ if environ is None else environ
-    return build_definitions(environ, resources=local_resources(environ))
+    return build_definitions(
+        environ, resources=local_resources(environ), components=local_sync_components(environ)
+    )
 
 
 defs = build_local_definitions()

@@ -1,12 +1,14 @@
 """The main job on the embedded default (``python3 dev.py demo``) and the UI on it (``dev.py ui``).
 
 The demo starts the local stack (Snowflake stand-in, mParticle emulator, seeded sample warehouse),
-materializes through Dagster the most recent closed partitions of every demo asset — the hourly table
-as a multi-partition backfill in one run — and the on-demand assets: the permanent ones one by one,
+records the seeded source tables as updated, materializes through the sync jobs
+(``wsync_<cadence>_job``) the most recent closed partitions of every demo asset — the hourly table as
+a multi-partition backfill in one run — and the on-demand assets: the permanent ones one by one,
 then every rotating one at once, so that they take turns on the free active-pipeline slots. It prints
 what happened, the peak number of active pipelines (from the emulator's activity log) and three
-enriched profiles read back through the Profile API, and stops everything. Materializations land in
-the project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI.
+enriched profiles read back through the Profile API, and stops everything. Runs land in the
+project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI,
+under their jobs in the local code location, so the UI can re-execute them.
 """
 
 import contextlib
@@ -24,26 +26,22 @@ from typing import Any
 
 import dagster as dg
 
+from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.local.definitions import build_local_definitions
-from wsync_dagster.local.materialize import materialize_partitions
+from wsync_dagster.local.definitions import build_local_definitions, local_sync_components
+from wsync_dagster.local.materialize import job_origin, run_job
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
 from wsync_dagster.sync.rotation import rotating_pool_limit
-from wsync_dagster.sync.specs import (
-    DEFAULT_REGISTRY,
-    Registry,
-    RegistryError,
-    SyncSpec,
-    load_registry,
-)
+from wsync_dagster.sync.specs import Registry, RegistryError, SyncSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+LOCAL_LOCATION = "wsync_dagster.local.definitions"
 HOURLY_BACKFILL = 6
 SHOWN_PROFILES = 3
 
@@ -53,6 +51,8 @@ class Step:
     """One materialization the demo asks for."""
 
     spec: SyncSpec
+    key: dg.AssetKey
+    job: str
     partition_keys: tuple[str, ...]
 
     def describe(self) -> str:
@@ -85,36 +85,58 @@ def prepare_dagster_home(path: Path = DAGSTER_HOME, forget: bool = False) -> Pat
     return path
 
 
-def plan(defs: dg.Definitions, specs: Sequence[SyncSpec], now: Any) -> list[Step]:
+def _job_of(defs: dg.Definitions, key: dg.AssetKey) -> str:
+    """The sync job (``wsync_<cadence>_job``) that materializes ``key``."""
+    for job in defs.resolve_all_job_defs():
+        if job.name.startswith("wsync_") and key in job.asset_layer.executable_asset_keys:
+            return job.name
+    raise KeyError(f"no sync job materializes {key.to_user_string()}")
+
+
+def plan(
+    defs: dg.Definitions, components: Sequence[WarehouseSyncComponent], now: Any
+) -> list[Step]:
     """The latest closed partition of each interval sync (hourly: the last few, in one run)."""
     steps = []
-    for spec in specs:
+    for spec, key in (pair for c in components for pair in c.sync_keys()):
+        job = _job_of(defs, key)
         if not spec.schedule.is_interval:
-            steps.append(Step(spec, ()))
+            steps.append(Step(spec, key, job, ()))
             continue
-        asset = defs.resolve_assets_def(dg.AssetKey(["mparticle", spec.name]))
-        partitions = asset.partitions_def
+        partitions = defs.resolve_assets_def(key).partitions_def
         assert partitions is not None
         keys = partitions.get_partition_keys(current_time=now)
         take = HOURLY_BACKFILL if spec.schedule.interval == "hourly" else 1
-        steps.append(Step(spec, tuple(keys[-take:])))
+        steps.append(Step(spec, key, job, tuple(keys[-take:])))
     return steps
 
 
-def materialize(
-    defs: dg.Definitions, step: Step, instance: dg.DagsterInstance
-) -> dg.ExecuteInProcessResult:
-    key = dg.AssetKey(["mparticle", step.spec.name])
-    return materialize_partitions(
-        [defs.resolve_assets_def(key)],  # resolved with the definitions' resources bound
+def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> Any:
+    """One run of the step's sync job, recorded under the local code location's job."""
+    return run_job(
+        defs.resolve_job_def(step.job),  # resolved with the definitions' resources bound
+        step.key,
         step.partition_keys,
         instance=instance,
+        origin=job_origin(LOCAL_LOCATION, step.job, str(PROJECT_ROOT)),
         # Our own INFO lines (pre-flight, reconcile) and warnings; not Dagster's step-by-step DEBUG.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
 
 
-def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+def report_source_tables(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    """Record the freshly seeded source tables as updated (what a dbt or Fivetran run would do), so
+    the lineage shows them materialized and automation downstream of them sees the change."""
+    for spec in defs.resolve_all_asset_specs():
+        if "dagster/table_name" in spec.metadata:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=spec.key, description="Seeded by the demo (local sample warehouse)."
+                )
+            )
+
+
+def _failure_text(result: Any) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
@@ -125,7 +147,7 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed (see the Dagster UI: python3 dev.py ui)"
 
 
-def _summary_rows(result: dg.ExecuteInProcessResult) -> list[tuple[str, ...]]:
+def _summary_rows(result: Any) -> list[tuple[str, ...]]:
     rows = []
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -186,7 +208,7 @@ def run_demo(
     dagster_home: Path = DAGSTER_HOME,
     sample: SampleConfig | None = None,
     manual_clock: bool = False,
-    registry_source: Path = DEFAULT_REGISTRY,
+    registry_source: Path | None = None,
 ) -> int:
     """Run the demo; 0 when every sync succeeded, 1 with an explanation otherwise."""
     started = time.monotonic()
@@ -204,9 +226,7 @@ def run_demo(
         return 1
 
 
-def _outcome(
-    step: Step, result: dg.ExecuteInProcessResult
-) -> tuple[list[tuple[str, ...]], list[str]]:
+def _outcome(step: Step, result: Any) -> tuple[list[tuple[str, ...]], list[str]]:
     failure = [] if result.success else [f"{step.describe()}: {_failure_text(result)}"]
     return _summary_rows(result), failure
 
@@ -239,15 +259,15 @@ def _materialize_rotating(
     return rows, failures
 
 
-def _print_activity(emulator_url: str, registry: Registry) -> None:
+def _print_activity(emulator_url: str, registry: Registry, rotating: Sequence[SyncSpec]) -> None:
     """The most pipelines ever active at once, from the emulator's activity log."""
     activity = EmulatorControl(emulator_url).activity()
-    rotating = {s.resolved_pipeline_id for s in registry.syncs if s.rotate}
-    left = sorted(rotating & set(activity["active"]))
-    turns = sum(1 for e in activity["events"] if e["active"] and e["pipeline_id"] in rotating)
+    ids = {s.resolved_pipeline_id for s in rotating}
+    left = sorted(ids & set(activity["active"]))
+    turns = sum(1 for e in activity["events"] if e["active"] and e["pipeline_id"] in ids)
     print(
         f"\nPeak active pipelines in the workspace: {activity['peak_active']} (limit "
-        f"{registry.limits.max_active_pipelines}); {len(rotating)} rotating pipelines were "
+        f"{registry.limits.max_active_pipelines}); {len(ids)} rotating pipelines were "
         f"activated {turns} time(s) and are "
         + (f"still active: {', '.join(left)}" if left else "all paused again")
     )
@@ -259,26 +279,27 @@ def _demo(
     assert stack.summary is not None
     for table in stack.summary.tables:
         print(f"  seeded {table.name}: {table.rows:,} rows")
-    print(f"  emulator at {stack.emulator_url}; local registry {stack.registry_path}")
+    print(f"  emulator at {stack.emulator_url}")
     defs = build_local_definitions(environment)
-    registry = load_registry(stack.registry_path)
+    components = local_sync_components(environment)
     instance = dg.DagsterInstance.from_config(str(dagster_home))
+    report_source_tables(defs, instance)
 
-    steps = plan(defs, registry.syncs, stack.sample.anchor)
+    steps = plan(defs, components, stack.sample.anchor)
     rows: list[tuple[str, ...]] = []
     failures: list[str] = []
     for step in [s for s in steps if not s.spec.rotate]:
-        print(f"Materializing {step.describe()} ...", flush=True)
+        print(f"Materializing {step.describe()} with {step.job} ...", flush=True)
         rows_of, failure = _outcome(step, materialize(defs, step, instance))
         rows += rows_of
         failures += failure
-    rows_of, failure = _materialize_rotating(
-        defs, registry, [s for s in steps if s.spec.rotate], instance
-    )
+    registry = components[0].registry
+    rotating = [s for s in steps if s.spec.rotate]
+    rows_of, failure = _materialize_rotating(defs, registry, rotating, instance)
     rows += rows_of
     failures += failure
 
-    _print_activity(stack.emulator_url, registry)
+    _print_activity(stack.emulator_url, registry, [s.spec for s in rotating])
     print()
     header = ("asset", "partition", "pre-flight", "run id", "state", "extracted", "mapped")
     print(_table(header, rows))
@@ -299,7 +320,7 @@ def _demo(
 
 
 def run_ui(extra: Sequence[str]) -> int:
-    """`dagster dev` on the embedded default, with the demo's DAGSTER_HOME."""
+    """`dg dev` on the local code location, with the demo's DAGSTER_HOME; ``extra`` goes to it."""
     print("Starting the embedded default for the Dagster UI ...")
     try:
         with LocalStack(WORKDIR) as stack:
@@ -308,9 +329,10 @@ def run_ui(extra: Sequence[str]) -> int:
                 **stack.environment(),
                 "DAGSTER_HOME": str(prepare_dagster_home(forget=stack.fresh)),
             }
+            host = [] if {"-h", "--host"} & set(extra) else ["--host", "127.0.0.1"]
             command = [
-                str(Path(sys.executable).parent / "dagster"), "dev",
-                "-m", "wsync_dagster.local.definitions", "--host", "127.0.0.1", *extra,
+                str(Path(sys.executable).parent / "dg"), "dev",
+                "-m", LOCAL_LOCATION, *host, *extra,
             ]  # fmt: skip
             print(f"  emulator at {stack.emulator_url}; Ctrl-C stops the UI and the stack")
             try:

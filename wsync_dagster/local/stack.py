@@ -1,10 +1,11 @@
 """The embedded default: Snowflake stand-in + mParticle emulator + seeded sample warehouse.
 
-:class:`LocalStack` starts both servers on 127.0.0.1 (free ports), seeds the sample warehouse, and
-writes a *local registry*: the package's ``syncs.yaml`` with each schedule's start moved onto the
-freshly seeded data (mParticle refuses hourly starts older than 7 days, so fixed demo dates would go
-stale within a week). :meth:`LocalStack.environment` is what the code location needs to run against it
-(``WSYNC_TARGET=local`` and friends); the demo and ``dagster dev`` both use it.
+:class:`LocalStack` starts both servers on 127.0.0.1 (free ports) and seeds the sample warehouse.
+:meth:`LocalStack.environment` is what the local code location needs to run against it
+(``WSYNC_TARGET=local`` and friends), including the sample data's anchor: the code location moves
+each schedule's start onto the freshly seeded data (:func:`local_registry`; mParticle refuses hourly
+starts older than 7 days, so fixed demo dates would go stale within a week). The demo and ``dg dev``
+both use it.
 """
 
 import sys
@@ -16,6 +17,7 @@ from typing import Self
 import yaml
 from dateutil.relativedelta import relativedelta
 
+from wsync_dagster.code_location import sync_components
 from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, ServiceProcess
 from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import (
@@ -27,7 +29,7 @@ from wsync_dagster.local.sample_data import (
 )
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
 from wsync_dagster.sync.limits import Limits
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, Schedule, load_registry
+from wsync_dagster.sync.specs import Registry, Schedule, load_registry
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
 # The emulator's state, kept across starts like a real workspace's (demo, then ui, see the README),
@@ -77,8 +79,8 @@ def local_registry(registry: Registry, anchor: datetime) -> Registry:
 
 def write_registry(registry: Registry, path: Path) -> Path:
     header = (
-        "# Written by wsync_dagster.local.stack for the embedded default: the package's syncs.yaml\n"
-        "# with starts moved onto the freshly seeded sample data. Regenerated on every start.\n"
+        "# Written by wsync_dagster.local.stack: a registry of synced tables (see\n"
+        "# wsync_dagster/defs/warehouse_sync/defs.yaml for the annotated one).\n"
     )
     body = yaml.safe_dump(registry.model_dump(mode="json"), sort_keys=False, width=100)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,11 +106,12 @@ class LocalStack:
         self,
         workdir: Path,
         sample: SampleConfig | None = None,
-        registry_source: Path = DEFAULT_REGISTRY,
+        registry_source: Path | None = None,
         manual_clock: bool = False,
         run_seconds: float = 0.0,
     ) -> None:
-        """``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
+        """``registry_source``: a registry file served instead of the defs folder's sync components.
+        ``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
         materialization waits (deterministic, no sleeping); else it is the wall clock."""
         self.workdir = workdir
         self.sample_given = sample
@@ -119,7 +122,7 @@ class LocalStack:
         self.snowflake = LocalSnowflake()
         self.emulator: ServiceProcess | None = None
         self.summary: SampleSummary | None = None
-        self.registry_path = workdir / "syncs.local.yaml"
+        self.registries: list[Registry] = []
         self.state_path = workdir / STATE_FILE
         self.anchor_path = workdir / ANCHOR_FILE
         self.fresh = True
@@ -152,11 +155,11 @@ class LocalStack:
                 self.summary = seed_sample_warehouse(connection, self.sample)
             finally:
                 connection.close()
-            registry = local_registry(load_registry(self.registry_source), self.sample.anchor)
-            write_registry(registry, self.registry_path)
+            self.registries = self._registries()
             self.emulator = ServiceProcess(
                 "mparticle-emulator",
-                self._emulator_argv(registry.limits),
+                # One workspace, one set of limits: the first registry's (the sample has one).
+                self._emulator_argv(self.registries[0].limits),
                 ready_marker=EMULATOR_READY_MARKER,
             )
             self.emulator.start()
@@ -164,6 +167,20 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _registries(self) -> list[Registry]:
+        if self.registry_source is not None:
+            return [load_registry(self.registry_source)]
+        return [component.registry for component in sync_components()]
+
+    def served_registry(self) -> Registry:
+        """What the local code location serves: every sync of the registries, rebased onto the
+        seeded sample data (the first registry's connection and limits)."""
+        if not self.registries:
+            raise RuntimeError("the local stack is not started")
+        syncs = tuple(spec for registry in self.registries for spec in registry.syncs)
+        merged = self.registries[0].model_copy(update={"syncs": syncs})
+        return local_registry(merged, self.sample.anchor)
 
     def _emulator_argv(self, limits: Limits) -> list[str]:
         options = {
@@ -195,17 +212,24 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         """Environment variables that point the code location at this stack."""
-        registry = load_registry(self.registry_path)
-        feed_keys = {spec.feed_key_env: LOCAL_MPARTICLE.feed_key for spec in registry.syncs}
+        secrets = {
+            name: value
+            for registry in self.registries
+            for name, value in [
+                (registry.connection.password_env, LOCAL_PASSWORD),
+                *((spec.feed_key_env, LOCAL_MPARTICLE.feed_key) for spec in registry.syncs),
+            ]
+        }
+        chosen = {"WSYNC_LOCAL_REGISTRY": str(self.registry_source)} if self.registry_source else {}
         return {
             "WSYNC_TARGET": "local",
-            "WSYNC_REGISTRY": str(self.registry_path),
+            "WSYNC_LOCAL_SAMPLE_ANCHOR": self.sample.anchor.isoformat(),
+            **chosen,
             "WSYNC_LOCAL_SNOWFLAKE_HOST": self.snowflake.host,
             "WSYNC_LOCAL_SNOWFLAKE_PORT": str(self.snowflake.port),
             "WSYNC_LOCAL_EMULATOR_URL": self.emulator_url,
             "WSYNC_LOCAL_EMULATOR_CLOCK": "manual" if self.manual_clock else "real",
-            registry.connection.password_env: LOCAL_PASSWORD,
-            **feed_keys,
+            **secrets,
         }
 
     def stop(self) -> None:

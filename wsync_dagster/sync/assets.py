@@ -1,12 +1,14 @@
 """One Dagster asset per synced table: the factory.
 
-Interval syncs are partitioned on their pipeline's own grid and materialized by
-:mod:`wsync_dagster.sync.interval`; ``on_demand`` and ``once`` syncs are unpartitioned and
-materialized by :mod:`wsync_dagster.sync.single`. What a run reports is built by
-:mod:`wsync_dagster.sync.report`.
+Each asset's spec comes from a :class:`~wsync_dagster.sync.translator.WarehouseSyncTranslator`
+(key, group, tags, owners, kinds, automation, deps, metadata, code version, freshness); the
+factory adds what running a sync needs: partitions on exactly the pipeline's grid, the checks, the
+pipeline's pool and single-run backfills. Interval syncs are materialized by
+:mod:`wsync_dagster.sync.interval`; ``on_demand`` and ``once`` syncs, unpartitioned, by
+:mod:`wsync_dagster.sync.single`. What a run reports is built by :mod:`wsync_dagster.sync.report`.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
@@ -16,38 +18,29 @@ from wsync_dagster.sync import checks, naming
 from wsync_dagster.sync.interval import SyncEvent, materialize_windows
 from wsync_dagster.sync.partitions import partitions_for
 from wsync_dagster.sync.single import materialize_single
-from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.specs import Registry
 from wsync_dagster.sync.steps import SyncContext
+from wsync_dagster.sync.translator import WarehouseSyncProps, WarehouseSyncTranslator
 
 
-def build_sync_asset(registry: Registry, spec: SyncSpec) -> dg.AssetsDefinition:
-    """The asset for one synced table, named, grouped and partitioned from its spec."""
-    key = naming.asset_key(spec)
+def build_sync_asset(
+    props: WarehouseSyncProps, translator: WarehouseSyncTranslator | None = None
+) -> dg.AssetsDefinition:
+    """The asset for one synced table: the translator's spec on the pipeline's grid."""
+    registry, spec = props.registry, props.spec
     partitioned = spec.schedule.is_interval
-    partitions = partitions_for(spec.schedule) if partitioned else None
+    asset_spec = (translator or WarehouseSyncTranslator()).get_asset_spec(props)
+    # A run reports materializations itself (one per synced window), never an output.
+    asset_spec = asset_spec.replace_attributes(
+        partitions_def=partitions_for(spec.schedule) if partitioned else None, skippable=True
+    )
 
-    @dg.asset(
-        key=key,
-        description=spec.description.strip(),
-        group_name=naming.group_name(registry, spec),
-        owners=list(spec.owners),
-        tags=naming.asset_tags(spec),
-        kinds=naming.KINDS,
+    @dg.multi_asset(
+        name=naming.op_name(asset_spec.key),
+        specs=[asset_spec],
+        check_specs=checks.check_specs(asset_spec.key, asset_spec.partitions_def),
         pool=naming.pool_name(spec),
-        partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
-        check_specs=checks.check_specs(key, partitions),
-        output_required=False,
-        deps=[dg.AssetKey.from_user_string(d) for d in spec.deps],
-        automation_condition=dg.AutomationCondition.eager() if spec.deps else None,
-        metadata={
-            "wsync/pipeline_id": spec.resolved_pipeline_id,
-            "wsync/data_model_id": spec.resolved_data_model_id,
-            "wsync/schedule": spec.schedule.interval,
-            "wsync/schedule_start": dg.MetadataValue.timestamp(spec.schedule.start),
-            "wsync/load_timestamp": f"{spec.load_timestamp.column} ({spec.load_timestamp.type})",
-            "wsync/sql": dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
-        },
     )
     def _sync(
         context: dg.AssetExecutionContext,
@@ -63,5 +56,11 @@ def build_sync_asset(registry: Registry, spec: SyncSpec) -> dg.AssetsDefinition:
     return _sync
 
 
-def build_sync_assets(registry: Registry) -> list[dg.AssetsDefinition]:
-    return [build_sync_asset(registry, spec) for spec in registry.syncs]
+def build_sync_assets(
+    registry: Registry,
+    translator: WarehouseSyncTranslator | None = None,
+    props: Sequence[WarehouseSyncProps] | None = None,
+) -> list[dg.AssetsDefinition]:
+    """The assets of ``registry``'s syncs (``props``: the same syncs with their YAML positions)."""
+    props = props or [WarehouseSyncProps(spec, registry) for spec in registry.syncs]
+    return [build_sync_asset(p, translator) for p in props]

@@ -44,3 +44,8 @@ def pool_name(spec: SyncSpec) -> str:
 def job_name(interval: str, index: int = 0) -> str:
     """``wsync_<cadence>_job``; a cadence with several grids (different starts) gets ``_2``, ``_3``."""
     return f"wsync_{interval}_job" + (f"_{index + 1}" if index else "")
+
+
+def op_name(key: dg.AssetKey) -> str:
+    """The op of a sync asset: its key's path joined by ``__`` (Dagster's own convention)."""
+    return "__".join(key.path).replace("-", "_")

@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.mparticle import ClientStats, PipelineRun
-from wsync_dagster.sync.preflight import PreflightReport
+from wsync_dagster.sync.preflight import Columns, PreflightReport
 from wsync_dagster.sync.reconcile import Reconciled
 from wsync_dagster.sync.specs import SyncSpec
 from wsync_dagster.sync.sql import DEVICE_IDENTITY_COLUMNS
@@ -39,14 +39,14 @@ IDENTITY_KIND_TAG = "wsync/identity"
 IDENTITY, ATTRIBUTE, LOAD_TIMESTAMP = "identity", "attribute", "load_timestamp"
 
 
-def _column(report: PreflightReport, name: str, sql_type: str | None) -> dg.TableColumn:
-    if name == report.timestamp_column:
+def _column(columns: Columns, name: str, sql_type: str | None) -> dg.TableColumn:
+    if name == columns.timestamp:
         tags = {ROLE_TAG: LOAD_TIMESTAMP}
         description = (
             "Load timestamp: each window syncs the rows whose value falls in it; not sent to "
             "mParticle as an attribute."
         )
-    elif name in report.identity_columns:
+    elif name in columns.identities:
         kind = "device" if name.lower() in DEVICE_IDENTITY_COLUMNS else "user"
         tags = {ROLE_TAG: IDENTITY, IDENTITY_KIND_TAG: kind}
         description = f"{kind.capitalize()} identity: mParticle resolves the profile by it."
@@ -56,17 +56,25 @@ def _column(report: PreflightReport, name: str, sql_type: str | None) -> dg.Tabl
     return dg.TableColumn(name=name, type=sql_type or "unknown", description=description, tags=tags)
 
 
-def column_schema(report: PreflightReport) -> dg.TableSchema:
+def column_schema(found: PreflightReport | Columns) -> dg.TableSchema:
     """The model's columns as the pre-flight's column discovery found them, each with its role."""
-    types = report.column_types or (None,) * len(report.columns)
+    columns = (
+        found
+        if isinstance(found, Columns)
+        else Columns(
+            found.columns, found.identity_columns, found.timestamp_column, found.column_types
+        )
+    )
+    types = columns.types or (None,) * len(columns.names)
     return dg.TableSchema(
-        columns=[_column(report, name, t) for name, t in zip(report.columns, types, strict=True)]
+        columns=[_column(columns, n, t) for n, t in zip(columns.names, types, strict=True)]
     )
 
 
-def schema_metadata(report: PreflightReport) -> dict[str, Any]:
-    """The metadata every materialization of a step shares: the model's column schema."""
-    return {COLUMN_SCHEMA: column_schema(report)}
+def schema_metadata(found: PreflightReport | Columns) -> dict[str, Any]:
+    """The metadata every materialization of a sync shares: the model's column schema (from a
+    pre-flight, or from the runs sensor's column discovery)."""
+    return {COLUMN_SCHEMA: column_schema(found)}
 
 
 def run_metadata(

@@ -37,6 +37,7 @@ from wsync_dagster.sync.observe import (
 from wsync_dagster.sync.partitions import partitions_for
 from wsync_dagster.sync.preflight import count_windows, discover_columns
 from wsync_dagster.sync.reasons import attribute
+from wsync_dagster.sync.report import schema_metadata
 from wsync_dagster.sync.specs import Registry, SyncSpec
 from wsync_dagster.sync.windows import WindowCount
 
@@ -67,6 +68,7 @@ class Observed:
     reasons: dict[int, str] = field(default_factory=dict)  # failed runs' reasons, by run id
     counts: dict[int, WindowCount] = field(default_factory=dict)
     preflight_note: str | None = None
+    schema: dict[str, Any] = field(default_factory=dict)  # the column schema, when discovered
 
 
 @dataclass
@@ -148,6 +150,7 @@ def count_runs(snowflake: SnowflakeResource, observed: Sequence[Observed]) -> No
             item.preflight_note = f"pre-flight count unavailable: {first}"
             continue
         item.counts = {int(c.window.key): c for c in counts}
+        item.schema = schema_metadata(columns)
 
 
 def already_recorded(
@@ -237,7 +240,7 @@ def record(
     on_record = already_recorded(
         instance, key, sorted(set(succeeded)) if partitions else None, limits
     )
-    extra: dict[str, Any] = {RECORDED_BY: SENSOR_NAME}
+    extra: dict[str, Any] = {RECORDED_BY: SENSOR_NAME, **item.schema}
     if item.preflight_note:
         extra["preflight/note"] = item.preflight_note
     for run, partition in keyed:

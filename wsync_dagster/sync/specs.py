@@ -1,12 +1,14 @@
-"""The registry of synced tables (``syncs.yaml``), validated before anything else happens.
+"""The registry of synced tables, validated before anything else happens.
 
-A bad registry fails definition loading with one line per problem, each naming the table, the field and
-the fix. Everything here is pure: reading the file is the only I/O.
+The registry is the ``attributes`` of a ``WarehouseSyncComponent`` in a ``defs.yaml`` (the sample:
+``wsync_dagster/defs/warehouse_sync/defs.yaml``); :func:`load_registry` also reads a bare registry
+file. A bad registry fails definition loading with one line per problem, each naming the table, the
+field and the fix, prefixed with ``file:line`` when the YAML's positions are known. Everything here
+is pure: reading the file is the only I/O.
 """
 
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,8 +32,7 @@ from wsync_dagster.sync.limits import Limits
 from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
 from wsync_dagster.sync.strict_yaml import DuplicateKey, load_strict
 
-REGISTRY_VAR = "WSYNC_REGISTRY"
-DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "syncs.yaml"
+DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "defs" / "warehouse_sync" / "defs.yaml"
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -46,13 +47,18 @@ assert set(LoadTimestampType.__args__) == set(LOAD_TIMESTAMP_TYPES)
 
 
 class RegistryError(ValueError):
-    """The registry cannot be used. ``problems`` holds one line per problem."""
+    """The registry cannot be used. ``problems`` holds one line per problem; ``lines`` the line of
+    each in ``source`` where known (the message then says ``source:line`` before the problem)."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    def __init__(
+        self, source: str, problems: list[str], lines: Sequence[int | None] | None = None
+    ) -> None:
         self.source = source
         self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s) in the sync registry:\n{lines}")
+        self.lines = list(lines or [None] * len(problems))
+        where = [f"{source}:{line}: " if line else "" for line in self.lines]
+        text = "\n".join(f"  - {w}{p}" for w, p in zip(where, problems, strict=True))
+        super().__init__(f"{source}: {len(problems)} problem(s) in the sync registry:\n{text}")
 
 
 def _utc_instant(value: datetime) -> datetime:
@@ -188,6 +194,11 @@ class SyncSpec(_Strict):
         default=(),
         description="asset keys (a/b) whose materializations make an on_demand sync run again",
     )
+    sources: tuple[str, ...] | None = Field(
+        default=None,
+        description="the Snowflake tables the SQL reads, as DATABASE.SCHEMA.TABLE; default: the "
+        "tables named after FROM and JOIN in the SQL",
+    )
 
     @field_validator("name")
     @classmethod
@@ -262,8 +273,18 @@ class Registry(_Strict):
         return spec.group or self.default_group
 
 
-def cross_sync_problems(registry: Registry) -> list[str]:
-    """Problems no single sync has on its own: shared names or ids, too many active pipelines."""
+def _sync_label(spec: SyncSpec) -> str:
+    return f"sync '{spec.name}'"
+
+
+def cross_sync_problems(
+    registry: Registry, label: Callable[[SyncSpec], str] = _sync_label
+) -> list[str]:
+    """Problems no single sync has on its own: shared names or ids, too many active pipelines.
+
+    ``label`` names a sync in the messages (e.g. with the file that declares it, when the syncs of a
+    code location come from several files).
+    """
     problems: list[str] = []
     if not registry.syncs:
         problems.append("registry: syncs: declares no sync; add at least one")
@@ -276,10 +297,10 @@ def cross_sync_problems(registry: Registry) -> list[str]:
         ):
             if (kind, value) in owner:
                 problems.append(
-                    f"sync '{spec.name}': {kind} '{value}' is already used by sync "
-                    f"'{owner[kind, value]}'; give each sync its own"
+                    f"{label(spec)}: {kind} '{value}' is already used by "
+                    f"{owner[kind, value]}; give each sync its own"
                 )
-            owner.setdefault((kind, value), spec.name)
+            owner.setdefault((kind, value), label(spec))
     problems += _slot_problems(registry)
     return problems
 
@@ -315,6 +336,22 @@ def _slot_problems(registry: Registry) -> list[str]:
             "(rotate: true), or remove it"
         ]
     return []
+
+
+Locate = Callable[[Sequence[str | int]], int | None]
+"""The line (1-based) of the registry value at a location such as ``("syncs", 0, "sql")``."""
+
+_SECRET_WORDS = ("password", "secret", "token", "key", "private")
+
+
+def _unknown_key(field: str) -> str:
+    name = field.rsplit(".", 1)[-1].lower()
+    if any(word in name for word in _SECRET_WORDS) and not name.endswith("_env"):
+        return (
+            "unknown key, and secrets never go in the registry: put the value in an environment "
+            "variable and write that variable's name in the *_env field (password_env, feed_key_env)"
+        )
+    return "unknown key; remove it or check its spelling"
 
 
 def _salvaged_spec(raw: Any) -> SyncSpec | None:
@@ -366,7 +403,7 @@ def _describe(error: ErrorDetails, document: Any) -> str:
     field = ".".join(str(part) for part in loc)
     kind = error["type"]
     if kind == "extra_forbidden":
-        message = "unknown key; remove it or check its spelling"
+        message = _unknown_key(field)
     elif kind == "missing":
         message = "required but missing; add it"
     elif kind == "literal_error":
@@ -386,37 +423,71 @@ def _load_yaml(text: str) -> tuple[Any, list[DuplicateKey]]:
         return load_strict(text, fast=False)
 
 
+def yaml_line_locator(text: str, prefix: Sequence[str | int] = ()) -> Locate:
+    """Lines of the values in YAML ``text`` (registry locations under ``prefix``); the nearest
+    enclosing value's line when the location itself does not exist (a missing key)."""
+    root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+    def locate(loc: Sequence[str | int]) -> int | None:
+        node = root
+        line = node.start_mark.line + 1 if node is not None else None
+        for part in (*prefix, *loc):
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if k.value == part), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                node = node.value[part] if part < len(node.value) else None
+            else:
+                node = None
+            if node is None:
+                break
+            line = node.start_mark.line + 1
+        return line
+
+    return locate
+
+
+def validate_registry(
+    document: Any, source: str = "<registry>", locate: Locate | None = None
+) -> Registry:
+    """The registry ``document`` (parsed YAML) declares, or a :class:`RegistryError` listing every
+    problem, each on its line when ``locate`` knows where the values are."""
+    if not isinstance(document, Mapping):
+        raise RegistryError(source, ["must be a mapping with 'connection' and 'syncs'"])
+    try:
+        registry = Registry.model_validate(document)
+    except ValidationError as error:
+        details = error.errors()
+        found = [_describe(d, document) for d in details]
+        lines = [locate(list(d["loc"])) if locate else None for d in details]
+        across = _salvaged_cross_sync_problems(document)
+        raise RegistryError(source, found + across, lines + [None] * len(across)) from None
+    if problems := cross_sync_problems(registry):
+        raise RegistryError(source, problems)
+    return registry
+
+
 def parse_registry(text: str, source: str = "<registry>") -> Registry:
+    """A registry from YAML ``text``: a bare registry, or a component file (``type`` and
+    ``attributes``) whose attributes are one."""
     try:
         document, duplicates = _load_yaml(text)
     except yaml.YAMLError as error:
         raise RegistryError(source, [f"not valid YAML: {error}"]) from None
     if duplicates:
         raise RegistryError(source, [d.describe() for d in duplicates])
-    if not isinstance(document, Mapping):
-        raise RegistryError(source, ["must be a mapping with 'connection' and 'syncs'"])
+    prefix: tuple[str, ...] = ()
+    if isinstance(document, Mapping) and "type" in document and "attributes" in document:
+        document, prefix = document["attributes"], ("attributes",)
     try:
-        registry = Registry.model_validate(document)
-    except ValidationError as error:
-        found = [_describe(d, document) for d in error.errors()]
-        raise RegistryError(source, found + _salvaged_cross_sync_problems(document)) from None
-    if problems := cross_sync_problems(registry):
-        raise RegistryError(source, problems)
-    return registry
+        return validate_registry(document, source)
+    except RegistryError:
+        # Only a bad registry pays for a second parse that keeps the lines.
+        return validate_registry(document, source, yaml_line_locator(text, prefix))
 
 
-def registry_path(environ: Mapping[str, str] | None = None) -> Path:
-    environ = os.environ if environ is None else environ
-    return Path(environ.get(REGISTRY_VAR) or DEFAULT_REGISTRY)
-
-
-def load_registry(path: Path | None = None) -> Registry:
-    path = path or registry_path()
+def load_registry(path: Path = DEFAULT_REGISTRY) -> Registry:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise RegistryError(
-            str(path),
-            [f"cannot read the registry ({error.strerror}); set {REGISTRY_VAR} to its path"],
-        ) from None
+        raise RegistryError(str(path), [f"cannot read the registry ({error.strerror})"]) from None
     return parse_registry(text, str(path))

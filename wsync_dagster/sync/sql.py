@@ -47,6 +47,11 @@ _CLOSED_OR_OPEN = re.compile(
 _WRAPPED = "SELECT ... FROM ( <sql> ) WHERE ..."
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _SIMPLE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+# FROM or JOIN, then a dotted name of unquoted parts (a "(" instead starts a subquery).
+_NAMED_TABLE = re.compile(
+    r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_$]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_$]*){0,2})",
+    re.IGNORECASE,
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -76,6 +81,19 @@ def sql_problems(sql: str) -> list[str]:
     if problem := open_comment_problem(sql):
         problems.append(problem)
     return problems
+
+
+def named_tables(sql: str) -> tuple[str, ...]:
+    """The tables ``sql`` names after FROM and JOIN, as written (upper-cased, as Snowflake resolves
+    unquoted names), in order, without repeats.
+
+    A model cannot use WITH (see :func:`sql_problems`), so every name after FROM or JOIN is a table
+    or view. Quoted names and comma joins are not recognised; a registry lists those in ``sources``.
+    """
+    found = (
+        re.sub(r"\s+", "", m.group(1)).upper() for m in _NAMED_TABLE.finditer(strip_literals(sql))
+    )
+    return tuple(dict.fromkeys(found))
 
 
 def open_comment_problem(sql: str) -> str | None:

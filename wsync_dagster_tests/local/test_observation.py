@@ -11,7 +11,6 @@ from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import RunState
 from wsync_dagster.sync.sensor import SENSOR_NAME
-from wsync_dagster.sync.specs import load_registry
 
 ANCHOR = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 TICKET_ACTIVITY = dg.AssetKey(["mparticle", "ticket_activity"])
@@ -41,7 +40,7 @@ def test_after_the_demo_one_tick_shows_every_partition_the_emulator_ran(
         for event in result.asset_events:
             instance.report_runless_asset_event(event)
 
-        spec = load_registry(stack.registry_path).sync("ticket_activity")
+        spec = stack.served_registry().sync("ticket_activity")
         with resources["mparticle"].open_client() as client:
             runs = list(client.iter_pipeline_runs(spec.resolved_pipeline_id, page_size=500))
 

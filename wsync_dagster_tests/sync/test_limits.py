@@ -28,8 +28,10 @@ def _limited(registry: Registry, **limits: Any) -> Registry:
 
 
 def _with_limits(limits: Any) -> str:
+    """The sample registry (a component file: the registry is its ``attributes``) with ``limits``."""
     document = yaml.safe_load(DEFAULT_REGISTRY.read_text(encoding="utf-8"))
-    return yaml.safe_dump({**document, "limits": limits})
+    document["attributes"]["limits"] = limits
+    return yaml.safe_dump(document)
 
 
 def test_without_a_limits_block_mparticle_numbers_apply() -> None:

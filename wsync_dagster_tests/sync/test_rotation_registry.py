@@ -1,11 +1,10 @@
 """Registry rules of rotation: permanent syncs count for ever, rotating ones need a slot to share."""
 
-import dagster as dg
-
 from wsync_dagster.sync import naming
 from wsync_dagster.sync.assets import build_sync_asset
 from wsync_dagster.sync.rotation import rotating_pool_limit
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, load_registry, parse_registry
+from wsync_dagster.sync.translator import WarehouseSyncProps
 from wsync_dagster_tests.sync.test_specs import problems, registry, sync
 
 ON_DEMAND = "{interval: on_demand, start: 2026-11-01T00:00:00Z}"
@@ -69,7 +68,6 @@ def test_rotating_syncs_share_one_pool_and_the_demo_registry_rotates_six() -> No
     rotating_specs = [s for s in loaded.syncs if s.rotate]
     assert len(loaded.syncs) >= 8 and len(rotating_specs) >= 6
     assert rotating_pool_limit(loaded) == 2
-    pools = {s.name: build_sync_asset(loaded, s).op.pool for s in loaded.syncs}
+    pools = {s.name: build_sync_asset(WarehouseSyncProps(s, loaded)).op.pool for s in loaded.syncs}
     assert {pools[s.name] for s in rotating_specs} == {naming.ROTATING_POOL}
     assert pools["customer_scores"] == "wsync/wsync-customer-scores"
-    assert isinstance(build_sync_asset(loaded, rotating_specs[0]), dg.AssetsDefinition)

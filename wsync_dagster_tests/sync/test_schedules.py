@@ -5,6 +5,7 @@ from datetime import timedelta
 import dagster as dg
 
 from wsync_dagster.resources import TargetNotSelected
+from wsync_dagster.sync import naming
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.schedules import build_schedules
 from wsync_dagster.sync.specs import Registry
@@ -15,7 +16,8 @@ def _definitions(registry: Registry) -> dg.Definitions:
     assets = build_sync_assets(registry)
     resources = {key: TargetNotSelected(resource_name=key) for key in ("snowflake", "mparticle")}
     return dg.Definitions.merge(
-        dg.Definitions(assets=assets, resources=resources), build_schedules(registry, assets)
+        dg.Definitions(assets=assets, resources=resources),
+        build_schedules([(spec, naming.asset_key(spec)) for spec in registry.syncs]),
     )
 
 

@@ -112,6 +112,9 @@ def test_one_tick_records_every_catch_up_run_then_nothing_twice(
     assert meta[RECORDED_BY] == "wsync_runs_sensor"
     assert meta["mparticle/pipeline_id"] == spec.resolved_pipeline_id
     assert meta["preflight/rows"] == meta["mparticle/records_extracted"]
+    # The Columns tab reads the latest materialization: the sensor's carry the schema too.
+    roles = {c.name: c.tags.get("wsync/role") for c in meta["dagster/column_schema"].columns}
+    assert roles[spec.load_timestamp.column] == "load_timestamp" and "identity" in roles.values()
     assert {m[0]["mparticle/run_id"] for m in found.values()} == {r.pipeline_run_id for r in runs}
     mark = parse_cursor(first.cursor)[spec.resolved_pipeline_id]
     assert mark.run_id == max(r.pipeline_run_id for r in runs)

@@ -136,7 +136,7 @@ def test_a_sixth_active_pipeline_is_refused_but_a_paused_one_is_fine() -> None:
 
 
 def test_unreadable_and_malformed_files_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(RegistryError, match=r"cannot read the registry .* set WSYNC_REGISTRY"):
+    with pytest.raises(RegistryError, match=r"cannot read the registry \(No such file"):
         load_registry(tmp_path / "missing.yaml")
     with pytest.raises(RegistryError, match="not valid YAML") as raised:
         parse_registry("syncs: [", "bad.yaml")
@@ -156,9 +156,30 @@ def test_the_message_lists_problems_one_per_line() -> None:
     assert str(raised.value) == textwrap.dedent(
         """\
         syncs.yaml: 2 problem(s) in the sync registry:
-          - sync 'orders': shedule: unknown key; remove it or check its spelling
-          - sync 'refunds': shedule: unknown key; remove it or check its spelling"""
+          - syncs.yaml:17: sync 'orders': shedule: unknown key; remove it or check its spelling
+          - syncs.yaml:24: sync 'refunds': shedule: unknown key; remove it or check its spelling"""
     )
+
+
+def test_a_bad_file_names_the_line_of_each_problem(tmp_path: Path) -> None:
+    text = registry(sync(), sync("refunds", shedule="y"))
+    path = tmp_path / "defs.yaml"
+    path.write_text(text)
+    with pytest.raises(RegistryError) as raised:
+        load_registry(path)
+    line = text.splitlines().index("    shedule: y") + 1
+    assert raised.value.lines == [line]
+    assert f"  - {path}:{line}: sync 'refunds': shedule: unknown key" in str(raised.value)
+
+
+def test_a_component_file_is_a_registry_under_attributes() -> None:
+    body = textwrap.indent(registry(sync(feed_key="abc123")), "  ")
+    text = f"type: wsync_dagster.WarehouseSyncComponent\nattributes:\n{body}"
+    with pytest.raises(RegistryError) as raised:
+        parse_registry(text, "defs.yaml")
+    (problem,) = raised.value.problems
+    assert problem.startswith("sync 'orders': feed_key: unknown key, and secrets never go in")
+    assert raised.value.lines == [text.splitlines().index("      feed_key: abc123") + 1]
 
 
 def test_a_duplicate_key_in_a_sync_is_refused_naming_sync_key_and_lines() -> None:

@@ -8,7 +8,6 @@ import requests
 from wsync_dagster.local.deploy.cluster import LOCATION_NAME, LocalDeployment, wait_until
 from wsync_dagster.sync import naming
 from wsync_dagster.sync.rotation import rotating_pool_limit
-from wsync_dagster.sync.specs import load_registry
 
 REPOSITORY_NAME = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
@@ -146,7 +145,7 @@ def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGra
     api = DagsterGraphQL(deployment.webserver_url)
     wait_until(api.location_loaded_after_reload, timeout, "the code location to load")
     wait_until(api.daemons_healthy, timeout, "the daemons to report healthy")
-    registry = load_registry(deployment.stack.registry_path)
+    registry = deployment.stack.served_registry()
     for spec in registry.syncs:
         # The rotating syncs' shared pool gets the slots the permanent syncs leave (README).
         limit = rotating_pool_limit(registry) if spec.rotate else POOL_LIMIT

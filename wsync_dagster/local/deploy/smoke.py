@@ -33,7 +33,7 @@ from wsync_dagster.mparticle import RunState
 from wsync_dagster.sync import naming
 from wsync_dagster.sync.observe import partition_of
 from wsync_dagster.sync.partitions import partitions_for
-from wsync_dagster.sync.specs import SyncSpec, load_registry
+from wsync_dagster.sync.specs import SyncSpec
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 RUN_TIMEOUT = 600.0
@@ -85,7 +85,7 @@ def queue_phase_one(
     deployment: LocalDeployment, api: DagsterGraphQL, hourly_partitions: int
 ) -> list[Launched]:
     launched = []
-    for spec in load_registry(deployment.stack.registry_path).syncs:
+    for spec in deployment.stack.served_registry().syncs:
         path = naming.asset_key(spec).path
         if spec.schedule.interval == "hourly":
             item = Launched(spec, closed_partitions(deployment, spec, hourly_partitions))

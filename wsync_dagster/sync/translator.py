@@ -1,0 +1,159 @@
+"""How a registry entry becomes a Dagster asset spec: :class:`WarehouseSyncTranslator`.
+
+The asset factory (:mod:`wsync_dagster.sync.assets`) builds every sync asset from
+``translator.get_asset_spec(props)``; a team re-keys, re-groups or re-tags its syncs by subclassing
+the translator and overriding that hook (or one of the smaller ``get_*`` hooks), without forking
+the factory. What the factory needs to run a sync (partitions on the pipeline's grid, skippable
+outputs) it sets itself, so no override can break a sync.
+"""
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from wsync_dagster.sync import naming
+from wsync_dagster.sync.cadences import cadence
+from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.sql import named_tables
+
+SOURCE_KEY_PREFIX = "snowflake"
+PIPELINE_URI_PREFIX = "mparticle://warehouse-sync/pipelines/"
+CODE_REFERENCES_KEY = "dagster/code_references"
+
+
+@dataclass(frozen=True)
+class WarehouseSyncProps:
+    """What the translator sees of one sync: its registry entry, the registry around it (shared
+    connection, default group) and where the entry is written (for code references)."""
+
+    spec: SyncSpec
+    registry: Registry
+    yaml_path: Path | None = None
+    line: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def source_tables(spec: SyncSpec, registry: Registry) -> tuple[str, ...]:
+    """The Snowflake tables ``spec`` reads, as ``DATABASE.SCHEMA.TABLE``: ``sources`` when the
+    registry lists them, else the tables its SQL names (``SCHEMA.TABLE`` in the connection's
+    database; a name without a schema cannot be placed and is left to ``sources``)."""
+    if spec.sources is not None:
+        return tuple(name.upper() for name in spec.sources)
+    database = registry.connection.database.upper()
+    tables = []
+    for name in named_tables(spec.sql):
+        parts = name.split(".")
+        if len(parts) == 2:
+            tables.append(f"{database}.{name}")
+        elif len(parts) == 3:
+            tables.append(name)
+    return tuple(dict.fromkeys(tables))
+
+
+def code_version(spec: SyncSpec) -> str:
+    """Changes exactly when what the pipeline syncs changes: its SQL, its load timestamp (column,
+    type, time zone, offset) and its schedule."""
+    fingerprint = {
+        "sql": spec.sql.strip(),
+        "load_timestamp": spec.load_timestamp.model_dump(mode="json"),
+        "schedule": spec.schedule.model_dump(mode="json"),
+    }
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def freshness_policy(spec: SyncSpec) -> dg.FreshnessPolicy | None:
+    """For an interval sync: warn when the newest sync is older than one interval plus a grace,
+    fail after two. A healthy pipeline syncs each interval shortly after it closes, so the newest
+    materialization is at most one interval (plus the run's duration) old."""
+    step = cadence(spec.schedule.interval).step
+    if step is None:
+        return None
+    anchor = spec.schedule.start
+    interval = (anchor + step) - anchor  # calendar months: the start month's length
+    grace = max(timedelta(minutes=15), interval / 10)
+    return dg.FreshnessPolicy.time_window(
+        fail_window=2 * interval + grace, warn_window=interval + grace
+    )
+
+
+def pipeline_uri(spec: SyncSpec) -> str:
+    """An identifier of the sync's mParticle pipeline. Not an https URL: that needs the workspace
+    id, a resource setting read at run time, and definition loading reads no settings."""
+    return PIPELINE_URI_PREFIX + spec.resolved_pipeline_id
+
+
+def _code_reference(path: Path, line: int | None, name: str) -> dg.CodeReferencesMetadataValue:
+    """The registry entry as a code reference (Dagster marks these classes beta; the components
+    loader itself uses them for every ``defs.yaml``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        reference = dg.LocalFileCodeReference(
+            file_path=str(path), line_number=line, label=f"registry: {name}"
+        )
+        return dg.CodeReferencesMetadataValue(code_references=[reference])
+
+
+class WarehouseSyncTranslator:
+    """Translates one registry entry into the :class:`dagster.AssetSpec` of its sync asset.
+
+    Subclass it and override :meth:`get_asset_spec` (or a smaller hook) to change keys, groups,
+    tags, owners, kinds, automation or metadata. Keys must stay unique in the code location.
+    """
+
+    def get_asset_spec(self, sync: WarehouseSyncProps) -> dg.AssetSpec:
+        spec = sync.spec
+        deps = [self.get_source_asset_key(t) for t in source_tables(spec, sync.registry)]
+        deps += [dg.AssetKey.from_user_string(d) for d in spec.deps if d]
+        return dg.AssetSpec(
+            key=naming.asset_key(spec),
+            description=spec.description.strip(),
+            group_name=naming.group_name(sync.registry, spec),
+            owners=list(spec.owners),
+            tags=naming.asset_tags(spec),
+            kinds=set(naming.KINDS),
+            deps=list(dict.fromkeys(deps)),
+            automation_condition=dg.AutomationCondition.eager() if spec.deps else None,
+            code_version=code_version(spec),
+            freshness_policy=freshness_policy(spec),
+            metadata=self.get_metadata(sync),
+        )
+
+    def get_metadata(self, sync: WarehouseSyncProps) -> dict[str, object]:
+        spec = sync.spec
+        metadata: dict[str, object] = {
+            "dagster/uri": pipeline_uri(spec),
+            "wsync/pipeline_id": spec.resolved_pipeline_id,
+            "wsync/data_model_id": spec.resolved_data_model_id,
+            "wsync/schedule": spec.schedule.interval,
+            "wsync/schedule_start": dg.MetadataValue.timestamp(spec.schedule.start),
+            "wsync/load_timestamp": f"{spec.load_timestamp.column} ({spec.load_timestamp.type})",
+            "wsync/source_tables": ", ".join(source_tables(spec, sync.registry)),
+            "wsync/sql": dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
+        }
+        if sync.yaml_path is not None:
+            metadata[CODE_REFERENCES_KEY] = _code_reference(sync.yaml_path, sync.line, spec.name)
+        return metadata
+
+    def get_source_asset_key(self, table: str) -> dg.AssetKey:
+        """The key of Snowflake table ``DATABASE.SCHEMA.TABLE``: ``snowflake/<db>/<schema>/<table>``
+        in lower case. Override it to match the keys your dbt or Fivetran assets give the table."""
+        return dg.AssetKey([SOURCE_KEY_PREFIX, *table.lower().split(".")])
+
+    def get_source_asset_spec(self, table: str) -> dg.AssetSpec:
+        """An external asset for a source table nothing in the code location produces."""
+        return dg.AssetSpec(
+            key=self.get_source_asset_key(table),
+            description=f"Snowflake table {table}, read by mParticle Warehouse Sync.",
+            group_name="snowflake_sources",
+            kinds={"snowflake"},
+            metadata={"dagster/table_name": table},
+        )
