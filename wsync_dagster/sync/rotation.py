@@ -22,6 +22,7 @@ Dagster instead of in polling loops.
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from wsync_dagster.mparticle import (
@@ -44,6 +45,9 @@ TRIGGER_ATTEMPTS = 3
 # An activation refused this many times in a row while the count showed a free slot is refused
 # for another reason than the limit: the materialization fails with mParticle's message.
 REFUSALS_WITH_ROOM = 3
+# A rotating pipeline written (activated) this recently is never swept: it may be a live
+# materialization's, between its activation and its trigger.
+SWEEP_GRACE = timedelta(minutes=2)
 
 
 def rotating_pool_limit(registry: Registry) -> int:
@@ -71,19 +75,27 @@ def _write(
     return client.update_pipeline(desired.model_copy(update={"is_active": active}))
 
 
-def sweep(client: WarehouseSyncClient, registry: Registry, log: Any) -> list[str]:
+def _written_lately(pipeline: Pipeline, now: datetime) -> bool:
+    changed = pipeline.last_modified_on or pipeline.created_on
+    return changed is not None and now - changed < SWEEP_GRACE
+
+
+def sweep(client: WarehouseSyncClient, registry: Registry, log: Any, now: datetime) -> list[str]:
     """Pause the registry's rotating pipelines left active with no run in flight; their ids.
 
     One left active by a crashed materialization is found here by the next rotating
-    materialization of any sync, and by the runs sensor's next tick. One activated by a
-    materialization that has not triggered yet is paused too; that materialization's
-    :func:`trigger` then activates it again.
+    materialization of any sync, and by the runs sensor's next tick. A pipeline written less than
+    :data:`SWEEP_GRACE` before ``now`` (mParticle's clock) is left alone: a live materialization
+    may have just activated it and be about to trigger (if it is paused anyway, its
+    :func:`trigger` activates it again).
     """
     rotating = {s.resolved_pipeline_id: s for s in registry.syncs if s.rotate}
     paused = []
     for pipeline in client.list_pipelines():
         spec = rotating.get(pipeline.id)
-        if spec is None or not pipeline.is_active or run_in_flight(client, pipeline.id):
+        if spec is None or not pipeline.is_active or _written_lately(pipeline, now):
+            continue
+        if run_in_flight(client, pipeline.id):
             continue
         _write(client, registry, spec, active=False)
         paused.append(pipeline.id)
@@ -217,7 +229,7 @@ def release(ctx: SyncContext, client: WarehouseSyncClient, slot: Slot) -> None:
 def holding_slot(ctx: SyncContext, client: WarehouseSyncClient) -> Iterator[Slot]:
     """Sweep, take a slot and activate; pause again on the way out, whatever happened."""
     try:
-        sweep(client, ctx.registry, ctx.log)
+        sweep(client, ctx.registry, ctx.log, ctx.mparticle.now())
     except WarehouseSyncError as error:  # a failed sweep frees nothing, but blocks nothing either
         ctx.log.warning(f"Rotation: the sweep of leftover active pipelines failed: {error}")
     activate(ctx, client)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -264,13 +265,15 @@ def record(
         tick.marks[spec.resolved_pipeline_id] = Mark.of(keyed[-1][0])
 
 
-def sweep_rotating(client: WarehouseSyncClient, registry: Registry, tick: Tick) -> None:
+def sweep_rotating(
+    client: WarehouseSyncClient, registry: Registry, tick: Tick, now: datetime
+) -> None:
     """Pause rotating pipelines a crashed materialization left active (sync/rotation.py): the one
     write a tick makes, so a leaked slot is freed even when no rotating sync runs again."""
     if not any(spec.rotate for spec in registry.syncs):
         return
     try:
-        if paused := rotation.sweep(client, registry, _log):
+        if paused := rotation.sweep(client, registry, _log, now):
             tick.notes.append(f"paused rotating pipeline(s) left active: {', '.join(paused)}")
     except Exception as error:  # a secret missing here, mParticle down: the tick still records
         tick.notes.append(f"pausing leftover rotating pipelines failed ({error}); next tick")
@@ -290,7 +293,7 @@ def observe_tick(
     tick = Tick(marks=parse_cursor(cursor))
     with small_budget(mparticle, limits).open_client() as client:
         observed = read_runs(client, registry, tick, limits, clock)
-        sweep_rotating(client, registry, tick)
+        sweep_rotating(client, registry, tick, mparticle.now())
     count_runs(snowflake, observed)
     busy = busy_partitions(instance)
     for item in observed:

@@ -228,16 +228,18 @@ class SyncSpec(_Strict):
 
     @model_validator(mode="after")
     def _rotation(self) -> "SyncSpec":
-        if self.rotate and self.schedule.interval != "on_demand":
-            raise ValueError(
-                "rotate: true applies to on_demand syncs only (a scheduled pipeline must stay "
-                f"active to run on its grid): remove it from this {self.schedule.interval} sync"
-            )
-        if self.rotate and self.paused:
-            raise ValueError(
-                "rotate: true already keeps the pipeline paused between materializations, and "
-                "paused: true stops it from running at all: remove one of them"
-            )
+        """``rotate`` only where a pipeline may be paused between runs, and not with ``paused``."""
+        if not self.rotate:
+            return self
+        interval = self.schedule.interval
+        wrong = {
+            interval != "on_demand": "rotate: true applies to on_demand syncs only (a scheduled "
+            f"pipeline must stay active to run on its grid): remove it from this {interval} sync",
+            self.paused: "rotate: true already keeps the pipeline paused between "
+            "materializations, and paused: true stops it from running at all: remove one of them",
+        }
+        if True in wrong:
+            raise ValueError(wrong[True])
         return self
 
     @property

@@ -117,6 +117,10 @@ def test_a_crash_after_the_run_is_swept_by_any_rotating_materialization(
     with hooked["mparticle"].open_client() as client:
         crashed_after_trigger(client, rotating, left)
         control.settle()  # its run ended; the crashed materialization never paused it
+        result = materialize(rotating, hooked, "rotating_03")
+        assert result.success, failure_message(result)
+        assert is_active(client, left)  # written moments ago: maybe a live materialization's
+        control.advance(rotation.SWEEP_GRACE.total_seconds())
         result = materialize(rotating, hooked, "rotating_01")
         assert result.success, failure_message(result)
         assert not is_active(client, left)
@@ -207,6 +211,7 @@ def test_the_runs_sensor_pauses_a_rotating_pipeline_a_crash_left_active(
         crashed_after_trigger(client, rotating, left)
         control.settle()  # left's run ended; nobody paused it
         crashed_after_trigger(client, rotating, busy)  # busy's run is still in flight
+        control.advance(rotation.SWEEP_GRACE.total_seconds(), settle=False)
         with dg.instance_for_test() as instance:
             result = tick(instance, rotating, hooked, None)
         assert result.skip_reason is not None
