@@ -52,6 +52,12 @@ Admin API under ``/_emulator/`` (no token; loopback clients only; never logged, 
   ``[{"method", "path", "status", "authorized"}]`` for every non-admin request, token requests
   included (``status`` null when the response was dropped).
 * ``GET /_emulator/profiles`` — every stored profile with all fields.
+* ``GET /_emulator/activity`` — when each pipeline started and stopped counting toward the
+  active-pipeline limit: ``{"events": [{"seq", "at", "pipeline_id", "active", "active_count"}],
+  "active": [ids], "peak_active": N}``, recorded under the state lock by every create, PUT, delete
+  and ``once`` run end (pauses before activations within one change), so ``peak_active`` is the
+  most pipelines ever active at once since the last reset. The limit itself is enforced on a
+  ``PUT`` with ``is_active: true`` as on a create (400).
 * ``GET /_emulator/limits`` / ``POST /_emulator/limits`` — records per run by
   ``schedule_interval`` (``on_demand`` for triggered runs); ``POST`` overrides some, e.g.
   ``{"hourly": 10}`` (reset restores the documented limits).

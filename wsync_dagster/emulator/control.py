@@ -115,6 +115,10 @@ class EmulatorControl:
         """Every stored profile, with all fields."""
         return self._call("GET", "profiles")
 
+    def activity(self) -> dict[str, Any]:
+        """When each pipeline became active and paused: ``events``, ``active``, ``peak_active``."""
+        return self._call("GET", "activity")
+
     def record_limits(self) -> dict[str, int]:
         return self._call("GET", "limits")
 

@@ -9,7 +9,7 @@ finishing), so runs start and end at the emulator times they would have in reali
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from wsync_dagster.emulator.backend import Backend
 from wsync_dagster.emulator.runner import RunOutcome, RunPlan, execute_run
@@ -29,6 +29,9 @@ class Scheduler:
         self._after_runs = after_runs
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        # One clock move at a time: two concurrent moves stepping through due instants would
+        # otherwise set the clock back and forth.
+        self._moving = threading.RLock()
 
     def _execute(self, plan: RunPlan) -> None:
         backend = self.backend
@@ -70,8 +73,17 @@ class Scheduler:
         if self._after_runs is not None:
             self._after_runs()
 
+    def advance_clock(self, seconds: float, settle: bool = True) -> int:
+        """Move the clock ``seconds`` past where it is when this move's turn comes."""
+        with self._moving:
+            return self.move_clock(self.backend.clock.now() + timedelta(seconds=seconds), settle)
+
     def move_clock(self, target: datetime, settle: bool = True) -> int:
         """Set the clock to ``target``; with ``settle``, process everything due on the way."""
+        with self._moving:
+            return self._move_clock(target, settle)
+
+    def _move_clock(self, target: datetime, settle: bool) -> int:
         clock = self.backend.clock
         if not settle:
             clock.set(target)

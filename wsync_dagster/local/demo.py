@@ -3,7 +3,9 @@
 The demo starts the local stack (Snowflake stand-in, mParticle emulator, seeded sample warehouse),
 records the seeded source tables as updated, materializes through the sync jobs
 (``wsync_<cadence>_job``) the most recent closed partitions of every demo asset — the hourly table as
-a multi-partition backfill in one run — and the on-demand asset, prints what happened and three
+a multi-partition backfill in one run — and the on-demand assets: the permanent ones one by one,
+then every rotating one at once, so that they take turns on the free active-pipeline slots. It prints
+what happened, the peak number of active pipelines (from the emulator's activity log) and three
 enriched profiles read back through the Profile API, and stops everything. Runs land in the
 project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI,
 under their jobs in the local code location, so the UI can re-execute them.
@@ -17,6 +19,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,8 @@ from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
-from wsync_dagster.sync.specs import RegistryError, SyncSpec
+from wsync_dagster.sync.rotation import rotating_pool_limit
+from wsync_dagster.sync.specs import Registry, RegistryError, SyncSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
@@ -222,6 +226,53 @@ def run_demo(
         return 1
 
 
+def _outcome(step: Step, result: Any) -> tuple[list[tuple[str, ...]], list[str]]:
+    failure = [] if result.success else [f"{step.describe()}: {_failure_text(result)}"]
+    return _summary_rows(result), failure
+
+
+def _materialize_rotating(
+    defs: dg.Definitions, registry: Registry, steps: Sequence[Step], instance: dg.DagsterInstance
+) -> tuple[list[tuple[str, ...]], list[str]]:
+    """All rotating syncs at once: they take turns on the free slots (sync/rotation.py)."""
+    if not steps:
+        return [], []
+    print(
+        f"Materializing {len(steps)} rotating syncs at once; they take turns on the "
+        f"{rotating_pool_limit(registry)} active-pipeline slot(s) the permanent syncs leave ...",
+        flush=True,
+    )
+    # One SQLite-backed instance cannot serve concurrent runs from threads: each thread runs on an
+    # in-memory instance, and the materializations are then recorded in the demo's DAGSTER_HOME.
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        results = list(
+            pool.map(lambda step: materialize(defs, step, dg.DagsterInstance.ephemeral()), steps)
+        )
+    rows: list[tuple[str, ...]] = []
+    failures: list[str] = []
+    for step, result in zip(steps, results, strict=True):
+        for event in result.get_asset_materialization_events():
+            instance.report_runless_asset_event(event.step_materialization_data.materialization)
+        rows_of, failure = _outcome(step, result)
+        rows += rows_of
+        failures += failure
+    return rows, failures
+
+
+def _print_activity(emulator_url: str, registry: Registry, rotating: Sequence[SyncSpec]) -> None:
+    """The most pipelines ever active at once, from the emulator's activity log."""
+    activity = EmulatorControl(emulator_url).activity()
+    ids = {s.resolved_pipeline_id for s in rotating}
+    left = sorted(ids & set(activity["active"]))
+    turns = sum(1 for e in activity["events"] if e["active"] and e["pipeline_id"] in ids)
+    print(
+        f"\nPeak active pipelines in the workspace: {activity['peak_active']} (limit "
+        f"{registry.limits.max_active_pipelines}); {len(ids)} rotating pipelines were "
+        f"activated {turns} time(s) and are "
+        + (f"still active: {', '.join(left)}" if left else "all paused again")
+    )
+
+
 def _demo(
     stack: LocalStack, environment: Mapping[str, str], dagster_home: Path, started: float
 ) -> int:
@@ -234,15 +285,21 @@ def _demo(
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     report_source_tables(defs, instance)
 
+    steps = plan(defs, components, stack.sample.anchor)
     rows: list[tuple[str, ...]] = []
     failures: list[str] = []
-    for step in plan(defs, components, stack.sample.anchor):
+    for step in [s for s in steps if not s.spec.rotate]:
         print(f"Materializing {step.describe()} with {step.job} ...", flush=True)
-        result = materialize(defs, step, instance)
-        rows += _summary_rows(result)
-        if not result.success:
-            failures.append(f"{step.describe()}: {_failure_text(result)}")
+        rows_of, failure = _outcome(step, materialize(defs, step, instance))
+        rows += rows_of
+        failures += failure
+    registry = components[0].registry
+    rotating = [s for s in steps if s.spec.rotate]
+    rows_of, failure = _materialize_rotating(defs, registry, rotating, instance)
+    rows += rows_of
+    failures += failure
 
+    _print_activity(stack.emulator_url, registry, [s.spec for s in rotating])
     print()
     header = ("asset", "partition", "pre-flight", "run id", "state", "extracted", "mapped")
     print(_table(header, rows))

@@ -29,10 +29,16 @@ def group_name(registry: Registry, spec: SyncSpec) -> str:
     return registry.group_of(spec)
 
 
+# The one pool of every rotating sync; its limit is the free active-pipeline slots (README).
+ROTATING_POOL = "wsync/rotating-slots"
+
+
 def pool_name(spec: SyncSpec) -> str:
-    """The Dagster concurrency pool of ``spec``'s pipeline: one per pipeline, so a deployment that
-    limits each ``wsync/...`` pool to 1 runs at most one materialization of a pipeline at a time."""
-    return f"wsync/{spec.resolved_pipeline_id}"
+    """The Dagster concurrency pool of ``spec``: one per pipeline, so a deployment that limits each
+    ``wsync/...`` pool to 1 runs at most one materialization of a pipeline at a time; a rotating
+    sync's is the shared :data:`ROTATING_POOL` instead (an asset has one pool), whose limit queues
+    rotating materializations for the free slots (see sync/rotation.py)."""
+    return ROTATING_POOL if spec.rotate else f"wsync/{spec.resolved_pipeline_id}"
 
 
 def job_name(interval: str, index: int = 0) -> str:

@@ -311,6 +311,24 @@ def _clearing_fault(plan: _Plan[Pipeline]) -> _Plan[Pipeline]:
     return dataclasses.replace(plan, change=change)
 
 
+def _holding_rotation(plan: _Plan[Pipeline], spec: SyncSpec) -> _Plan[Pipeline]:
+    """A rotating sync's pipeline is created paused, and its ``is_active`` is never drift.
+
+    Rotation (sync/rotation.py) activates the pipeline around a run and pauses it after; a reconcile
+    of a concurrent materialization must neither pause it under a run nor activate it: it keeps
+    whatever mParticle has.
+    """
+    actual = plan.actual
+    if not spec.rotate or actual is None:
+        return plan
+
+    def build(secret: bool) -> Pipeline:
+        return plan.build(secret).model_copy(update={"is_active": actual.is_active})
+
+    change = _compare(plan.change.kind, plan.change.id, build, actual, plan.fields)
+    return dataclasses.replace(plan, build=build, change=change)
+
+
 def reconcile(
     client: WarehouseSyncClient, registry: Registry, spec: SyncSpec, now: datetime
 ) -> Reconciled:
@@ -348,7 +366,7 @@ def reconcile(
         client.update_pipeline,
     )
 
-    pipeline = _clearing_fault(pipeline)
+    pipeline = _clearing_fault(_holding_rotation(pipeline, spec))
     if pipeline.change.action not in ("unchanged", "fault cleared") and spec.active:
         actual = pipeline.actual
         becomes_active = actual is None or not actual.is_active or actual.is_draft

@@ -1,7 +1,9 @@
 """Materialize an unpartitioned sync: ``on_demand`` triggers a run (or attaches to the one in
-flight); ``once`` attaches to its single run. Then the run's exact window is counted for the checks."""
+flight); ``once`` attaches to its single run. Then the run's exact window is counted for the checks.
+A rotating ``on_demand`` sync activates its pipeline around the run (:mod:`.rotation`)."""
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 import dagster as dg
@@ -16,7 +18,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync import checks
+from wsync_dagster.sync import checks, rotation
 from wsync_dagster.sync.guards import future_start_problem
 from wsync_dagster.sync.preflight import run_preflight
 from wsync_dagster.sync.report import (
@@ -105,15 +107,23 @@ def _start_or_attach(
         raise fail(
             _paused(spec, "mParticle refuses to trigger a paused pipeline, so no run was requested")
         )
-    try:
-        triggered = client.trigger_pipeline(pipeline_id)
-    except WarehouseSyncError as error:
-        raise fail(f"Triggering '{spec.name}' in mParticle failed: {error}") from error
+    if spec.rotate:
+        triggered = rotation.trigger(ctx, client)
+    else:
+        try:
+            triggered = client.trigger_pipeline(pipeline_id)
+        except WarehouseSyncError as error:
+            raise fail(f"Triggering '{spec.name}' in mParticle failed: {error}") from error
     if triggered.attached:
         context.log.info(
             f"A run was already in progress; attached to run {triggered.pipeline_run_id}"
         )
     return triggered.pipeline_run_id, triggered.attached
+
+
+def _slot(ctx: SyncContext, client: WarehouseSyncClient) -> AbstractContextManager[rotation.Slot]:
+    """A rotating sync's active-pipeline slot, held around its run (see sync/rotation.py)."""
+    return rotation.holding_slot(ctx, client) if ctx.spec.rotate else nullcontext(rotation.Slot())
 
 
 def materialize_single(
@@ -129,8 +139,10 @@ def materialize_single(
     window = _requested_window(ctx, client, now)
     report = preflight(ctx, [window], spec.schedule.interval)
     reconciled = reconcile_sync(ctx, client)
-    run_id, attached = _start_or_attach(context, ctx, client)
-    run = wait_for_run(ctx, client, run_id)
+    with _slot(ctx, client) as slot:
+        run_id, attached = _start_or_attach(context, ctx, client)
+        slot.run_id = run_id
+        run = wait_for_run(ctx, client, run_id)
 
     # The trigger's window ends when mParticle received it: count exactly that window for the check.
     actual = Window(

@@ -181,6 +181,11 @@ class SyncSpec(_Strict):
     paused: bool = Field(
         default=False, description="create the pipeline inactive (is_active false)"
     )
+    rotate: bool = Field(
+        default=False,
+        description="on_demand only: keep the pipeline paused and hold an active-pipeline slot "
+        "only while a materialization runs it (see wsync_dagster/sync/rotation.py)",
+    )
     group: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     pipeline_id: Slug | None = None
@@ -221,6 +226,22 @@ class SyncSpec(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _rotation(self) -> "SyncSpec":
+        """``rotate`` only where a pipeline may be paused between runs, and not with ``paused``."""
+        if not self.rotate:
+            return self
+        interval = self.schedule.interval
+        wrong = {
+            interval != "on_demand": "rotate: true applies to on_demand syncs only (a scheduled "
+            f"pipeline must stay active to run on its grid): remove it from this {interval} sync",
+            self.paused: "rotate: true already keeps the pipeline paused between "
+            "materializations, and paused: true stops it from running at all: remove one of them",
+        }
+        if True in wrong:
+            raise ValueError(wrong[True])
+        return self
+
     @property
     def resolved_pipeline_id(self) -> str:
         return self.pipeline_id or f"wsync-{self.name.replace('_', '-')}"
@@ -231,7 +252,9 @@ class SyncSpec(_Strict):
 
     @property
     def active(self) -> bool:
-        return not self.paused
+        """Whether the pipeline is active for ever, and so takes one of the workspace's active-
+        pipeline slots for ever (a rotating sync takes one only while it runs)."""
+        return not self.paused and not self.rotate
 
 
 class Registry(_Strict):
@@ -280,15 +303,41 @@ def cross_sync_problems(
                     f"{owner[kind, value]}; give each sync its own"
                 )
             owner.setdefault((kind, value), label(spec))
-    active = [s.name for s in registry.syncs if s.active]
-    allowed = registry.limits.max_active_pipelines
-    if len(active) > allowed:
-        problems.append(
-            f"registry: {len(active)} active syncs ({', '.join(active)}) but "
-            f"{registry.limits.active_owner()} allows {allowed} active pipelines: set paused: "
-            f"true on {len(active) - allowed} of them or remove them"
-        )
+    problems += _slot_problems(registry)
     return problems
+
+
+def _is_on_demand(spec: SyncSpec) -> bool:
+    schedule = getattr(spec, "schedule", None)  # a salvaged invalid sync may have none
+    return getattr(schedule, "interval", None) == "on_demand"
+
+
+def _slot_problems(registry: Registry) -> list[str]:
+    """Syncs active for ever must fit the workspace's limit and, when some syncs rotate, leave them
+    at least one slot to take turns on."""
+    active = [s.name for s in registry.syncs if s.active]
+    rotating = [s.name for s in registry.syncs if s.rotate]
+    allowed = registry.limits.max_active_pipelines
+    owner = registry.limits.active_owner()
+    if len(active) > allowed:
+        fix = (
+            "set rotate: true on the on_demand ones (they then take a slot only while they run), "
+            if any(_is_on_demand(s) for s in registry.syncs if s.active)
+            else ""
+        )
+        return [
+            f"registry: {len(active)} active syncs ({', '.join(active)}) but {owner} allows "
+            f"{allowed} active pipelines: {fix}set paused: true on {len(active) - allowed} of "
+            "them or remove them"
+        ]
+    if rotating and len(active) >= allowed:
+        return [
+            f"registry: the rotating syncs ({', '.join(rotating)}) have no active-pipeline slot to "
+            f"take turns on: {', '.join(active)} are active for ever and {owner} allows "
+            f"{allowed}. Pause one of them (paused: true), make an on_demand one rotate "
+            "(rotate: true), or remove it"
+        ]
+    return []
 
 
 Locate = Callable[[Sequence[str | int]], int | None]
@@ -310,8 +359,9 @@ def _unknown_key(field: str) -> str:
 def _salvaged_spec(raw: Any) -> SyncSpec | None:
     """A sync as far as the cross-sync rules need it: validated, or else what it still declares.
 
-    An invalid sync keeps its raw name and those of its ids and ``paused`` that are valid on their
-    own (an invalid ``paused`` counts as active, the default); without a string name it is left out.
+    An invalid sync keeps its raw name and those of its ids, ``paused`` and ``rotate`` that are valid
+    on their own (an invalid ``paused`` or ``rotate`` counts as active for ever, the default);
+    without a string name it is left out.
     """
     if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
         return None
@@ -326,6 +376,7 @@ def _salvaged_spec(raw: Any) -> SyncSpec | None:
     }
     declared["name"] = raw["name"].strip()
     declared["paused"] = raw.get("paused") is True
+    declared["rotate"] = raw.get("rotate") is True
     return SyncSpec.model_construct(**declared)
 
 

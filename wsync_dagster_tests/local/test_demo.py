@@ -1,5 +1,6 @@
 """The main job on the embedded default, and the local registry that keeps it from going stale."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,8 +99,14 @@ def test_the_demo_still_runs_when_the_registry_dates_are_weeks_old(tmp_path: Pat
     out = capsys.readouterr().out
     assert code == 0, out
     last_hour = (anchor - timedelta(hours=1)).strftime("%Y-%m-%d-%H:%M")
-    assert f"ticket_activity    {last_hour}" in out
+    assert re.search(rf"^ticket_activity +{last_hour} ", out, re.M)
     assert "churn_risk_alerts" in out and "Enriched profiles" in out
+    rotating = [s.name for s in stale.syncs if s.rotate]
+    assert len(stale.syncs) >= 8 and len(rotating) >= 6
+    assert all(re.search(rf"^{name} +- +[\d,]+ +\d+ ", out, re.M) for name in rotating), out
+    peak = re.search(r"Peak active pipelines in the workspace: (\d) \(limit 5\)", out)
+    assert peak is not None and int(peak.group(1)) <= 5
+    assert "rotating pipelines were activated" in out and "all paused again" in out
     assert out.count("  MPID ") == 3
 
     instance = dg.DagsterInstance.from_config(str(home))

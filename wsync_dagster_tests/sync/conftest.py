@@ -6,7 +6,7 @@ materialization that waits advances the emulator's clock (which runs whatever fa
 sleeping.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
@@ -28,6 +28,9 @@ from wsync_dagster.mparticle import Pipeline, clear_token_cache
 from wsync_dagster.sync.assets import build_sync_assets
 from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
+
+# How long a run takes on the slow emulator's (manual) clock.
+RUN_SECONDS = 300
 
 
 @pytest.fixture
@@ -135,3 +138,14 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
         )
         if e is not None and hasattr(e, "check_name")
     }
+
+
+@pytest.fixture
+def slow_control(
+    start_emulator: Callable[..., EmulatorServer], sample_warehouse: SampleSummary
+) -> EmulatorControl:
+    """An emulator whose runs take five minutes of its (manual) clock."""
+    server = start_emulator(run_seconds=RUN_SECONDS)
+    assert server.url is not None
+    clear_token_cache()
+    return EmulatorControl(server.url)

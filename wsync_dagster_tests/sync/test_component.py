@@ -181,11 +181,12 @@ def test_the_scaffolded_starter_loads(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_the_sample_defs_folder_is_the_default_registry() -> None:
     (component,) = sync_components()
     assert component.yaml_path == DEFAULT_REGISTRY
-    assert [s.name for s in component.registry.syncs] == [
+    assert [s.name for s in component.registry.syncs][:3] == [
         "customer_scores",
         "ticket_activity",
         "churn_risk_alerts",
     ]
+    assert sum(s.rotate for s in component.registry.syncs) == 6  # the rotating on-demand syncs
     secrets = {component.registry.connection.password_env} | {
         s.feed_key_env for s in component.registry.syncs
     }

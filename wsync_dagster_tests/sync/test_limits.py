@@ -92,7 +92,10 @@ def test_bad_limits_are_named_with_their_fix(limits: Any, expected: str) -> None
 
 
 def test_the_registry_active_limit_counts_against_its_own_syncs(registry) -> None:
-    assert cross_sync_problems(_limited(registry, max_active_pipelines=3)) == []
+    assert cross_sync_problems(_limited(registry, max_active_pipelines=4)) == []
+    (problem,) = cross_sync_problems(_limited(registry, max_active_pipelines=3))
+    assert problem.startswith("registry: the rotating syncs (high_value_customers, ")
+    assert "have no active-pipeline slot to take turns on" in problem
     (problem,) = cross_sync_problems(_limited(registry, max_active_pipelines=2))
     assert problem.startswith("registry: 3 active syncs")
     assert "the registry's limit (limits.max_active_pipelines) allows 2 active pipelines" in problem

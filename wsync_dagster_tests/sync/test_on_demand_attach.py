@@ -1,35 +1,17 @@
 """An on-demand materialization attaches to a run already in flight instead of triggering twice."""
 
-from collections.abc import Callable
-
-import pytest
-
-from wsync_dagster.emulator import EmulatorControl, EmulatorServer
-from wsync_dagster.local.sample_data import SampleSummary
+from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.snowflake import LocalSnowflake
-from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster.sync.reconcile import reconcile
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
+    RUN_SECONDS,
     failure_message,
     materializations,
     materialize,
     mparticle_for,
     snowflake_for,
 )
-
-RUN_SECONDS = 300
-
-
-@pytest.fixture
-def slow_control(
-    start_emulator: Callable[..., EmulatorServer], sample_warehouse: SampleSummary
-) -> EmulatorControl:
-    """An emulator whose runs take five minutes of its (manual) clock."""
-    server = start_emulator(run_seconds=RUN_SECONDS)
-    assert server.url is not None
-    clear_token_cache()
-    return EmulatorControl(server.url)
 
 
 def test_materializing_while_a_run_is_in_flight_attaches_to_it(

@@ -47,7 +47,14 @@ def test_the_default_registry_is_valid_and_declares_the_sample_tables() -> None:
         "customer_scores",
         "ticket_activity",
         "churn_risk_alerts",
+        "high_value_customers",
+        "loyal_customers",
+        "customer_first_names",
+        "urgent_ticket_contacts",
+        "unhappy_support_contacts",
+        "slow_response_contacts",
     ]
+    assert [s.name for s in loaded.syncs if s.rotate] == [s.name for s in loaded.syncs][3:]
     assert {s.schedule.interval for s in loaded.syncs} == {"daily", "hourly", "on_demand"}
 
 

@@ -6,7 +6,8 @@
 * :mod:`.pipelines` — pipelines, checked against their model on the warehouse;
 * :mod:`.runs` — trigger, status, run listing and the scheduling state;
 * :mod:`.profile_api` — Profile API lookups;
-* :mod:`.admin` — faults, the request log, record limits, reset.
+* :mod:`.admin` — faults, the request log, record limits, reset;
+* :mod:`.activity` — when each pipeline entered and left the active-pipeline count.
 
 :class:`Backend` composes them; routes call its parts directly (``backend.runs.trigger``).
 """

@@ -109,6 +109,10 @@ class Admin:
         with self._store.lock:
             self._store.log.clear()
 
+    def activity_json(self) -> dict[str, Any]:
+        with self._store.lock:
+            return self._store.activity.to_json()
+
     def all_profiles(self) -> list[dict[str, Any]]:
         with self._store.lock:
             return [profile.to_json() for profile in self._store.profiles]

@@ -7,6 +7,7 @@ between them, so the warehouse round trip never holds the lock.
 from datetime import datetime
 from typing import Any
 
+from wsync_dagster.emulator.backend.activity import counts_as_active
 from wsync_dagster.emulator.backend.catalog import (
     Collection,
     Connections,
@@ -57,6 +58,7 @@ class Pipelines(Collection[Pipeline]):
             find(self._store.pipelines, self.kind, resource_id)
             del self._store.pipelines[resource_id]
             del self._store.runs[resource_id]
+            self._store.observe_activity()
 
     def put(self, body: Any, resource_id: str | None = None) -> dict[str, Any]:
         """Create or replace a pipeline: checked, its model run on the warehouse, checked again."""
@@ -176,11 +178,12 @@ class Pipelines(Collection[Pipeline]):
         return problems
 
     def _active_limit_problems(self, fields: dict[str, Any]) -> list[str]:
-        """At most ``max_active_pipelines`` (5 by default) may run on schedule at once."""
+        """At most ``max_active_pipelines`` (5 by default) may run on schedule at once: checked on
+        a create and on a PUT alike, so re-activating a paused pipeline can be refused too."""
         active = [
             p
             for p in self._store.pipelines.values()
-            if p.id != fields["id"] and self._counts_as_active(p)
+            if p.id != fields["id"] and counts_as_active(p, self._store.runs[p.id])
         ]
         allowed = self._store.config.max_active_pipelines
         if len(active) < allowed:
@@ -226,13 +229,6 @@ class Pipelines(Collection[Pipeline]):
             return 0
         return first_interval_after(start, fields["schedule_interval"], max(scheduled))
 
-    def _counts_as_active(self, pipeline: Pipeline) -> bool:
-        if not pipeline.runs_on_schedule:
-            return False
-        if pipeline.interval == "once":
-            return not any(not r.in_progress for r in self._store.runs[pipeline.id])
-        return True
-
     def _commit(self, fields: dict[str, Any], pipeline_id: str | None) -> Pipeline:
         store = self._store
         existing = None if pipeline_id is None else store.pipelines[pipeline_id]
@@ -253,5 +249,6 @@ class Pipelines(Collection[Pipeline]):
             pipeline.is_faulted, pipeline.faulted_reason = False, None
             pipeline.audit.touch(store.clock.now(), store.config.credential_email)
         pipeline.next_interval = next_interval
+        store.observe_activity()
         store.changed.notify_all()
         return pipeline

@@ -248,6 +248,7 @@ class Runs:
             pipeline = self._store.pipelines[plan.pipeline_id]
             if outcome.failure:
                 pipeline.is_faulted, pipeline.faulted_reason = True, outcome.failure
+            self._store.observe_activity()  # a once pipeline stops counting when its run ends
             if plan.credentials is not None and not plan.forced_failure:
                 connection = self._store.connections.get(pipeline.fields["connection_id"])
                 if connection is not None:

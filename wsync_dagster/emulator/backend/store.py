@@ -12,6 +12,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from wsync_dagster.emulator.backend.activity import Activity
 from wsync_dagster.emulator.clock import Clock, epoch_ms, format_instant
 from wsync_dagster.emulator.config import EmulatorConfig
 from wsync_dagster.emulator.faults import Faults
@@ -36,7 +37,7 @@ class Store:
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything: resources, runs, profiles, tokens, faults, log, limits, clock."""
+        """Forget everything: resources, runs, profiles, tokens, faults, log, activity, limits, clock."""
         with self.lock:
             self.generation += 1
             self.connections: dict[str, Connection] = {}
@@ -48,6 +49,7 @@ class Store:
             self.faults = Faults()
             self.log: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_SIZE)
             self.record_limits = dict(self.config.record_limits)
+            self.activity = Activity()
             self.profiles.reset()
             self.clock.reset()
             self.changed.notify_all()
@@ -59,6 +61,10 @@ class Store:
     def clock_json(self) -> dict[str, Any]:
         now = self.clock.now()
         return {"now": format_instant(now), "epoch_ms": epoch_ms(now), "mode": self.clock.mode}
+
+    def observe_activity(self) -> None:
+        """Record pipelines that started or stopped counting as active (call with the lock held)."""
+        self.activity.observe(self.pipelines, self.runs, self.clock.now())
 
     def notify(self) -> None:
         with self.changed:

@@ -1,6 +1,5 @@
 """The admin API under ``/_emulator/`` (documented in :mod:`wsync_dagster.emulator.app`)."""
 
-from datetime import timedelta
 from typing import Any
 
 from starlette.routing import Route
@@ -44,12 +43,13 @@ def set_clock(call: Call) -> Any:
             target = parse_iso_instant(str(body["now"]))
         except ValueError:
             raise bad_request("now must be an ISO-8601 instant with a zone.") from None
+        executed = call.scheduler.move_clock(target, settle)
     else:
         seconds = body["advance_seconds"]
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
             raise bad_request("advance_seconds must be a number of seconds >= 0.")
-        target = call.backend.clock.now() + timedelta(seconds=seconds)
-    executed = call.scheduler.move_clock(target, settle)
+        # Measured from the clock when this move's turn comes, so concurrent moves add up.
+        executed = call.scheduler.advance_clock(seconds, settle)
     return {**call.backend.admin.clock_json(), "runs_executed": executed}
 
 
@@ -83,6 +83,10 @@ def clear_requests(call: Call) -> Any:
     call.backend.admin.clear_request_log()
 
 
+def get_activity(call: Call) -> Any:
+    return call.backend.admin.activity_json()
+
+
 def get_profiles(call: Call) -> Any:
     return call.backend.admin.all_profiles()
 
@@ -107,6 +111,7 @@ ROUTES = [
     Route(ADMIN_BASE + "/requests", admin(get_requests), methods=["GET"]),
     Route(ADMIN_BASE + "/requests", admin(clear_requests), methods=["DELETE"]),
     Route(ADMIN_BASE + "/profiles", admin(get_profiles), methods=["GET"]),
+    Route(ADMIN_BASE + "/activity", admin(get_activity), methods=["GET"]),
     Route(ADMIN_BASE + "/limits", admin(get_limits), methods=["GET"]),
     Route(ADMIN_BASE + "/limits", admin(set_limits, body=True), methods=["POST"]),
 ]

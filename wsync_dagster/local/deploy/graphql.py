@@ -7,6 +7,7 @@ import requests
 
 from wsync_dagster.local.deploy.cluster import LOCATION_NAME, LocalDeployment, wait_until
 from wsync_dagster.sync import naming
+from wsync_dagster.sync.rotation import rotating_pool_limit
 
 REPOSITORY_NAME = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
@@ -134,7 +135,7 @@ class DagsterGraphQL:
 
 def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGraphQL:
     """The deployment's API once the code location is loaded and the daemons are healthy, with the
-    pool of every sync set to 1.
+    pool of every sync set to 1 (the rotating syncs' shared pool to the free slots).
 
     Setting the pools explicitly matters: Dagster 1.13's run queue creates a pool's default limit
     only while dequeuing, after it has read the configured pools, so two runs of a never-seen pool
@@ -144,6 +145,9 @@ def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGra
     api = DagsterGraphQL(deployment.webserver_url)
     wait_until(api.location_loaded_after_reload, timeout, "the code location to load")
     wait_until(api.daemons_healthy, timeout, "the daemons to report healthy")
-    for spec in deployment.stack.served_registry().syncs:
-        api.set_pool_limit(naming.pool_name(spec), POOL_LIMIT)
+    registry = deployment.stack.served_registry()
+    for spec in registry.syncs:
+        # The rotating syncs' shared pool gets the slots the permanent syncs leave (README).
+        limit = rotating_pool_limit(registry) if spec.rotate else POOL_LIMIT
+        api.set_pool_limit(naming.pool_name(spec), limit)
     return api

@@ -1,0 +1,248 @@
+"""Rotation: an ``on_demand`` sync with ``rotate: true`` holds an active-pipeline slot only while it runs.
+
+mParticle allows a few active pipelines per workspace (5 unless the registry's ``limits`` say
+otherwise; docs/warehouse-sync-api.md#limits), and a paused pipeline does not count. A rotating
+sync's pipeline is therefore kept paused, and each materialization:
+
+1. pauses the registry's rotating pipelines that an earlier, crashed materialization left active
+   with no run in flight (:func:`sweep`), so a crash never holds a slot for ever;
+2. waits for a free slot, counted in mParticle (every pipeline of the workspace, those made outside
+   this project included) and activates its pipeline; a 400 because another client took the last
+   slot in between is waited out like a full workspace, within ``run_timeout_seconds``
+   (:func:`activate`);
+3. triggers a run, or attaches to the one in flight (:func:`trigger`);
+4. waits for it, then pauses the pipeline again whatever happened (:func:`holding_slot`).
+
+Dagster queues rotating materializations before they reach mParticle: they all share one pool,
+:data:`ROTATING_POOL`, whose limit a deployment sets to the free slots (see the README). mParticle's
+count, not the pool, is what keeps the workspace within its limit; the pool only keeps the queue in
+Dagster instead of in polling loops.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from wsync_dagster.mparticle import (
+    BadRequestError,
+    NotFoundError,
+    Pipeline,
+    PipelineRun,
+    TriggerResult,
+    WarehouseSyncClient,
+    WarehouseSyncError,
+)
+from wsync_dagster.sync.naming import ROTATING_POOL
+from wsync_dagster.sync.reconcile import counts_as_active, desired_pipeline
+from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.steps import SyncContext, fail, first_line
+
+# A trigger refused because a concurrent sweep or materialization paused the pipeline in between
+# is retried after activating again, this many times.
+TRIGGER_ATTEMPTS = 3
+# An activation refused this many times in a row while the count showed a free slot is refused
+# for another reason than the limit: the materialization fails with mParticle's message.
+REFUSALS_WITH_ROOM = 3
+# A rotating pipeline written (activated) this recently is never swept: it may be a live
+# materialization's, between its activation and its trigger.
+SWEEP_GRACE = timedelta(minutes=2)
+
+
+def rotating_pool_limit(registry: Registry) -> int:
+    """The limit to give :data:`ROTATING_POOL`: the slots the registry's permanent syncs leave.
+
+    Pipelines made outside this project take slots too; subtract them when setting the limit (if
+    the pool is too large, rotating materializations wait in mParticle's count instead)."""
+    permanent = sum(1 for spec in registry.syncs if spec.active)
+    return max(registry.limits.max_active_pipelines - permanent, 0)
+
+
+def run_in_flight(client: WarehouseSyncClient, pipeline_id: str) -> PipelineRun | None:
+    """The pipeline's latest run if it is still triggered, queued or running."""
+    try:
+        latest = client.get_pipeline_status(pipeline_id).latest_pipeline_run
+    except NotFoundError:
+        return None
+    return latest if latest is not None and latest.in_progress else None
+
+
+def _write(
+    client: WarehouseSyncClient, registry: Registry, spec: SyncSpec, active: bool
+) -> Pipeline:
+    desired = desired_pipeline(spec, registry, client.workspace_id, with_secret=True)
+    return client.update_pipeline(desired.model_copy(update={"is_active": active}))
+
+
+def _written_lately(pipeline: Pipeline, now: datetime) -> bool:
+    changed = pipeline.last_modified_on or pipeline.created_on
+    return changed is not None and now - changed < SWEEP_GRACE
+
+
+def sweep(client: WarehouseSyncClient, registry: Registry, log: Any, now: datetime) -> list[str]:
+    """Pause the registry's rotating pipelines left active with no run in flight; their ids.
+
+    One left active by a crashed materialization is found here by the next rotating
+    materialization of any sync, and by the runs sensor's next tick. A pipeline written less than
+    :data:`SWEEP_GRACE` before ``now`` (mParticle's clock) is left alone: a live materialization
+    may have just activated it and be about to trigger (if it is paused anyway, its
+    :func:`trigger` activates it again).
+    """
+    rotating = {s.resolved_pipeline_id: s for s in registry.syncs if s.rotate}
+    paused = []
+    for pipeline in client.list_pipelines():
+        spec = rotating.get(pipeline.id)
+        if spec is None or not pipeline.is_active or _written_lately(pipeline, now):
+            continue
+        if run_in_flight(client, pipeline.id):
+            continue
+        _write(client, registry, spec, active=False)
+        paused.append(pipeline.id)
+    if paused:
+        log.warning(
+            f"Rotation: paused {', '.join(paused)}, left active with no run in flight (a "
+            "materialization that crashed before pausing it)"
+        )
+    return paused
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One try at taking a slot: done, or what was holding the slots (and mParticle's refusal when
+    it refused an activation that the count said had room)."""
+
+    done: bool
+    active: tuple[str, ...] = ()
+    refused_with_room: BadRequestError | None = None
+
+
+def _others_active(
+    client: WarehouseSyncClient, pipelines: list[Pipeline], own: str
+) -> tuple[str, ...]:
+    return tuple(sorted(p.id for p in pipelines if p.id != own and counts_as_active(client, p)))
+
+
+def _try_activate(ctx: SyncContext, client: WarehouseSyncClient) -> _Attempt:
+    spec = ctx.spec
+    own = spec.resolved_pipeline_id
+    allowed = ctx.registry.limits.max_active_pipelines
+    pipelines = client.list_pipelines()
+    if any(p.id == own and p.is_active and not p.is_draft for p in pipelines):
+        return _Attempt(True)  # already active: a concurrent materialization of the same sync
+    others = _others_active(client, pipelines, own)
+    if len(others) >= allowed:
+        return _Attempt(False, others)
+    try:
+        _write(client, ctx.registry, spec, active=True)
+    except BadRequestError as refused:
+        # Another client took the last slot between the count and the PUT (reconcile has just
+        # written every other field, so the limit is what is new). Count again and wait.
+        again = _others_active(client, client.list_pipelines(), own)
+        ctx.log.info(f"Rotation: mParticle refused the activation, waiting: {first_line(refused)}")
+        return _Attempt(False, again, refused if len(again) < allowed else None)
+    return _Attempt(True)
+
+
+def activate(ctx: SyncContext, client: WarehouseSyncClient) -> int:
+    """Take a slot: wait until fewer than the limit are active, then activate; the tries it took.
+
+    A refused activation is waited out like a full workspace; refused :data:`REFUSALS_WITH_ROOM`
+    times in a row while the count says a slot is free, it is not about the limit, and fails.
+    """
+    settings = ctx.wait_settings()
+    allowed = ctx.registry.limits
+    refusals: list[BadRequestError] = []
+
+    def attempt_once() -> _Attempt:
+        attempt = _try_activate(ctx, client)
+        if attempt.refused_with_room is None:
+            refusals.clear()
+            return attempt
+        refusals.append(attempt.refused_with_room)
+        if len(refusals) >= REFUSALS_WITH_ROOM:
+            raise fail(
+                f"mParticle refused {len(refusals)} times to activate the pipeline of rotating "
+                f"sync '{ctx.spec.name}' although fewer than {allowed.max_active_pipelines} "
+                f"pipelines were active: {first_line(refusals[-1])}"
+            ) from refusals[-1]
+        return attempt
+
+    attempt, tries = settings.poll(attempt_once, lambda a: a.done)
+    if not attempt.done:
+        raise fail(
+            f"Rotating sync '{ctx.spec.name}' found no free active-pipeline slot within "
+            f"{settings.timeout:.0f} s: {', '.join(attempt.active)} are active and "
+            f"{allowed.active_owner()} allows {allowed.max_active_pipelines}. Nothing was "
+            "triggered. Lower the Dagster pool limit of "
+            f"'{ROTATING_POOL}', pause a pipeline, or materialize again later."
+        )
+    ctx.log.info(
+        f"Rotation: activated {ctx.spec.resolved_pipeline_id}"
+        + (f" after {tries} tries (the workspace was full)" if tries > 1 else "")
+    )
+    return tries
+
+
+def trigger(ctx: SyncContext, client: WarehouseSyncClient) -> TriggerResult:
+    """Trigger (or attach to the run in flight); activate again if the pipeline was paused by a
+    concurrent sweep or materialization between the activation and the trigger."""
+    pipeline_id = ctx.spec.resolved_pipeline_id
+    for attempt in range(TRIGGER_ATTEMPTS):
+        try:
+            return client.trigger_pipeline(pipeline_id)
+        except BadRequestError as refused:
+            if attempt + 1 == TRIGGER_ATTEMPTS or client.get_pipeline(pipeline_id).is_active:
+                raise fail(
+                    f"Triggering rotating sync '{ctx.spec.name}' in mParticle failed: {refused}"
+                ) from refused
+            ctx.log.info("Rotation: the pipeline was paused before the trigger; activating again")
+            activate(ctx, client)
+        except WarehouseSyncError as error:
+            raise fail(f"Triggering '{ctx.spec.name}' in mParticle failed: {error}") from error
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Slot:
+    """What the materialization holding the slot waits for (the run it triggered or attached to)."""
+
+    run_id: int | None = None
+
+
+def release(ctx: SyncContext, client: WarehouseSyncClient, slot: Slot) -> None:
+    """Pause the pipeline again, unless a run other than this materialization's is in flight: that
+    run belongs to a concurrent materialization of the same sync, which pauses it when it ends."""
+    pipeline_id = ctx.spec.resolved_pipeline_id
+    other = run_in_flight(client, pipeline_id)
+    if other is not None and other.pipeline_run_id != slot.run_id:
+        ctx.log.info(
+            f"Rotation: left {pipeline_id} active: run {other.pipeline_run_id} of another "
+            "materialization is in flight"
+        )
+        return
+    _write(client, ctx.registry, ctx.spec, active=False)
+    ctx.log.info(f"Rotation: paused {pipeline_id}; its slot is free")
+
+
+@contextlib.contextmanager
+def holding_slot(ctx: SyncContext, client: WarehouseSyncClient) -> Iterator[Slot]:
+    """Sweep, take a slot and activate; pause again on the way out, whatever happened."""
+    try:
+        sweep(client, ctx.registry, ctx.log, ctx.mparticle.now())
+    except WarehouseSyncError as error:  # a failed sweep frees nothing, but blocks nothing either
+        ctx.log.warning(f"Rotation: the sweep of leftover active pipelines failed: {error}")
+    activate(ctx, client)
+    slot = Slot()
+    try:
+        yield slot
+    finally:
+        try:
+            release(ctx, client, slot)
+        except Exception as error:  # a secret gone, mParticle unreachable: logged, never masking
+            # The run's own outcome (or error) stands; the next rotating materialization's sweep
+            # pauses what is left active.
+            ctx.log.error(
+                f"Rotation: could not pause {ctx.spec.resolved_pipeline_id} ({first_line(error)}); "
+                "the next rotating materialization pauses it"
+            )
