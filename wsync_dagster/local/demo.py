@@ -158,7 +158,7 @@ def _summary_rows(result: Any) -> list[tuple[str, ...]]:
                 materialization.partition or "-",
                 f"{meta.get('preflight/rows', 0):,}",
                 str(meta.get("mparticle/run_id", "")),
-                str(meta.get("mparticle/run_state", "")),
+                str(meta.get("mparticle/run_type", "")),  # materialized runs all succeeded
                 f"{meta.get('mparticle/records_extracted', 0):,}",
                 f"{meta.get('mparticle/records_mapped', 0):,}",
             )
@@ -301,7 +301,7 @@ def _demo(
 
     _print_activity(stack.emulator_url, registry, [s.spec for s in rotating])
     print()
-    header = ("asset", "partition", "pre-flight", "run id", "state", "extracted", "mapped")
+    header = ("asset", "partition", "pre-flight", "run id", "run type", "extracted", "mapped")
     print(_table(header, rows))
     if failures:
         print("\nFailed:\n" + "\n".join(failures), file=sys.stderr)
