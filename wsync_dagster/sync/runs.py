@@ -192,18 +192,16 @@ class Pace:
     first: float
     most: float
     longest: float
-    _ramp: float = field(init=False)
+    _ramp: ExponentialBackoff = field(init=False)
 
     def __post_init__(self) -> None:
-        self._ramp = self.first
+        self._ramp = ExponentialBackoff(self.first, max(self.most, self.longest))
 
     def next(self) -> float:
         cap = self.longest if self.progress.pending > 1 else self.most
         left = self.progress.seconds_left()
         if left is None:
-            wait = min(self._ramp, cap)
-            self._ramp = min(self._ramp * 2, max(self.most, self.longest))
-            return wait
+            return min(self._ramp.next(), cap)
         return min(max(left, self.first), cap)
 
 
