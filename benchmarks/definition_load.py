@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from wsync_dagster.sync.cadences import CADENCES
+from wsync_dagster.sync.registry.cadences import CADENCES
 
 NAMES = tuple(CADENCES)
 

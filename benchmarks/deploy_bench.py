@@ -45,8 +45,8 @@ from wsync_dagster.local.deploy.smoke import (  # noqa: E402
     wait_for_backfill,
     wait_for_runs,
 )
-from wsync_dagster.sync import naming  # noqa: E402
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY  # noqa: E402
+from wsync_dagster.sync.assets.factory import naming  # noqa: E402
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY  # noqa: E402
 
 _QUERIES = re.compile(
     r'"entry_data": \{"__class__": "IntMetadataEntryData", "value": (\d+)\}, '

@@ -34,10 +34,10 @@ from wsync_dagster.local.materialize import materialize_partitions
 from wsync_dagster.local.resources import emulator_mparticle, local_snowflake_resource
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import clear_token_cache
-from wsync_dagster.sync.assets import build_sync_asset
-from wsync_dagster.sync.reconcile import reconcile
-from wsync_dagster.sync.specs import Registry
-from wsync_dagster.sync.translator import WarehouseSyncProps
+from wsync_dagster.sync.assets.factory import build_sync_asset
+from wsync_dagster.sync.assets.translator import WarehouseSyncProps
+from wsync_dagster.sync.engine.reconcile import reconcile
+from wsync_dagster.sync.registry.specs import Registry
 
 TEMPLATE = "high_value_customers"
 PERMANENT = 3

@@ -64,10 +64,10 @@ from wsync_dagster.local.sample_data import (
 from wsync_dagster.local.stack import LocalStack, local_registry
 from wsync_dagster.mparticle import PipelineRun, clear_token_cache
 from wsync_dagster.resources import MParticleResource
-from wsync_dagster.sync.assets import build_sync_asset
-from wsync_dagster.sync.cadences import cadence
-from wsync_dagster.sync.specs import Registry
-from wsync_dagster.sync.translator import WarehouseSyncProps
+from wsync_dagster.sync.assets.factory import build_sync_asset
+from wsync_dagster.sync.assets.translator import WarehouseSyncProps
+from wsync_dagster.sync.registry.cadences import cadence
+from wsync_dagster.sync.registry.specs import Registry
 
 SYNC = "ticket_activity"
 _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)

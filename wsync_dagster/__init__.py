@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wsync_dagster.component import WarehouseSyncComponent
-    from wsync_dagster.sync.translator import WarehouseSyncTranslator
+    from wsync_dagster.sync.assets.translator import WarehouseSyncTranslator
 
 __all__ = ["WarehouseSyncComponent", "WarehouseSyncTranslator"]
 
@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return WarehouseSyncComponent
     if name == "WarehouseSyncTranslator":
-        from wsync_dagster.sync.translator import WarehouseSyncTranslator
+        from wsync_dagster.sync.assets.translator import WarehouseSyncTranslator
 
         return WarehouseSyncTranslator
     raise AttributeError(f"module 'wsync_dagster' has no attribute {name!r}")

@@ -16,8 +16,8 @@ import dagster as dg
 import wsync_dagster.defs
 from wsync_dagster.component import WarehouseSyncComponent, check_across
 from wsync_dagster.resources import production_resources
-from wsync_dagster.sync.schedules import build_schedules
-from wsync_dagster.sync.sensor import build_runs_sensor
+from wsync_dagster.sync.assets.schedules import build_schedules
+from wsync_dagster.sync.observe.sensor import build_runs_sensor
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 

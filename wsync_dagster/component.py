@@ -3,7 +3,7 @@
 A ``defs.yaml`` with ``type: wsync_dagster.WarehouseSyncComponent`` declares, under ``attributes``,
 a registry: the shared Snowflake ``connection`` and the list of ``syncs`` (see the README's "Add a
 synced table" and ``wsync_dagster/defs/warehouse_sync/defs.yaml``). The attributes are validated by
-the registry's own models (:mod:`wsync_dagster.sync.specs`), so a problem names the sync, the field
+the registry's own models (:mod:`wsync_dagster.sync.registry.specs`), so a problem names the sync, the field
 and the fix, prefixed with the ``defs.yaml`` file and line. ``{{ env.X }}`` templates work in
 non-secret fields; secrets are only ever named (``password_env``, ``feed_key_env``).
 
@@ -22,8 +22,9 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 
 import wsync_dagster.defs
-from wsync_dagster.sync.assets import build_sync_assets
-from wsync_dagster.sync.specs import (
+from wsync_dagster.sync.assets.factory import build_sync_assets
+from wsync_dagster.sync.assets.translator import WarehouseSyncProps, WarehouseSyncTranslator
+from wsync_dagster.sync.registry.specs import (
     Registry,
     RegistryError,
     SyncSpec,
@@ -31,7 +32,6 @@ from wsync_dagster.sync.specs import (
     load_registry,
     validate_registry,
 )
-from wsync_dagster.sync.translator import WarehouseSyncProps, WarehouseSyncTranslator
 
 
 class WarehouseSyncAttributes(BaseModel):

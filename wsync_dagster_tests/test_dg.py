@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 DG = str(Path(sys.executable).parent / "dg")

@@ -151,9 +151,9 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
             "wsync_dagster/resources.py:4: imports wsync_dagster.local (",
         ),
         (
-            "sync/assets.py",
+            "sync/assets/factory.py",
             "import importlib\nimportlib.import_module('wsync_dagster.emulator')\n",
-            "wsync_dagster/sync/assets.py:2: imports wsync_dagster.emulator",
+            "wsync_dagster/sync/assets/factory.py:2: imports wsync_dagster.emulator",
         ),
         (
             "definitions.py",
@@ -176,9 +176,9 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
             "wsync_dagster/mparticle/client.py:1: imports dagster",
         ),
         (
-            "sync/runs.py",
-            "from ..local import stack\n",
-            "wsync_dagster/sync/runs.py:1: imports wsync_dagster.local (",
+            "sync/engine/runs.py",
+            "from ...local import stack\n",
+            "wsync_dagster/sync/engine/runs.py:1: imports wsync_dagster.local (",
         ),
     ],
 )
@@ -194,11 +194,11 @@ def test_allowed_imports_pass(tmp_path: Path) -> None:
     root = _tree(
         tmp_path,
         {
-            "local/stack.py": "from wsync_dagster.sync.specs import Registry\n"
+            "local/stack.py": "from wsync_dagster.sync.registry.specs import Registry\n"
             "from wsync_dagster.emulator import EmulatorControl\n",
             "emulator/app.py": "from wsync_dagster.emulator.state import Backend\nimport starlette\n",
-            "sync/assets.py": "import dagster\nfrom wsync_dagster.mparticle import PipelineRun\n",
-            "definitions.py": "from wsync_dagster.sync.assets import build\n",
+            "sync/assets/factory.py": "import dagster\nfrom wsync_dagster.mparticle import PipelineRun\n",
+            "definitions.py": "from wsync_dagster.sync.assets.factory import build\n",
         },
     )
     assert violations(root) == []

@@ -5,7 +5,7 @@ delete this file: the syncs depend on the same keys (see
 ``WarehouseSyncTranslator.get_source_asset_key``), so lineage links to those assets instead.
 """
 
-from wsync_dagster.sync.translator import WarehouseSyncTranslator
+from wsync_dagster.sync.assets.translator import WarehouseSyncTranslator
 
 _translator = WarehouseSyncTranslator()
 

@@ -35,8 +35,8 @@ from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
-from wsync_dagster.sync.rotation import rotating_pool_limit
-from wsync_dagster.sync.specs import Registry, RegistryError, SyncSpec
+from wsync_dagster.sync.engine.rotation import rotating_pool_limit
+from wsync_dagster.sync.registry.specs import Registry, RegistryError, SyncSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
@@ -234,7 +234,7 @@ def _outcome(step: Step, result: Any) -> tuple[list[tuple[str, ...]], list[str]]
 def _materialize_rotating(
     defs: dg.Definitions, registry: Registry, steps: Sequence[Step], instance: dg.DagsterInstance
 ) -> tuple[list[tuple[str, ...]], list[str]]:
-    """All rotating syncs at once: they take turns on the free slots (sync/rotation.py)."""
+    """All rotating syncs at once: they take turns on the free slots (sync/engine/rotation.py)."""
     if not steps:
         return [], []
     print(

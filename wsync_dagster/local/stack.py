@@ -28,8 +28,8 @@ from wsync_dagster.local.sample_data import (
     seed_sample_warehouse,
 )
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
-from wsync_dagster.sync.limits import Limits
-from wsync_dagster.sync.specs import Registry, Schedule, load_registry
+from wsync_dagster.sync.registry.limits import Limits
+from wsync_dagster.sync.registry.specs import Registry, Schedule, load_registry
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
 # The emulator's state, kept across starts like a real workspace's (demo, then ui, see the README),

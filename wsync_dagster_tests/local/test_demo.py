@@ -10,9 +10,9 @@ import pytest
 from wsync_dagster.local.demo import run_demo
 from wsync_dagster.local.sample_data import SampleConfig, current_hour
 from wsync_dagster.local.stack import local_registry, rebase_schedule, write_registry
-from wsync_dagster.sync.cadences import cadence
-from wsync_dagster.sync.reconcile import ReconcileError, check_catch_up
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Schedule, load_registry
+from wsync_dagster.sync.engine.reconcile import ReconcileError, check_catch_up
+from wsync_dagster.sync.registry.cadences import cadence
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Schedule, load_registry
 
 ANCHOR = datetime(2027, 3, 14, 9, 0, tzinfo=UTC)  # a Sunday
 

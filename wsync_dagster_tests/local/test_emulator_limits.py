@@ -7,7 +7,7 @@ from wsync_dagster.emulator import EmulatorServer
 from wsync_dagster.emulator.__main__ import parse_args
 from wsync_dagster.emulator.limits import DEFAULT_RECORD_LIMITS
 from wsync_dagster.local.stack import emulator_limit_args
-from wsync_dagster.sync.limits import Limits
+from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster_tests.emulator.helpers import clients, error_messages, pipeline_body
 
 

@@ -10,7 +10,7 @@ from wsync_dagster.local.demo import prepare_dagster_home, run_demo
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import RunState
-from wsync_dagster.sync.sensor import SENSOR_NAME
+from wsync_dagster.sync.observe.sensor import SENSOR_NAME
 
 ANCHOR = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 TICKET_ACTIVITY = dg.AssetKey(["mparticle", "ticket_activity"])

@@ -25,8 +25,8 @@ from wsync_dagster.local.sample_data import SampleSummary
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LocalSnowflake
 from wsync_dagster.local.stack import local_registry
 from wsync_dagster.mparticle import Pipeline, clear_token_cache
-from wsync_dagster.sync.assets import build_sync_assets
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster.sync.assets.factory import build_sync_assets
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 # How long a run takes on the slow emulator's (manual) clock.

@@ -18,8 +18,8 @@ from wsync_dagster.local.resources import (
 )
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD
 from wsync_dagster.local.stack import local_registry
-from wsync_dagster.sync.assets import build_sync_assets
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster.sync.assets.factory import build_sync_assets
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import failure_message
 

@@ -7,8 +7,8 @@ from typing import Any
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.resources import LocalMParticleResource, emulator_clock_mparticle
 from wsync_dagster.mparticle import TriggerResult, WarehouseSyncClient
-from wsync_dagster.sync.reconcile import desired_pipeline, reconcile
-from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.engine.reconcile import desired_pipeline, reconcile
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 # Called (then forgotten) at the next wait of any HookedSleepResource.

@@ -14,8 +14,8 @@ from snowflake.connector.cursor import SnowflakeCursorBase
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.sample_data import CUSTOMER_SCORES, TICKET_ACTIVITY
 from wsync_dagster.mparticle import WarehouseSyncClient
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
     check_results,
@@ -295,7 +295,7 @@ def test_on_demand_triggers_and_chains_windows(
 
 
 def test_definitions_name_and_partition_assets_from_the_spec(registry) -> None:
-    from wsync_dagster.sync.assets import build_sync_assets
+    from wsync_dagster.sync.assets.factory import build_sync_assets
 
     assets = {a.key: a for a in build_sync_assets(registry)}
     daily = assets[dg.AssetKey(["mparticle", "customer_scores"])]

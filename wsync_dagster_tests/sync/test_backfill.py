@@ -16,8 +16,8 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster.local.resources import LocalMParticleResource
 from wsync_dagster.mparticle import RunState
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.specs import Registry
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.sync.conftest import (
     failure_message,
     materialize,

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync import checks, naming
-from wsync_dagster.sync.windows import Window, WindowCount
+from wsync_dagster.sync.assets import checks, naming
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 
 KEY = dg.AssetKey(["mparticle", "t"])
 T0 = datetime(2026, 11, 28, tzinfo=UTC)

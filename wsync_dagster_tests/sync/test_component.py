@@ -13,8 +13,8 @@ from wsync_dagster.component import WarehouseSyncComponent, WarehouseSyncScaffol
 from wsync_dagster.local.materialize import materialize_partitions
 from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, Registry, RegistryError
-from wsync_dagster.sync.translator import WarehouseSyncProps, WarehouseSyncTranslator
+from wsync_dagster.sync.assets.translator import WarehouseSyncProps, WarehouseSyncTranslator
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, RegistryError
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import materializations
 

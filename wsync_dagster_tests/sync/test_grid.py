@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.sync.partitions import partitions_for, windows_for
-from wsync_dagster.sync.reconcile import reconcile
-from wsync_dagster.sync.specs import Registry, Schedule
+from wsync_dagster.sync.assets.partitions import partitions_for, windows_for
+from wsync_dagster.sync.engine.reconcile import reconcile
+from wsync_dagster.sync.registry.specs import Registry, Schedule
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import mparticle_for
 

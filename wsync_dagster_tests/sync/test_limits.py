@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.sync.limits import Limits
-from wsync_dagster.sync.specs import (
+from wsync_dagster.sync.registry.limits import Limits
+from wsync_dagster.sync.registry.specs import (
     DEFAULT_REGISTRY,
     Registry,
     RegistryError,

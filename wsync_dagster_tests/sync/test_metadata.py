@@ -7,9 +7,9 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync.preflight import PreflightReport
-from wsync_dagster.sync.report import column_schema, run_metadata
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.assets.report import column_schema, run_metadata
+from wsync_dagster.sync.engine.preflight import PreflightReport
+from wsync_dagster.sync.registry.windows import Window
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
     failure_message,

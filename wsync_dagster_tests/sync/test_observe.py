@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync.observe import (
+from wsync_dagster.sync.observe.batch import (
     Mark,
     ObserveLimits,
     dump_cursor,

@@ -2,7 +2,7 @@
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.snowflake import LocalSnowflake
-from wsync_dagster.sync.reconcile import reconcile
+from wsync_dagster.sync.engine.reconcile import reconcile
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
     RUN_SECONDS,

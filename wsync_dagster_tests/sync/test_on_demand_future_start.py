@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.sync.specs import Registry
+from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.sync.conftest import failure_message, materialize
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync.runs import Pace, WaitSettings, WindowProgress, WindowWatch
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.engine.runs import Pace, WaitSettings, WindowProgress, WindowWatch
+from wsync_dagster.sync.registry.windows import Window
 
 T0 = datetime(2026, 11, 21, tzinfo=UTC)
 

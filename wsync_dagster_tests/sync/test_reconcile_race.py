@@ -12,13 +12,13 @@ import pytest
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.mparticle import BadRequestError, WarehouseSyncClient
-from wsync_dagster.sync.reconcile import (
+from wsync_dagster.sync.engine.reconcile import (
     desired_connection,
     desired_data_model,
     desired_pipeline,
     reconcile,
 )
-from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import mparticle_for
 

@@ -18,8 +18,8 @@ from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import TICKET_ACTIVITY
 from wsync_dagster.mparticle import RunState, WarehouseSyncClient
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.specs import Registry
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import (
     check_results,

@@ -1,10 +1,10 @@
 """Registry rules of rotation: permanent syncs count for ever, rotating ones need a slot to share."""
 
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.assets import build_sync_asset
-from wsync_dagster.sync.rotation import rotating_pool_limit
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, load_registry, parse_registry
-from wsync_dagster.sync.translator import WarehouseSyncProps
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.factory import build_sync_asset
+from wsync_dagster.sync.assets.translator import WarehouseSyncProps
+from wsync_dagster.sync.engine.rotation import rotating_pool_limit
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, load_registry, parse_registry
 from wsync_dagster_tests.sync.test_specs import problems, registry, sync
 
 ON_DEMAND = "{interval: on_demand, start: 2026-11-01T00:00:00Z}"

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync.runs import WaitSettings, wait_for_windows
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.engine.runs import WaitSettings, wait_for_windows
+from wsync_dagster.sync.registry.windows import Window
 
 T0 = datetime(2026, 11, 28, tzinfo=UTC)
 WINDOWS = [Window(f"h{i}", T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1)) for i in range(4)]

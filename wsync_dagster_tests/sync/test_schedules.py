@@ -5,10 +5,10 @@ from datetime import timedelta
 import dagster as dg
 
 from wsync_dagster.resources import TargetNotSelected
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.assets import build_sync_assets
-from wsync_dagster.sync.schedules import build_schedules
-from wsync_dagster.sync.specs import Registry
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.factory import build_sync_assets
+from wsync_dagster.sync.assets.schedules import build_schedules
+from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 

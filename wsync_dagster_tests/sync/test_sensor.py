@@ -9,11 +9,11 @@ from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.observe import ObserveLimits, parse_cursor
-from wsync_dagster.sync.reconcile import reconcile
-from wsync_dagster.sync.sensor import DEFAULT_LIMITS, RECORDED_BY, build_runs_sensor
-from wsync_dagster.sync.specs import Registry
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.engine.reconcile import reconcile
+from wsync_dagster.sync.observe.batch import ObserveLimits, parse_cursor
+from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, RECORDED_BY, build_runs_sensor
+from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import failure_message, materialize
 

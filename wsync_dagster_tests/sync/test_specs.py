@@ -3,8 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY, RegistryError, load_registry, parse_registry
-from wsync_dagster.sync.strict_yaml import load_strict
+from wsync_dagster.sync.registry.specs import (
+    DEFAULT_REGISTRY,
+    RegistryError,
+    load_registry,
+    parse_registry,
+)
+from wsync_dagster.sync.registry.strict_yaml import load_strict
 
 CONNECTION = """
 connection:

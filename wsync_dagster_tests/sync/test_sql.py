@@ -3,17 +3,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from wsync_dagster.local.snowflake import LocalSnowflake
-from wsync_dagster.sync.cadences import CADENCES, cadence, record_limit
-from wsync_dagster.sync.preflight import PreflightError, run_preflight
-from wsync_dagster.sync.specs import LoadTimestamp, Schedule, SyncSpec
-from wsync_dagster.sync.sql import (
+from wsync_dagster.sync.engine.preflight import PreflightError, run_preflight
+from wsync_dagster.sync.registry.cadences import CADENCES, cadence, record_limit
+from wsync_dagster.sync.registry.specs import LoadTimestamp, Schedule, SyncSpec
+from wsync_dagster.sync.registry.sql import (
     grouped_count_query,
     quote_identifier,
     render_bound,
     sql_problems,
     window_predicate,
 )
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.registry.windows import Window
 from wsync_dagster_tests.conftest import create_table
 
 T = datetime(2026, 11, 27, 13, 0, 5, tzinfo=UTC)

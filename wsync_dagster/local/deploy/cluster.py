@@ -28,7 +28,7 @@ from wsync_dagster.local.deploy.postgres import LocalPostgres, free_port, guarde
 from wsync_dagster.local.process import LocalServiceError, ServiceProcess
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
-from wsync_dagster.sync.specs import DEFAULT_REGISTRY
+from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY
 
 # The module the code server loads: the one place that names it.
 CODE_LOCATION_MODULE = "wsync_dagster.local.definitions"

@@ -6,8 +6,8 @@ from typing import Any
 import requests
 
 from wsync_dagster.local.deploy.cluster import LOCATION_NAME, LocalDeployment, wait_until
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.rotation import rotating_pool_limit
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.engine.rotation import rotating_pool_limit
 
 REPOSITORY_NAME = "__repository__"
 ASSET_JOB = "__ASSET_JOB"

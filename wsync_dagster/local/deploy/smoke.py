@@ -30,10 +30,10 @@ from wsync_dagster.local.deploy.graphql import DagsterGraphQL, ready_api
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.resources import emulator_mparticle
 from wsync_dagster.mparticle import RunState
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.observe import partition_of
-from wsync_dagster.sync.partitions import partitions_for
-from wsync_dagster.sync.specs import SyncSpec
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.partitions import partitions_for
+from wsync_dagster.sync.observe.batch import partition_of
+from wsync_dagster.sync.registry.specs import SyncSpec
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 RUN_TIMEOUT = 600.0

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
 from wsync_dagster.mparticle.polling import ExponentialBackoff, Pacing, poll, poll_each
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.registry.windows import Window
 
 LISTING_PAGE_SIZE = 500
 # Longest wait between listings while several windows are pending: the bound on how late a

@@ -31,10 +31,10 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync import limits
-from wsync_dagster.sync.reconcile import counts_as_active, desired_pipeline
-from wsync_dagster.sync.runs import WaitSettings, is_terminal
-from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.engine.reconcile import counts_as_active, desired_pipeline
+from wsync_dagster.sync.engine.runs import WaitSettings, is_terminal
+from wsync_dagster.sync.registry import limits
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 
 MARK = "-repair-"
 NEXT_STEP = (

@@ -1,7 +1,7 @@
 """Observing mParticle's runs without a Dagster run: the cursor, the next runs to record, and the
 asset events that record them.
 
-The runs sensor (:mod:`wsync_dagster.sync.sensor`) calls these once per tick and pipeline. Run
+The runs sensor (:mod:`wsync_dagster.sync.observe.sensor`) calls these once per tick and pipeline. Run
 listings come newest ``logical_date`` first and have no total (see docs/warehouse-sync-api.md,
 "Run paging"), so :func:`read_batch` finds the *oldest* runs after the cursor by narrowing the listed
 range of logical dates, a few listings at most. A pipeline executes one run at a time, oldest
@@ -18,10 +18,10 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.report import run_materialization
-from wsync_dagster.sync.specs import SyncSpec
-from wsync_dagster.sync.windows import Window, WindowCount
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.report import run_materialization
+from wsync_dagster.sync.registry.specs import SyncSpec
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 
 CURSOR_VERSION = 1
 ONE_SECOND = timedelta(seconds=1)

@@ -13,12 +13,12 @@ from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.mparticle import WarehouseSyncClient, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource
-from wsync_dagster.sync.cadences import CadenceName
-from wsync_dagster.sync.preflight import PreflightError, PreflightReport, run_preflight
-from wsync_dagster.sync.reconcile import Reconciled, ReconcileError, reconcile
-from wsync_dagster.sync.runs import WaitSettings
-from wsync_dagster.sync.specs import Registry, SyncSpec
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.engine.preflight import PreflightError, PreflightReport, run_preflight
+from wsync_dagster.sync.engine.reconcile import Reconciled, ReconcileError, reconcile
+from wsync_dagster.sync.engine.runs import WaitSettings
+from wsync_dagster.sync.registry.cadences import CadenceName
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.windows import Window
 
 
 @dataclass(frozen=True)

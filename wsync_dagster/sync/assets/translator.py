@@ -1,6 +1,6 @@
 """How a registry entry becomes a Dagster asset spec: :class:`WarehouseSyncTranslator`.
 
-The asset factory (:mod:`wsync_dagster.sync.assets`) builds every sync asset from
+The asset factory (:mod:`wsync_dagster.sync.assets.factory`) builds every sync asset from
 ``translator.get_asset_spec(props)``; a team re-keys, re-groups or re-tags its syncs by subclassing
 the translator and overriding that hook (or one of the smaller ``get_*`` hooks), without forking
 the factory. What the factory needs to run a sync (partitions on the pipeline's grid, skippable
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.cadences import cadence
-from wsync_dagster.sync.specs import Registry, SyncSpec
-from wsync_dagster.sync.sql import named_tables
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.registry.cadences import cadence
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.sql import named_tables
 
 SOURCE_KEY_PREFIX = "snowflake"
 PIPELINE_URI_PREFIX = "mparticle://warehouse-sync/pipelines/"

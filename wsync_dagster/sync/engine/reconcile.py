@@ -38,9 +38,9 @@ from wsync_dagster.mparticle import (
     ScheduleInterval,
     WarehouseSyncClient,
 )
-from wsync_dagster.sync.cadences import cadence
-from wsync_dagster.sync.limits import Limits
-from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.cadences import cadence
+from wsync_dagster.sync.registry.limits import Limits
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 
 Action = Literal["created", "updated", "unchanged", "fault cleared"]
 
@@ -314,7 +314,7 @@ def _clearing_fault(plan: _Plan[Pipeline]) -> _Plan[Pipeline]:
 def _holding_rotation(plan: _Plan[Pipeline], spec: SyncSpec) -> _Plan[Pipeline]:
     """A rotating sync's pipeline is created paused, and its ``is_active`` is never drift.
 
-    Rotation (sync/rotation.py) activates the pipeline around a run and pauses it after; a reconcile
+    Rotation (sync/engine/rotation.py) activates the pipeline around a run and pauses it after; a reconcile
     of a concurrent materialization must neither pause it under a run nor activate it: it keeps
     whatever mParticle has.
     """

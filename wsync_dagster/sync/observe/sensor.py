@@ -21,8 +21,13 @@ from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.mparticle import RunState, WarehouseSyncClient, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, selected_target
-from wsync_dagster.sync import naming, rotation
-from wsync_dagster.sync.observe import (
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.partitions import partitions_for
+from wsync_dagster.sync.assets.report import schema_metadata
+from wsync_dagster.sync.engine import rotation
+from wsync_dagster.sync.engine.preflight import count_windows, discover_columns
+from wsync_dagster.sync.engine.reasons import attribute
+from wsync_dagster.sync.observe.batch import (
     Batch,
     Mark,
     ObserveLimits,
@@ -35,12 +40,8 @@ from wsync_dagster.sync.observe import (
     run_events,
     run_window,
 )
-from wsync_dagster.sync.partitions import partitions_for
-from wsync_dagster.sync.preflight import count_windows, discover_columns
-from wsync_dagster.sync.reasons import attribute
-from wsync_dagster.sync.report import schema_metadata
-from wsync_dagster.sync.specs import Registry, SyncSpec
-from wsync_dagster.sync.windows import WindowCount
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.windows import WindowCount
 
 _log = logging.getLogger("wsync_dagster.sensor")
 SENSOR_NAME = "wsync_runs_sensor"
@@ -115,7 +116,7 @@ def read_runs(
             batch = read_batch(
                 client, pipeline_id, tick.marks.get(pipeline_id), spec.schedule.start, limits
             )
-            # Each failed run's own reason where it can be told apart (see sync/reasons.py).
+            # Each failed run's own reason where it can be told apart (see sync/engine/reasons.py).
             failed = [r for r in batch.runs if r.state is RunState.FAILED]
             reasons = attribute(client, pipeline_id, failed)
         except WarehouseSyncError as error:
@@ -268,7 +269,7 @@ def record(
 def sweep_rotating(
     client: WarehouseSyncClient, registry: Registry, tick: Tick, now: datetime
 ) -> None:
-    """Pause rotating pipelines a crashed materialization left active (sync/rotation.py): the one
+    """Pause rotating pipelines a crashed materialization left active (sync/engine/rotation.py): the one
     write a tick makes, so a leaked slot is freed even when no rotating sync runs again."""
     if not any(spec.rotate for spec in registry.syncs):
         return

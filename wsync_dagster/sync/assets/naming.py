@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from wsync_dagster.sync.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 
 KEY_PREFIX = "mparticle"
 KINDS = {"snowflake", "mparticle"}
@@ -37,7 +37,7 @@ def pool_name(spec: SyncSpec) -> str:
     """The Dagster concurrency pool of ``spec``: one per pipeline, so a deployment that limits each
     ``wsync/...`` pool to 1 runs at most one materialization of a pipeline at a time; a rotating
     sync's is the shared :data:`ROTATING_POOL` instead (an asset has one pool), whose limit queues
-    rotating materializations for the free slots (see sync/rotation.py)."""
+    rotating materializations for the free slots (see sync/engine/rotation.py)."""
     return ROTATING_POOL if spec.rotate else f"wsync/{spec.resolved_pipeline_id}"
 
 

@@ -7,7 +7,7 @@ emulator's clock on the local target).
 
 from datetime import datetime
 
-from wsync_dagster.sync.specs import SyncSpec
+from wsync_dagster.sync.registry.specs import SyncSpec
 
 _INSTANT = "%Y-%m-%dT%H:%M:%SZ"
 

@@ -5,14 +5,14 @@
 2. **reconcile** the connection, data model and pipeline (create / update / leave alone);
 3. **attach** to mParticle's run for each partition's ``logical_date`` and wait, polling one paged run
    listing for all partitions at a pace chosen from what is pending
-   (:class:`wsync_dagster.sync.runs.WindowWatch`), with a progress line after every listing;
+   (:class:`wsync_dagster.sync.engine.runs.WindowWatch`), with a progress line after every listing;
 4. **report** each partition as soon as a listing shows its run ended: its materialization and its
    own check evaluations, so a long backfill shows partitions turning green while it runs, and a
    run that times out, fails or is killed keeps every partition that had finished.
 
 A partition whose run had already failed when the materialization began is **repaired**
-(:mod:`wsync_dagster.sync.repair`) once the wait is over; one whose run fails while it waits is
-reported with that run's own reason (:mod:`wsync_dagster.sync.reasons`). A paused sync is not waited
+(:mod:`wsync_dagster.sync.engine.repair`) once the wait is over; one whose run fails while it waits is
+reported with that run's own reason (:mod:`wsync_dagster.sync.engine.reasons`). A paused sync is not waited
 for: mParticle starts no run of a paused pipeline.
 """
 
@@ -23,21 +23,21 @@ from typing import Any, TypeAlias
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
-from wsync_dagster.sync import checks
-from wsync_dagster.sync.partitions import windows_for
-from wsync_dagster.sync.preflight import PreflightReport
-from wsync_dagster.sync.reasons import ReasonLog
-from wsync_dagster.sync.repair import NEXT_STEP, Repairer, RepairError
-from wsync_dagster.sync.report import (
+from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets.partitions import windows_for
+from wsync_dagster.sync.assets.report import (
     run_materialization,
     schema_metadata,
     step_observation,
     sync_metadata,
 )
-from wsync_dagster.sync.runs import WindowWatch
-from wsync_dagster.sync.specs import SyncSpec
-from wsync_dagster.sync.steps import SyncContext, fail, preflight, reconcile_sync
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.assets.steps import SyncContext, fail, preflight, reconcile_sync
+from wsync_dagster.sync.engine.preflight import PreflightReport
+from wsync_dagster.sync.engine.reasons import ReasonLog
+from wsync_dagster.sync.engine.repair import NEXT_STEP, Repairer, RepairError
+from wsync_dagster.sync.engine.runs import WindowWatch
+from wsync_dagster.sync.registry.specs import SyncSpec
+from wsync_dagster.sync.registry.windows import Window
 
 Event: TypeAlias = dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.Output[None]
 # What a sync asset yields: interval partitions report evaluations, unpartitioned syncs results.
@@ -243,7 +243,7 @@ Outcome = tuple[PipelineRun | None, dict[str, Any], str | None]
 def _repair(
     ctx: SyncContext, client: WarehouseSyncClient, window: Window, failed: PipelineRun
 ) -> Outcome:
-    """Repair a window whose run had failed before this materialization (sync/repair.py)."""
+    """Repair a window whose run had failed before this materialization (sync/engine/repair.py)."""
     repairer = Repairer(client, ctx.registry, ctx.spec, ctx.wait_settings(), ctx.log.info)
     try:
         repair = repairer.repair(window.start, window.end, failed)

@@ -26,11 +26,11 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.mparticle import ClientStats, PipelineRun
-from wsync_dagster.sync.preflight import Columns, PreflightReport
-from wsync_dagster.sync.reconcile import Reconciled
-from wsync_dagster.sync.specs import SyncSpec
-from wsync_dagster.sync.sql import DEVICE_IDENTITY_COLUMNS
-from wsync_dagster.sync.windows import Window, WindowCount
+from wsync_dagster.sync.engine.preflight import Columns, PreflightReport
+from wsync_dagster.sync.engine.reconcile import Reconciled
+from wsync_dagster.sync.registry.specs import SyncSpec
+from wsync_dagster.sync.registry.sql import DEVICE_IDENTITY_COLUMNS
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 
 COLUMN_SCHEMA = "dagster/column_schema"
 # A column's role in the sync, as a TableColumn tag: identity, attribute or load_timestamp.

@@ -2,7 +2,7 @@
 
 The constants are mParticle's published defaults (the Warehouse Sync overview's limits table and the
 default service limits guide list the same numbers; see docs/warehouse-sync-api.md); the limits that
-differ per cadence (catch-up, records per request) live in :mod:`wsync_dagster.sync.cadences`.
+differ per cadence (catch-up, records per request) live in :mod:`wsync_dagster.sync.registry.cadences`.
 A workspace may have contracted other numbers: :class:`Limits` is what a registry declares, and
 everything that refuses a request before it is sent (the pre-flight, the registry's and the
 reconcile's active-pipeline rule) and the local emulator read the effective numbers from it.
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from wsync_dagster.sync.cadences import CADENCES, CadenceName, record_limit
+from wsync_dagster.sync.registry.cadences import CADENCES, CadenceName, record_limit
 
 MAX_ACTIVE_PIPELINES = 5
 MAX_COLUMNS = 100

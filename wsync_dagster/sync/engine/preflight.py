@@ -15,16 +15,16 @@ from typing import Any
 
 from snowflake.connector.constants import FIELD_ID_TO_NAME
 
-from wsync_dagster.sync.cadences import CadenceName
-from wsync_dagster.sync.limits import Limits
-from wsync_dagster.sync.specs import SyncSpec
-from wsync_dagster.sync.sql import (
+from wsync_dagster.sync.registry.cadences import CadenceName
+from wsync_dagster.sync.registry.limits import Limits
+from wsync_dagster.sync.registry.specs import SyncSpec
+from wsync_dagster.sync.registry.sql import (
     IDENTITY_COLUMNS,
     columns_query,
     grouped_count_query,
     window_predicate,
 )
-from wsync_dagster.sync.windows import Window, WindowCount
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 
 # Windows per grouped count query; a long backfill is covered in a handful of scans.
 WINDOWS_PER_QUERY = 500

@@ -1,11 +1,11 @@
 """One Dagster asset per synced table: the factory.
 
-Each asset's spec comes from a :class:`~wsync_dagster.sync.translator.WarehouseSyncTranslator`
+Each asset's spec comes from a :class:`~wsync_dagster.sync.assets.translator.WarehouseSyncTranslator`
 (key, group, tags, owners, kinds, automation, deps, metadata, code version, freshness); the
 factory adds what running a sync needs: partitions on exactly the pipeline's grid, the checks, the
 pipeline's pool and single-run backfills. Interval syncs are materialized by
-:mod:`wsync_dagster.sync.interval`; ``on_demand`` and ``once`` syncs, unpartitioned, by
-:mod:`wsync_dagster.sync.single`. What a run reports is built by :mod:`wsync_dagster.sync.report`.
+:mod:`wsync_dagster.sync.assets.interval`; ``on_demand`` and ``once`` syncs, unpartitioned, by
+:mod:`wsync_dagster.sync.assets.single`. What a run reports is built by :mod:`wsync_dagster.sync.assets.report`.
 """
 
 from collections.abc import Iterator, Sequence
@@ -14,13 +14,13 @@ import dagster as dg
 from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.resources import MParticleResource
-from wsync_dagster.sync import checks, naming
-from wsync_dagster.sync.interval import SyncEvent, materialize_windows
-from wsync_dagster.sync.partitions import partitions_for
-from wsync_dagster.sync.single import materialize_single
-from wsync_dagster.sync.specs import Registry
-from wsync_dagster.sync.steps import SyncContext
-from wsync_dagster.sync.translator import WarehouseSyncProps, WarehouseSyncTranslator
+from wsync_dagster.sync.assets import checks, naming
+from wsync_dagster.sync.assets.interval import SyncEvent, materialize_windows
+from wsync_dagster.sync.assets.partitions import partitions_for
+from wsync_dagster.sync.assets.single import materialize_single
+from wsync_dagster.sync.assets.steps import SyncContext
+from wsync_dagster.sync.assets.translator import WarehouseSyncProps, WarehouseSyncTranslator
+from wsync_dagster.sync.registry.specs import Registry
 
 
 def build_sync_asset(

@@ -29,8 +29,8 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.windows import WindowCount
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.registry.windows import WindowCount
 
 SHOWN = 20
 VOLUME_HISTORY = 24  # windows compared with

@@ -9,7 +9,7 @@ pre-flight's record limit) reads :data:`CADENCES`, so adding a cadence means add
 
 The numbers are mParticle's documented Warehouse Sync limits (the overview's limits table and the
 default service limits guide list the same ones). Record limits are per request; a workspace may have
-others, declared in the registry's ``limits:`` block (:class:`wsync_dagster.sync.limits.Limits`), so
+others, declared in the registry's ``limits:`` block (:class:`wsync_dagster.sync.registry.limits.Limits`), so
 :func:`record_limit` takes overrides.
 """
 

@@ -26,13 +26,13 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from wsync_dagster.sync import limits
-from wsync_dagster.sync.cadences import CadenceName, cadence
-from wsync_dagster.sync.limits import Limits
-from wsync_dagster.sync.sql import LOAD_TIMESTAMP_TYPES, sql_problems
-from wsync_dagster.sync.strict_yaml import DuplicateKey, load_strict
+from wsync_dagster.sync.registry import limits
+from wsync_dagster.sync.registry.cadences import CadenceName, cadence
+from wsync_dagster.sync.registry.limits import Limits
+from wsync_dagster.sync.registry.sql import LOAD_TIMESTAMP_TYPES, sql_problems
+from wsync_dagster.sync.registry.strict_yaml import DuplicateKey, load_strict
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "defs" / "warehouse_sync" / "defs.yaml"
+DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "defs" / "warehouse_sync" / "defs.yaml"
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -184,7 +184,7 @@ class SyncSpec(_Strict):
     rotate: bool = Field(
         default=False,
         description="on_demand only: keep the pipeline paused and hold an active-pipeline slot "
-        "only while a materialization runs it (see wsync_dagster/sync/rotation.py)",
+        "only while a materialization runs it (see wsync_dagster/sync/engine/rotation.py)",
     )
     group: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)

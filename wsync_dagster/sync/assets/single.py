@@ -18,18 +18,19 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync import checks, rotation
-from wsync_dagster.sync.guards import future_start_problem
-from wsync_dagster.sync.preflight import run_preflight
-from wsync_dagster.sync.report import (
+from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets.report import (
     run_materialization,
     schema_metadata,
     step_observation,
     sync_metadata,
 )
-from wsync_dagster.sync.specs import SyncSpec
-from wsync_dagster.sync.steps import SyncContext, fail, first_line, preflight, reconcile_sync
-from wsync_dagster.sync.windows import Window, WindowCount
+from wsync_dagster.sync.assets.steps import SyncContext, fail, first_line, preflight, reconcile_sync
+from wsync_dagster.sync.engine import rotation
+from wsync_dagster.sync.engine.guards import future_start_problem
+from wsync_dagster.sync.engine.preflight import run_preflight
+from wsync_dagster.sync.registry.specs import SyncSpec
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 
 
 def last_successful_end(client: WarehouseSyncClient, pipeline_id: str) -> datetime | None:
@@ -122,7 +123,7 @@ def _start_or_attach(
 
 
 def _slot(ctx: SyncContext, client: WarehouseSyncClient) -> AbstractContextManager[rotation.Slot]:
-    """A rotating sync's active-pipeline slot, held around its run (see sync/rotation.py)."""
+    """A rotating sync's active-pipeline slot, held around its run (see sync/engine/rotation.py)."""
     return rotation.holding_slot(ctx, client) if ctx.spec.rotate else nullcontext(rotation.Slot())
 
 

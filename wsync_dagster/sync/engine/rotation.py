@@ -34,10 +34,10 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync.naming import ROTATING_POOL
-from wsync_dagster.sync.reconcile import counts_as_active, desired_pipeline
-from wsync_dagster.sync.specs import Registry, SyncSpec
-from wsync_dagster.sync.steps import SyncContext, fail, first_line
+from wsync_dagster.sync.assets.naming import ROTATING_POOL
+from wsync_dagster.sync.assets.steps import SyncContext, fail, first_line
+from wsync_dagster.sync.engine.reconcile import counts_as_active, desired_pipeline
+from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 
 # A trigger refused because a concurrent sweep or materialization paused the pipeline in between
 # is retried after activating again, this many times.

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from wsync_dagster.sync import naming
-from wsync_dagster.sync.cadences import CADENCES
-from wsync_dagster.sync.specs import SyncSpec
+from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.registry.cadences import CADENCES
+from wsync_dagster.sync.registry.specs import SyncSpec
 
 
 def build_schedules(syncs: Sequence[tuple[SyncSpec, dg.AssetKey]]) -> dg.Definitions:

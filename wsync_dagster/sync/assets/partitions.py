@@ -2,7 +2,7 @@
 
 mParticle's interval k of a pipeline covers ``start + k·Δ .. start + (k+1)·Δ`` (monthly: calendar months
 anchored on the start's day), with ``logical_date`` = the interval start. The partitions definition is
-built from the same start and the cadence's cron (:mod:`wsync_dagster.sync.cadences`), which fires at
+built from the same start and the cadence's cron (:mod:`wsync_dagster.sync.registry.cadences`), which fires at
 the same minute, hour, weekday or day of month, so a
 partition's window *is* the run's ``data_interval_start/end`` and its key names its ``logical_date``.
 Dagster's Hourly/Daily/... defaults would assume midnight and minute zero; these don't.
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from wsync_dagster.sync.cadences import cadence
-from wsync_dagster.sync.specs import Schedule
-from wsync_dagster.sync.windows import Window
+from wsync_dagster.sync.registry.cadences import cadence
+from wsync_dagster.sync.registry.specs import Schedule
+from wsync_dagster.sync.registry.windows import Window
 
 
 def partitions_for(schedule: Schedule) -> dg.TimeWindowPartitionsDefinition:
