@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 import wsync_dagster.defs
-from wsync_dagster.component import WarehouseSyncComponent, check_across
+from wsync_dagster.component import WarehouseSyncComponent, check_across, workspace_of
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
 from wsync_dagster.sync.observe.sensor import build_runs_sensor
@@ -63,15 +63,13 @@ def build_definitions(
     else:
         components = folder
     syncs = [pair for component in components for pair in component.sync_keys()]
-    # The runs sensor watches every sync's pipeline, whichever component declares it.
-    every_sync = components[0].registry.model_copy(
-        update={"syncs": tuple(spec for spec, _ in syncs)}
-    )
+    # The runs sensor watches every sync's pipeline, each with its own component's registry.
+    observed = [watched for component in components for watched in component.watched_syncs()]
     return dg.Definitions.merge(
         defs,
         dg.Definitions(
             resources=bound,
-            sensors=[build_runs_sensor(every_sync, environ)],
+            sensors=[build_runs_sensor(workspace_of(components), observed, environ)],
             # One process per run: the run worker has already imported the code location (~5 s);
             # a step process per asset would import it again. See the README's "Deploy" section.
             executor=dg.in_process_executor,
@@ -105,7 +103,8 @@ def _replace_sync_assets(
         for asset in defs.assets or ()
         if not (isinstance(asset, dg.AssetsDefinition) and set(asset.keys) & old_keys)
     ]
-    assets = [asset for component in new for asset in component.build_assets()]
+    workspace = workspace_of(new)
+    assets = [asset for component in new for asset in component.build_assets(workspace)]
     return dg.Definitions(
         assets=[*kept, *assets],
         asset_checks=defs.asset_checks,

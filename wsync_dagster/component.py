@@ -32,6 +32,7 @@ from wsync_dagster.sync.registry.specs import (
     load_registry,
     validate_registry,
 )
+from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
 
 
 class WarehouseSyncAttributes(BaseModel):
@@ -222,24 +223,39 @@ class WarehouseSyncComponent(dg.Component):
             for spec in self.registry.syncs
         ]
 
-    def build_assets(self) -> list[dg.AssetsDefinition]:
-        return build_sync_assets(self.registry, self.get_translator(), self.props())
+    def build_assets(self, workspace: Workspace | None = None) -> list[dg.AssetsDefinition]:
+        """The sync assets; ``workspace``: every registry of the code location (default: this one
+        alone), whose leftover rotating pipelines a rotating materialization pauses."""
+        return build_sync_assets(self.registry, self.get_translator(), self.props(), workspace)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        workspace = None
         if self.yaml_path is not None:  # in a defs folder: the rules hold across its instances
-            check_across(context.component_tree.get_all_components(of_type=WarehouseSyncComponent))
-        return dg.Definitions(assets=self.build_assets())
+            every = context.component_tree.get_all_components(of_type=WarehouseSyncComponent)
+            check_across(every)
+            workspace = workspace_of(every)
+        return dg.Definitions(assets=self.build_assets(workspace))
 
     def sync_keys(self) -> list[tuple[SyncSpec, dg.AssetKey]]:
         """Each sync with the key of its asset."""
         translator = self.get_translator()
         return [(p.spec, translator.get_asset_spec(p).key) for p in self.props()]
 
+    def watched_syncs(self) -> list[tuple[BoundSync, dg.AssetKey]]:
+        """Each sync, bound to this component's registry, with the key of its asset: what the runs
+        sensor records, under the key the translator gave the asset."""
+        return [(BoundSync(self.registry, spec), key) for spec, key in self.sync_keys()]
+
     def label(self, spec: SyncSpec) -> str:
         path = self.yaml_path
         where = f"{path.parent.name}/{path.name}" if path else "<component>"
         line = self.lines.get(spec.name)
         return f"sync '{spec.name}' ({where}:{line})" if line else f"sync '{spec.name}' ({where})"
+
+
+def workspace_of(components: Iterable[WarehouseSyncComponent]) -> Workspace:
+    """Every sync of ``components``, each with its own component's registry."""
+    return Workspace.of(component.registry for component in components)
 
 
 def check_across(components: Iterable[WarehouseSyncComponent]) -> None:

@@ -36,7 +36,9 @@ from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
 from wsync_dagster.sync.engine.rotation import rotating_pool_limit
-from wsync_dagster.sync.registry.specs import Registry, RegistryError, SyncSpec
+from wsync_dagster.sync.registry.limits import Limits
+from wsync_dagster.sync.registry.specs import RegistryError, SyncSpec
+from wsync_dagster.sync.registry.workspace import Workspace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
@@ -232,14 +234,14 @@ def _outcome(step: Step, result: Any) -> tuple[list[tuple[str, ...]], list[str]]
 
 
 def _materialize_rotating(
-    defs: dg.Definitions, registry: Registry, steps: Sequence[Step], instance: dg.DagsterInstance
+    defs: dg.Definitions, workspace: Workspace, steps: Sequence[Step], instance: dg.DagsterInstance
 ) -> tuple[list[tuple[str, ...]], list[str]]:
     """All rotating syncs at once: they take turns on the free slots (sync/engine/rotation.py)."""
     if not steps:
         return [], []
     print(
         f"Materializing {len(steps)} rotating syncs at once; they take turns on the "
-        f"{rotating_pool_limit(registry)} active-pipeline slot(s) the permanent syncs leave ...",
+        f"{rotating_pool_limit(workspace)} active-pipeline slot(s) the permanent syncs leave ...",
         flush=True,
     )
     # One SQLite-backed instance cannot serve concurrent runs from threads: each thread runs on an
@@ -259,7 +261,7 @@ def _materialize_rotating(
     return rows, failures
 
 
-def _print_activity(emulator_url: str, registry: Registry, rotating: Sequence[SyncSpec]) -> None:
+def _print_activity(emulator_url: str, limits: Limits, rotating: Sequence[SyncSpec]) -> None:
     """The most pipelines ever active at once, from the emulator's activity log."""
     activity = EmulatorControl(emulator_url).activity()
     ids = {s.resolved_pipeline_id for s in rotating}
@@ -267,7 +269,7 @@ def _print_activity(emulator_url: str, registry: Registry, rotating: Sequence[Sy
     turns = sum(1 for e in activity["events"] if e["active"] and e["pipeline_id"] in ids)
     print(
         f"\nPeak active pipelines in the workspace: {activity['peak_active']} (limit "
-        f"{registry.limits.max_active_pipelines}); {len(ids)} rotating pipelines were "
+        f"{limits.max_active_pipelines}); {len(ids)} rotating pipelines were "
         f"activated {turns} time(s) and are "
         + (f"still active: {', '.join(left)}" if left else "all paused again")
     )
@@ -293,13 +295,13 @@ def _demo(
         rows_of, failure = _outcome(step, materialize(defs, step, instance))
         rows += rows_of
         failures += failure
-    registry = components[0].registry
+    workspace = Workspace.of(c.registry for c in components)
     rotating = [s for s in steps if s.spec.rotate]
-    rows_of, failure = _materialize_rotating(defs, registry, rotating, instance)
+    rows_of, failure = _materialize_rotating(defs, workspace, rotating, instance)
     rows += rows_of
     failures += failure
 
-    _print_activity(stack.emulator_url, registry, [s.spec for s in rotating])
+    _print_activity(stack.emulator_url, workspace.limits, [s.spec for s in rotating])
     print()
     header = ("asset", "partition", "pre-flight", "run id", "run type", "extracted", "mapped")
     print(_table(header, rows))

@@ -30,6 +30,7 @@ from wsync_dagster.local.sample_data import (
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import Registry, Schedule, load_registry
+from wsync_dagster.sync.registry.workspace import Workspace
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
 # The emulator's state, kept across starts like a real workspace's (demo, then ui, see the README),
@@ -172,6 +173,13 @@ class LocalStack:
         if self.registry_source is not None:
             return [load_registry(self.registry_source)]
         return [component.registry for component in sync_components()]
+
+    def served_workspace(self) -> Workspace:
+        """What the local code location serves: each registry, rebased onto the seeded sample data,
+        with its own connection and limits."""
+        if not self.registries:
+            raise RuntimeError("the local stack is not started")
+        return Workspace.of(local_registry(r, self.sample.anchor) for r in self.registries)
 
     def served_registry(self) -> Registry:
         """What the local code location serves: every sync of the registries, rebased onto the

@@ -27,6 +27,7 @@ from wsync_dagster.local.stack import local_registry
 from wsync_dagster.mparticle import Pipeline, clear_token_cache
 from wsync_dagster.sync.assets.factory import build_sync_assets
 from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 # How long a run takes on the slow emulator's (manual) clock.
@@ -86,9 +87,11 @@ def materialize(
     name: str,
     partitions: Sequence[str] = (),
     instance: dg.DagsterInstance | None = None,
+    workspace: Workspace | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize one sync (a partition range in one run when several keys are given)."""
-    assets = {a.key.path[-1]: a for a in build_sync_assets(registry)}
+    """Materialize one sync (a partition range in one run when several keys are given);
+    ``workspace``: every registry of the code location (default: ``registry`` alone)."""
+    assets = {a.key.path[-1]: a for a in build_sync_assets(registry, workspace=workspace)}
     return materialize_partitions(
         [assets[name]], partitions, resources=resources, instance=instance
     )

@@ -5,6 +5,7 @@ from wsync_dagster.sync.assets.factory import build_sync_asset
 from wsync_dagster.sync.assets.translator import WarehouseSyncProps
 from wsync_dagster.sync.engine.rotation import rotating_pool_limit
 from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, load_registry, parse_registry
+from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.sync.test_specs import problems, registry, sync
 
 ON_DEMAND = "{interval: on_demand, start: 2026-11-01T00:00:00Z}"
@@ -18,7 +19,7 @@ def test_any_number_of_rotating_syncs_share_the_free_slots() -> None:
     text = registry(*[sync(f"t{i}") for i in range(4)], *[rotating(f"r{i}") for i in range(30)])
     loaded = parse_registry(text)
     assert len(loaded.syncs) == 34
-    assert rotating_pool_limit(loaded) == 1
+    assert rotating_pool_limit(Workspace.of([loaded])) == 1
 
 
 def test_no_slot_left_for_the_rotating_syncs_names_them_and_the_fix() -> None:
@@ -41,7 +42,7 @@ def test_too_many_permanent_on_demand_syncs_are_told_to_rotate() -> None:
 def test_the_registry_limit_override_gives_rotation_more_room() -> None:
     five = [sync(f"t{i}") for i in range(5)]
     text = registry(*five, rotating("r1")) + "limits: {max_active_pipelines: 7}\n"
-    assert rotating_pool_limit(parse_registry(text)) == 2
+    assert rotating_pool_limit(Workspace.of([parse_registry(text)])) == 2
     six = [*five, sync("t5")]
     text = registry(*six, rotating("r1")) + "limits: {max_active_pipelines: 6}\n"
     (found,) = problems(text)
@@ -67,7 +68,7 @@ def test_rotating_syncs_share_one_pool_and_the_demo_registry_rotates_six() -> No
     loaded = load_registry(DEFAULT_REGISTRY)
     rotating_specs = [s for s in loaded.syncs if s.rotate]
     assert len(loaded.syncs) >= 8 and len(rotating_specs) >= 6
-    assert rotating_pool_limit(loaded) == 2
+    assert rotating_pool_limit(Workspace.of([loaded])) == 2
     pools = {s.name: build_sync_asset(WarehouseSyncProps(s, loaded)).op.pool for s in loaded.syncs}
     assert {pools[s.name] for s in rotating_specs} == {naming.ROTATING_POOL}
     assert pools["customer_scores"] == "wsync/wsync-customer-scores"

@@ -1,6 +1,6 @@
 """The runs sensor against the emulator: what it records, its cursor, dedup, failures and paging."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dagster as dg
@@ -14,6 +14,7 @@ from wsync_dagster.sync.engine.reconcile import reconcile
 from wsync_dagster.sync.observe.batch import ObserveLimits, parse_cursor
 from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, RECORDED_BY, build_runs_sensor
 from wsync_dagster.sync.registry.specs import Registry
+from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import failure_message, materialize
 
@@ -41,13 +42,16 @@ def set_up(registry: Registry, resources: dict[str, Any], control: EmulatorContr
 
 def tick(
     instance: dg.DagsterInstance,
-    registry: Registry,
+    registry: Registry | Sequence[Registry],
     resources: dict[str, Any],
     cursor: str | None,
     limits: ObserveLimits = DEFAULT_LIMITS,
 ) -> dg.SensorResult:
-    """One evaluation, its events stored as the sensor daemon stores them."""
-    sensor = build_runs_sensor(registry, {"WSYNC_TARGET": "local"}, limits)
+    """One evaluation, its events stored as the sensor daemon stores them (``registry``: one, or
+    every registry of a code location)."""
+    workspace = Workspace.of([registry] if isinstance(registry, Registry) else registry)
+    watched = [(bound, naming.asset_key(bound.spec)) for bound in workspace]
+    sensor = build_runs_sensor(workspace, watched, {"WSYNC_TARGET": "local"}, limits)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)
@@ -182,18 +186,17 @@ def test_a_long_history_is_worked_through_over_several_bounded_ticks(
     assert len(found) == 72 and all(len(metas) == 1 for metas in found.values())
 
 
-def test_a_throttled_or_failing_api_ends_the_tick_and_the_next_resumes(
+def test_one_pipelines_failing_listing_never_holds_up_the_others(
     registry, resources, control, instance
 ) -> None:
-    both = only(registry, HOURLY, "customer_scores")
+    both = only(registry, "customer_scores", HOURLY)  # the failing one is read first
     set_up(both, resources, control)
     daily_id = both.sync("customer_scores").resolved_pipeline_id
     control.fail_requests(10, status=503, path=f"{daily_id}/status/runs")
 
     cut = tick(instance, both, resources, None)
-    assert cut.skip_reason is not None and "resuming next tick" in (
-        cut.skip_reason.skip_message or ""
-    )
+    notes = cut.skip_reason.skip_message if cut.skip_reason else ""
+    assert f"could not read the runs of 'customer_scores' ({daily_id})" in (notes or "")
     marks = parse_cursor(cut.cursor)
     assert daily_id not in marks and both.sync(HOURLY).resolved_pipeline_id in marks
     assert len(materialized(instance, HOURLY)) == 72 and not materialized(
@@ -207,6 +210,45 @@ def test_a_throttled_or_failing_api_ends_the_tick_and_the_next_resumes(
     assert len(materialized(instance, "customer_scores")) == len(daily_runs) > 0
     assert len(materialized(instance, HOURLY)) == 72
     assert daily_id in parse_cursor(resumed.cursor)
+
+
+def test_throttling_that_outlasts_the_retries_ends_the_tick_and_the_next_resumes(
+    registry, resources, control, instance
+) -> None:
+    both = only(registry, HOURLY, "customer_scores")
+    set_up(both, resources, control)
+    hourly_id = both.sync(HOURLY).resolved_pipeline_id
+    control.throttle(10, path=f"{hourly_id}/status/runs")  # the workspace says: slow down
+
+    cut = tick(instance, both, resources, None)
+    notes = (cut.skip_reason.skip_message if cut.skip_reason else "") or ""
+    assert "mParticle refused to list runs" in notes and "'customer_scores' wait a tick" in notes
+    assert parse_cursor(cut.cursor) == {}
+    assert not materialized(instance, HOURLY) and not materialized(instance, "customer_scores")
+
+    control.clear_faults()
+    resumed = tick(instance, both, resources, cut.cursor)
+    assert len(materialized(instance, HOURLY)) == 72
+    assert set(parse_cursor(resumed.cursor)) == {
+        hourly_id,
+        both.sync("customer_scores").resolved_pipeline_id,
+    }
+
+
+def test_a_sync_never_materialized_does_not_stall_the_others(
+    registry, resources, control, instance
+) -> None:
+    created = only(registry, HOURLY)
+    set_up(created, resources, control)  # the hourly pipeline exists; the daily one does not
+    new_first = only(registry, "customer_scores", HOURLY)
+    daily_id = new_first.sync("customer_scores").resolved_pipeline_id
+
+    result = tick(instance, new_first, resources, None)
+    assert len(materialized(instance, HOURLY)) == 72
+    notes = (result.skip_reason.skip_message if result.skip_reason else "") or ""
+    assert notes.count(daily_id) == 1
+    assert f"no pipeline in mParticle yet for 'customer_scores' ({daily_id})" in notes
+    assert daily_id not in parse_cursor(result.cursor)
 
 
 def test_an_on_demand_run_triggered_outside_dagster_is_an_unpartitioned_materialization(

@@ -145,9 +145,9 @@ def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGra
     api = DagsterGraphQL(deployment.webserver_url)
     wait_until(api.location_loaded_after_reload, timeout, "the code location to load")
     wait_until(api.daemons_healthy, timeout, "the daemons to report healthy")
-    registry = deployment.stack.served_registry()
-    for spec in registry.syncs:
+    workspace = deployment.stack.served_workspace()
+    for spec in (bound.spec for bound in workspace):
         # The rotating syncs' shared pool gets the slots the permanent syncs leave (README).
-        limit = rotating_pool_limit(registry) if spec.rotate else POOL_LIMIT
+        limit = rotating_pool_limit(workspace) if spec.rotate else POOL_LIMIT
         api.set_pool_limit(naming.pool_name(spec), limit)
     return api

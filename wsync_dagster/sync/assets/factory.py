@@ -18,16 +18,24 @@ from wsync_dagster.sync.assets import checks, naming
 from wsync_dagster.sync.assets.interval import SyncEvent, materialize_windows
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.single import materialize_single
-from wsync_dagster.sync.assets.steps import SyncContext
+from wsync_dagster.sync.assets.steps import SyncContext, as_failure
 from wsync_dagster.sync.assets.translator import WarehouseSyncProps, WarehouseSyncTranslator
 from wsync_dagster.sync.registry.specs import Registry
+from wsync_dagster.sync.registry.workspace import Workspace
 
 
 def build_sync_asset(
-    props: WarehouseSyncProps, translator: WarehouseSyncTranslator | None = None
+    props: WarehouseSyncProps,
+    translator: WarehouseSyncTranslator | None = None,
+    workspace: Workspace | None = None,
 ) -> dg.AssetsDefinition:
-    """The asset for one synced table: the translator's spec on the pipeline's grid."""
+    """The asset for one synced table: the translator's spec on the pipeline's grid.
+
+    ``workspace`` holds every sync of the code location (default: this registry's alone): a rotating
+    sync's materialization pauses what a crash left active among all of their rotating syncs.
+    """
     registry, spec = props.registry, props.spec
+    workspace = workspace or Workspace.of([registry])
     partitioned = spec.schedule.is_interval
     asset_spec = (translator or WarehouseSyncTranslator()).get_asset_spec(props)
     # A run reports materializations itself (one per synced window), never an output.
@@ -47,11 +55,12 @@ def build_sync_asset(
         snowflake: SnowflakeResource,
         mparticle: MParticleResource,
     ) -> Iterator[SyncEvent]:
-        ctx = SyncContext(registry, spec, snowflake, mparticle, context.log)
-        if partitioned:
-            yield from materialize_windows(context, ctx)
-        else:
-            yield from materialize_single(context, ctx)
+        ctx = SyncContext(registry, spec, snowflake, mparticle, context.log, workspace)
+        with as_failure():
+            if partitioned:
+                yield from materialize_windows(context, ctx)
+            else:
+                yield from materialize_single(context, ctx)
 
     return _sync
 
@@ -60,7 +69,9 @@ def build_sync_assets(
     registry: Registry,
     translator: WarehouseSyncTranslator | None = None,
     props: Sequence[WarehouseSyncProps] | None = None,
+    workspace: Workspace | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """The assets of ``registry``'s syncs (``props``: the same syncs with their YAML positions)."""
+    """The assets of ``registry``'s syncs (``props``: the same syncs with their YAML positions;
+    ``workspace``: every registry of the code location, see :func:`build_sync_asset`)."""
     props = props or [WarehouseSyncProps(spec, registry) for spec in registry.syncs]
-    return [build_sync_asset(p, translator) for p in props]
+    return [build_sync_asset(p, translator, workspace) for p in props]

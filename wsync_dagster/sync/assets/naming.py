@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from wsync_dagster.sync.engine.rotation import ROTATING_POOL
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 
 KEY_PREFIX = "mparticle"
@@ -27,10 +28,6 @@ def asset_tags(spec: SyncSpec) -> dict[str, str]:
 
 def group_name(registry: Registry, spec: SyncSpec) -> str:
     return registry.group_of(spec)
-
-
-# The one pool of every rotating sync; its limit is the free active-pipeline slots (README).
-ROTATING_POOL = "wsync/rotating-slots"
 
 
 def pool_name(spec: SyncSpec) -> str:

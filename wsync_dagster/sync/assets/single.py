@@ -109,7 +109,7 @@ def _start_or_attach(
             _paused(spec, "mParticle refuses to trigger a paused pipeline, so no run was requested")
         )
     if spec.rotate:
-        triggered = rotation.trigger(ctx, client)
+        triggered = rotation.trigger(ctx.engine(), client)
     else:
         try:
             triggered = client.trigger_pipeline(pipeline_id)
@@ -124,7 +124,11 @@ def _start_or_attach(
 
 def _slot(ctx: SyncContext, client: WarehouseSyncClient) -> AbstractContextManager[rotation.Slot]:
     """A rotating sync's active-pipeline slot, held around its run (see sync/engine/rotation.py)."""
-    return rotation.holding_slot(ctx, client) if ctx.spec.rotate else nullcontext(rotation.Slot())
+    return (
+        rotation.holding_slot(ctx.engine(), client)
+        if ctx.spec.rotate
+        else nullcontext(rotation.Slot())
+    )
 
 
 def materialize_single(

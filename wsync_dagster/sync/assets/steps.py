@@ -13,12 +13,16 @@ from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.mparticle import WarehouseSyncClient, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource
+from wsync_dagster.sync.engine.context import EngineContext, SyncFailure, first_line
 from wsync_dagster.sync.engine.preflight import PreflightError, PreflightReport, run_preflight
 from wsync_dagster.sync.engine.reconcile import Reconciled, ReconcileError, reconcile
 from wsync_dagster.sync.engine.runs import WaitSettings
 from wsync_dagster.sync.registry.cadences import CadenceName
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 from wsync_dagster.sync.registry.windows import Window
+from wsync_dagster.sync.registry.workspace import Workspace
+
+__all__ = ["SyncContext", "as_failure", "fail", "first_line", "preflight", "reconcile_sync"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class SyncContext:
     snowflake: SnowflakeResource
     mparticle: MParticleResource
     log: Any
+    workspace: Workspace
+
+    def engine(self) -> EngineContext:
+        """The engine's view of this materialization (no Dagster)."""
+        return EngineContext(
+            self.registry, self.spec, self.wait_settings(), self.log, self.mparticle.now,
+            self.workspace,
+        )  # fmt: skip
 
     def wait_settings(self) -> WaitSettings:
         m = self.mparticle
@@ -48,10 +60,13 @@ def fail(message: str, **metadata: Any) -> dg.Failure:
     return dg.Failure(description=message, metadata=metadata, allow_retries=False)
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an error's text (at most 300 characters), or its type when it has none."""
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
+@contextlib.contextmanager
+def as_failure() -> Iterator[None]:
+    """The engine's :class:`SyncFailure` as the Dagster Failure it stands for."""
+    try:
+        yield
+    except SyncFailure as error:
+        raise fail(error.message, **error.metadata) from error
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from typing import Any
 
 from snowflake.connector.constants import FIELD_ID_TO_NAME
 
+from wsync_dagster.sync.engine.context import first_line
 from wsync_dagster.sync.registry.cadences import CadenceName
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import SyncSpec
@@ -99,7 +100,7 @@ def discover_columns(cursor: Any, spec: SyncSpec, max_columns: int | None = None
         raise PreflightError(
             spec.name,
             [
-                f"the model SQL fails in Snowflake ({_first_line(error)}); mParticle would reject "
+                f"the model SQL fails in Snowflake ({first_line(error)}); mParticle would reject "
                 f"the pipeline the same way. Fix sql of sync '{spec.name}' in the registry."
             ],
         ) from error
@@ -171,7 +172,7 @@ def count_windows(
             raise PreflightError(
                 spec.name,
                 [
-                    f"counting rows per window failed in Snowflake ({_first_line(error)}); check "
+                    f"counting rows per window failed in Snowflake ({first_line(error)}); check "
                     f"that load_timestamp.type '{stamp.type}' matches column {columns.timestamp}."
                 ],
             ) from error
@@ -242,8 +243,3 @@ def run_preflight(
         seconds=time.monotonic() - started,
         column_types=columns.types,
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]

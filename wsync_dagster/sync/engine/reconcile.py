@@ -16,12 +16,12 @@ was about something else and is raised. No lock is needed, only the server's ato
 """
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
-import dagster as dg
 from pydantic import SecretStr
 
 from wsync_dagster.mparticle import (
@@ -86,7 +86,7 @@ class Reconciled:
 
 
 def _secret(env_name: str, what: str) -> str:
-    value = dg.EnvVar(env_name).get_value()
+    value = os.environ.get(env_name)
     if not value:
         raise ReconcileError(
             f"{what} is read from the environment variable {env_name}, which is not set; set it "

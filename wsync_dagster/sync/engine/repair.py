@@ -33,7 +33,6 @@ from wsync_dagster.mparticle import (
 )
 from wsync_dagster.sync.engine.reconcile import counts_as_active, desired_pipeline
 from wsync_dagster.sync.engine.runs import WaitSettings, is_terminal
-from wsync_dagster.sync.registry import limits
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 
 MARK = "-repair-"
@@ -114,11 +113,13 @@ class Repairer:
         )
 
     def _check_slot(self, repair_id: str) -> None:
+        allowed = self.registry.limits
         active = [p.id for p in self.client.list_pipelines() if counts_as_active(self.client, p)]
-        if len(active) >= limits.MAX_ACTIVE_PIPELINES:
+        if len(active) >= allowed.max_active_pipelines:
             raise RepairError(
                 f"repairing needs a one-off pipeline ({repair_id}), which would be active pipeline "
-                f"number {len(active) + 1}, but mParticle allows {limits.MAX_ACTIVE_PIPELINES}: "
+                f"number {len(active) + 1}, but {allowed.active_owner()} allows "
+                f"{allowed.max_active_pipelines}: "
                 f"{', '.join(sorted(active))} are active. Pause one of them, then materialize the "
                 "partition again. Nothing was created."
             )

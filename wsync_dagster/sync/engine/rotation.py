@@ -23,7 +23,6 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from wsync_dagster.mparticle import (
     BadRequestError,
@@ -34,10 +33,13 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync.assets.naming import ROTATING_POOL
-from wsync_dagster.sync.assets.steps import SyncContext, fail, first_line
+from wsync_dagster.sync.engine.context import EngineContext, Log, SyncFailure, first_line
 from wsync_dagster.sync.engine.reconcile import counts_as_active, desired_pipeline
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.workspace import Workspace
+
+# The one Dagster pool of every rotating sync; its limit is the free active-pipeline slots.
+ROTATING_POOL = "wsync/rotating-slots"
 
 # A trigger refused because a concurrent sweep or materialization paused the pipeline in between
 # is retried after activating again, this many times.
@@ -50,13 +52,13 @@ REFUSALS_WITH_ROOM = 3
 SWEEP_GRACE = timedelta(minutes=2)
 
 
-def rotating_pool_limit(registry: Registry) -> int:
-    """The limit to give :data:`ROTATING_POOL`: the slots the registry's permanent syncs leave.
+def rotating_pool_limit(workspace: Workspace) -> int:
+    """The limit to give :data:`ROTATING_POOL`: the slots the permanent syncs of every registry of
+    the code location leave.
 
     Pipelines made outside this project take slots too; subtract them when setting the limit (if
     the pool is too large, rotating materializations wait in mParticle's count instead)."""
-    permanent = sum(1 for spec in registry.syncs if spec.active)
-    return max(registry.limits.max_active_pipelines - permanent, 0)
+    return workspace.free_slots()
 
 
 def run_in_flight(client: WarehouseSyncClient, pipeline_id: str) -> PipelineRun | None:
@@ -80,8 +82,10 @@ def _written_lately(pipeline: Pipeline, now: datetime) -> bool:
     return changed is not None and now - changed < SWEEP_GRACE
 
 
-def sweep(client: WarehouseSyncClient, registry: Registry, log: Any, now: datetime) -> list[str]:
-    """Pause the registry's rotating pipelines left active with no run in flight; their ids.
+def sweep(client: WarehouseSyncClient, workspace: Workspace, log: Log, now: datetime) -> list[str]:
+    """Pause the rotating pipelines of every registry left active with no run in flight; their ids.
+
+    Each is written with its own registry's connection and feed key, whichever component declares it.
 
     One left active by a crashed materialization is found here by the next rotating
     materialization of any sync, and by the runs sensor's next tick. A pipeline written less than
@@ -89,15 +93,15 @@ def sweep(client: WarehouseSyncClient, registry: Registry, log: Any, now: dateti
     may have just activated it and be about to trigger (if it is paused anyway, its
     :func:`trigger` activates it again).
     """
-    rotating = {s.resolved_pipeline_id: s for s in registry.syncs if s.rotate}
+    rotating = {bound.pipeline_id: bound for bound in workspace.rotating()}
     paused = []
     for pipeline in client.list_pipelines():
-        spec = rotating.get(pipeline.id)
-        if spec is None or not pipeline.is_active or _written_lately(pipeline, now):
+        bound = rotating.get(pipeline.id)
+        if bound is None or not pipeline.is_active or _written_lately(pipeline, now):
             continue
         if run_in_flight(client, pipeline.id):
             continue
-        _write(client, registry, spec, active=False)
+        _write(client, bound.registry, bound.spec, active=False)
         paused.append(pipeline.id)
     if paused:
         log.warning(
@@ -123,7 +127,7 @@ def _others_active(
     return tuple(sorted(p.id for p in pipelines if p.id != own and counts_as_active(client, p)))
 
 
-def _try_activate(ctx: SyncContext, client: WarehouseSyncClient) -> _Attempt:
+def _try_activate(ctx: EngineContext, client: WarehouseSyncClient) -> _Attempt:
     spec = ctx.spec
     own = spec.resolved_pipeline_id
     allowed = ctx.registry.limits.max_active_pipelines
@@ -144,13 +148,13 @@ def _try_activate(ctx: SyncContext, client: WarehouseSyncClient) -> _Attempt:
     return _Attempt(True)
 
 
-def activate(ctx: SyncContext, client: WarehouseSyncClient) -> int:
+def activate(ctx: EngineContext, client: WarehouseSyncClient) -> int:
     """Take a slot: wait until fewer than the limit are active, then activate; the tries it took.
 
     A refused activation is waited out like a full workspace; refused :data:`REFUSALS_WITH_ROOM`
     times in a row while the count says a slot is free, it is not about the limit, and fails.
     """
-    settings = ctx.wait_settings()
+    settings = ctx.wait
     allowed = ctx.registry.limits
     refusals: list[BadRequestError] = []
 
@@ -161,7 +165,7 @@ def activate(ctx: SyncContext, client: WarehouseSyncClient) -> int:
             return attempt
         refusals.append(attempt.refused_with_room)
         if len(refusals) >= REFUSALS_WITH_ROOM:
-            raise fail(
+            raise SyncFailure(
                 f"mParticle refused {len(refusals)} times to activate the pipeline of rotating "
                 f"sync '{ctx.spec.name}' although fewer than {allowed.max_active_pipelines} "
                 f"pipelines were active: {first_line(refusals[-1])}"
@@ -170,7 +174,7 @@ def activate(ctx: SyncContext, client: WarehouseSyncClient) -> int:
 
     attempt, tries = settings.poll(attempt_once, lambda a: a.done)
     if not attempt.done:
-        raise fail(
+        raise SyncFailure(
             f"Rotating sync '{ctx.spec.name}' found no free active-pipeline slot within "
             f"{settings.timeout:.0f} s: {', '.join(attempt.active)} are active and "
             f"{allowed.active_owner()} allows {allowed.max_active_pipelines}. Nothing was "
@@ -184,7 +188,7 @@ def activate(ctx: SyncContext, client: WarehouseSyncClient) -> int:
     return tries
 
 
-def trigger(ctx: SyncContext, client: WarehouseSyncClient) -> TriggerResult:
+def trigger(ctx: EngineContext, client: WarehouseSyncClient) -> TriggerResult:
     """Trigger (or attach to the run in flight); activate again if the pipeline was paused by a
     concurrent sweep or materialization between the activation and the trigger."""
     pipeline_id = ctx.spec.resolved_pipeline_id
@@ -193,13 +197,15 @@ def trigger(ctx: SyncContext, client: WarehouseSyncClient) -> TriggerResult:
             return client.trigger_pipeline(pipeline_id)
         except BadRequestError as refused:
             if attempt + 1 == TRIGGER_ATTEMPTS or client.get_pipeline(pipeline_id).is_active:
-                raise fail(
+                raise SyncFailure(
                     f"Triggering rotating sync '{ctx.spec.name}' in mParticle failed: {refused}"
                 ) from refused
             ctx.log.info("Rotation: the pipeline was paused before the trigger; activating again")
             activate(ctx, client)
         except WarehouseSyncError as error:
-            raise fail(f"Triggering '{ctx.spec.name}' in mParticle failed: {error}") from error
+            raise SyncFailure(
+                f"Triggering '{ctx.spec.name}' in mParticle failed: {error}"
+            ) from error
     raise AssertionError("unreachable")
 
 
@@ -210,7 +216,7 @@ class Slot:
     run_id: int | None = None
 
 
-def release(ctx: SyncContext, client: WarehouseSyncClient, slot: Slot) -> None:
+def release(ctx: EngineContext, client: WarehouseSyncClient, slot: Slot) -> None:
     """Pause the pipeline again, unless a run other than this materialization's is in flight: that
     run belongs to a concurrent materialization of the same sync, which pauses it when it ends."""
     pipeline_id = ctx.spec.resolved_pipeline_id
@@ -226,10 +232,10 @@ def release(ctx: SyncContext, client: WarehouseSyncClient, slot: Slot) -> None:
 
 
 @contextlib.contextmanager
-def holding_slot(ctx: SyncContext, client: WarehouseSyncClient) -> Iterator[Slot]:
+def holding_slot(ctx: EngineContext, client: WarehouseSyncClient) -> Iterator[Slot]:
     """Sweep, take a slot and activate; pause again on the way out, whatever happened."""
     try:
-        sweep(client, ctx.registry, ctx.log, ctx.mparticle.now())
+        sweep(client, ctx.workspace, ctx.log, ctx.now())
     except WarehouseSyncError as error:  # a failed sweep frees nothing, but blocks nothing either
         ctx.log.warning(f"Rotation: the sweep of leftover active pipelines failed: {error}")
     activate(ctx, client)

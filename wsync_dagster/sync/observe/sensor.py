@@ -19,12 +19,20 @@ import dagster as dg
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster_snowflake import SnowflakeResource
 
-from wsync_dagster.mparticle import RunState, WarehouseSyncClient, WarehouseSyncError
+from wsync_dagster.mparticle import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RunState,
+    WarehouseSyncClient,
+    WarehouseSyncError,
+)
 from wsync_dagster.resources import MParticleResource, selected_target
-from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
 from wsync_dagster.sync.engine import rotation
+from wsync_dagster.sync.engine.context import first_line
 from wsync_dagster.sync.engine.preflight import count_windows, discover_columns
 from wsync_dagster.sync.engine.reasons import attribute
 from wsync_dagster.sync.observe.batch import (
@@ -40,8 +48,9 @@ from wsync_dagster.sync.observe.batch import (
     run_events,
     run_window,
 )
-from wsync_dagster.sync.registry.specs import Registry, SyncSpec
+from wsync_dagster.sync.registry.specs import SyncSpec
 from wsync_dagster.sync.registry.windows import WindowCount
+from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
 
 _log = logging.getLogger("wsync_dagster.sensor")
 SENSOR_NAME = "wsync_runs_sensor"
@@ -61,16 +70,25 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
+# A sync the sensor watches, with its own registry, and the key of its asset.
+Watched = tuple[BoundSync, dg.AssetKey]
+
+
 @dataclass
 class Observed:
     """One sync's batch, and what the tick learned about it."""
 
-    spec: SyncSpec
+    bound: BoundSync
+    key: dg.AssetKey
     batch: Batch
     reasons: dict[int, str] = field(default_factory=dict)  # failed runs' reasons, by run id
     counts: dict[int, WindowCount] = field(default_factory=dict)
     preflight_note: str | None = None
     schema: dict[str, Any] = field(default_factory=dict)  # the column schema, when discovered
+
+    @property
+    def spec(self) -> SyncSpec:
+        return self.bound.spec
 
 
 @dataclass
@@ -97,20 +115,33 @@ def small_budget(mparticle: MParticleResource, limits: ObserveLimits) -> MPartic
     )
 
 
+# Errors that are about the credential or the whole workspace, not one pipeline: reading the other
+# pipelines would only fail the same way (or make the throttling worse), so the rest wait a tick.
+WORKSPACE_ERRORS = (AuthenticationError, PermissionDeniedError, RateLimitedError)
+
+
 def read_runs(
     client: WarehouseSyncClient,
-    registry: Registry,
+    watched: Sequence[Watched],
     tick: Tick,
     limits: ObserveLimits,
     clock: Callable[[], float],
 ) -> list[Observed]:
-    """Each pipeline's batch, until the time budget runs out or the API refuses (429/5xx)."""
+    """Each pipeline's batch, until the time budget runs out.
+
+    One pipeline's trouble never stops the others: a pipeline that does not exist yet (a sync never
+    materialized) has nothing to record, and one whose listing fails after the client's retries
+    (5xx, timeout) is skipped this tick; either keeps its cursor and is named once in the notes.
+    Only an error about the credential or the whole workspace (401, 403, 429) ends the tick.
+    """
     deadline = clock() + limits.tick_seconds
     observed: list[Observed] = []
-    for spec in registry.syncs:
-        pipeline_id = spec.resolved_pipeline_id
+    not_created: list[str] = []
+    for index, (bound, key) in enumerate(watched):
+        spec, pipeline_id = bound.spec, bound.pipeline_id
         if clock() > deadline:
-            tick.notes.append(f"time budget spent; '{spec.name}' and later syncs wait a tick")
+            waiting = ", ".join(f"'{b.name}'" for b, _ in watched[index:])
+            tick.notes.append(f"time budget spent; {waiting} wait a tick")
             break
         try:
             batch = read_batch(
@@ -119,16 +150,33 @@ def read_runs(
             # Each failed run's own reason where it can be told apart (see sync/engine/reasons.py).
             failed = [r for r in batch.runs if r.state is RunState.FAILED]
             reasons = attribute(client, pipeline_id, failed)
-        except WarehouseSyncError as error:
-            tick.notes.append(f"reading runs of '{spec.name}' failed ({error}); resuming next tick")
+        except NotFoundError:
+            not_created.append(f"'{spec.name}' ({pipeline_id})")
+            continue
+        except WORKSPACE_ERRORS as error:
+            rest = ", ".join(f"'{b.name}'" for b, _ in watched[index:])
+            tick.notes.append(
+                f"mParticle refused to list runs ({first_line(error)}); {rest} wait a tick"
+            )
             break
+        except WarehouseSyncError as error:
+            tick.notes.append(
+                f"could not read the runs of '{spec.name}' ({pipeline_id}): {first_line(error)}; "
+                "it is read again next tick, the other syncs are not held up"
+            )
+            continue
         tick.listings += batch.listings
         if batch.unreadable:
             tick.notes.append(
                 f"'{spec.name}': more runs share one logical date than a listing holds "
                 f"({limits.page_size}); they cannot be ordered and are not recorded"
             )
-        observed.append(Observed(spec, batch, reasons))
+        observed.append(Observed(bound, key, batch, reasons))
+    if not_created:
+        tick.notes.append(
+            f"no pipeline in mParticle yet for {', '.join(not_created)}: nothing to record until "
+            "a first materialization creates it"
+        )
     return observed
 
 
@@ -221,8 +269,7 @@ def record(
 
     Runs from the first whose partition a Dagster run in flight is materializing wait a tick.
     """
-    spec = item.spec
-    key = naming.asset_key(spec)
+    spec, key = item.spec, item.key
     partitions = partitions_for(spec.schedule) if spec.schedule.is_interval else None
     keyed = [(r, partition_of(partitions, r) if partitions else None) for r in item.batch.runs]
     held = next((i for i, (_, p) in enumerate(keyed) if is_busy(busy, key, p)), None)
@@ -267,14 +314,15 @@ def record(
 
 
 def sweep_rotating(
-    client: WarehouseSyncClient, registry: Registry, tick: Tick, now: datetime
+    client: WarehouseSyncClient, workspace: Workspace, tick: Tick, now: datetime
 ) -> None:
-    """Pause rotating pipelines a crashed materialization left active (sync/engine/rotation.py): the one
-    write a tick makes, so a leaked slot is freed even when no rotating sync runs again."""
-    if not any(spec.rotate for spec in registry.syncs):
+    """Pause rotating pipelines a crashed materialization left active (sync/engine/rotation.py): the
+    one write a tick makes, so a leaked slot is freed even when no rotating sync runs again. Each is
+    written with its own registry's connection."""
+    if not workspace.rotating():
         return
     try:
-        if paused := rotation.sweep(client, registry, _log, now):
+        if paused := rotation.sweep(client, workspace, _log, now):
             tick.notes.append(f"paused rotating pipeline(s) left active: {', '.join(paused)}")
     except Exception as error:  # a secret missing here, mParticle down: the tick still records
         tick.notes.append(f"pausing leftover rotating pipelines failed ({error}); next tick")
@@ -283,7 +331,8 @@ def sweep_rotating(
 def observe_tick(
     instance: dg.DagsterInstance,
     cursor: str | None,
-    registry: Registry,
+    workspace: Workspace,
+    watched: Sequence[Watched],
     snowflake: SnowflakeResource,
     mparticle: MParticleResource,
     limits: ObserveLimits = DEFAULT_LIMITS,
@@ -293,8 +342,8 @@ def observe_tick(
     started = clock()
     tick = Tick(marks=parse_cursor(cursor))
     with small_budget(mparticle, limits).open_client() as client:
-        observed = read_runs(client, registry, tick, limits, clock)
-        sweep_rotating(client, registry, tick, mparticle.now())
+        observed = read_runs(client, watched, tick, limits, clock)
+        sweep_rotating(client, workspace, tick, mparticle.now())
     count_runs(snowflake, observed)
     busy = busy_partitions(instance)
     for item in observed:
@@ -324,9 +373,13 @@ def default_status(environ: Mapping[str, str]) -> dg.DefaultSensorStatus:
 
 
 def build_runs_sensor(
-    registry: Registry, environ: Mapping[str, str], limits: ObserveLimits = DEFAULT_LIMITS
+    workspace: Workspace,
+    watched: Sequence[Watched],
+    environ: Mapping[str, str],
+    limits: ObserveLimits = DEFAULT_LIMITS,
 ) -> dg.SensorDefinition:
-    """The sensor recording every run of ``registry``'s pipelines (see :func:`observe_tick`)."""
+    """The sensor recording every run of the ``watched`` syncs' pipelines, each under its asset's
+    key (see :func:`observe_tick`); ``workspace`` holds every registry of the code location."""
 
     @dg.sensor(
         name=SENSOR_NAME,
@@ -341,7 +394,7 @@ def build_runs_sensor(
         mparticle: MParticleResource,
     ) -> dg.SensorResult:
         result, summary = observe_tick(
-            context.instance, context.cursor, registry, snowflake, mparticle, limits
+            context.instance, context.cursor, workspace, watched, snowflake, mparticle, limits
         )
         context.log.info(f"{SENSOR_NAME}: {json.dumps(summary)}")
         return result
