@@ -110,12 +110,47 @@ FORBIDDEN: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# The layers of sync/ point one way: registry <- engine <- assets <- observe. The registry and the
+# engine know no Dagster: the engine takes the client, a Snowflake cursor, a clock and a log.
+SYNC = f"{PACKAGE}.sync"
+ABOVE_SYNC = (f"{PACKAGE}.component", f"{PACKAGE}.code_location", f"{PACKAGE}.definitions")
+SYNC_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "registry": (
+        ("dagster", "dagster_snowflake", f"{SYNC}.engine", f"{SYNC}.assets", f"{SYNC}.observe",
+         f"{PACKAGE}.resources", *ABOVE_SYNC),
+        "the registry is pure: no Dagster, nothing above it",
+    ),
+    "engine": (
+        ("dagster", "dagster_snowflake", f"{SYNC}.assets", f"{SYNC}.observe",
+         f"{PACKAGE}.resources", *ABOVE_SYNC),
+        "the engine imports no Dagster: it takes the client, a cursor, a clock and a log",
+    ),
+    "assets": ((f"{SYNC}.observe", *ABOVE_SYNC), "sync/ layers point one way"),
+    "observe": (ABOVE_SYNC, "sync/ layers point one way"),
+}  # fmt: skip
+COMPAT = "compat.py"
+
+
+def _sync_layer(path: Path, root: Path) -> str | None:
+    parts = path.relative_to(root).parts
+    return parts[1] if len(parts) > 2 and parts[0] == "sync" else None
+
+
 def violations(root: Path = PACKAGE_ROOT) -> list[str]:
     """Every import in the package under ``root`` that breaks a rule, as 'file:line: ...'."""
     found: dict[str, None] = {}  # ordered, one entry per statement and rule
     for path in sorted(root.rglob("*.py")):
         area = _area(path, root)
+        layer = _sync_layer(path, root)
         for imp in _imports(path, root):
+            private = imp.module.startswith("dagster._")
+            if private and path.relative_to(root).as_posix() != COMPAT:
+                found[
+                    f"{imp.where(root)} (Dagster's private API lives only in {COMPAT}, "
+                    "each use explained)"
+                ] = None
+            if layer in SYNC_LAYERS and _within(imp.module, *SYNC_LAYERS[layer][0]):
+                found[f"{imp.where(root)} ({SYNC_LAYERS[layer][1]})"] = None
             if area == "emulator":
                 if _within(imp.module, PACKAGE) and not _within(imp.module, f"{PACKAGE}.emulator"):
                     found[f"{imp.where(root)} (the emulator imports nothing of ours)"] = None
@@ -176,6 +211,22 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
             "wsync_dagster/mparticle/client.py:1: imports dagster",
         ),
         (
+            "sync/engine/reconcile.py",
+            "import dagster as dg\n",
+            "wsync_dagster/sync/engine/reconcile.py:1: imports dagster (the engine imports no Dagster",
+        ),
+        (
+            "sync/registry/specs.py",
+            "from wsync_dagster.sync.engine import runs\n",
+            "wsync_dagster/sync/registry/specs.py:1: imports wsync_dagster.sync.engine (the registry",
+        ),
+        (
+            "sync/observe/sensor.py",
+            "from dagster._core.execution.backfill import BulkActionsFilter\n",
+            "wsync_dagster/sync/observe/sensor.py:1: imports dagster._core.execution.backfill "
+            "(Dagster's private API lives only in compat.py",
+        ),
+        (
             "sync/engine/runs.py",
             "from ...local import stack\n",
             "wsync_dagster/sync/engine/runs.py:1: imports wsync_dagster.local (",
@@ -198,7 +249,20 @@ def test_allowed_imports_pass(tmp_path: Path) -> None:
             "from wsync_dagster.emulator import EmulatorControl\n",
             "emulator/app.py": "from wsync_dagster.emulator.state import Backend\nimport starlette\n",
             "sync/assets/factory.py": "import dagster\nfrom wsync_dagster.mparticle import PipelineRun\n",
+            "sync/engine/rotation.py": "from wsync_dagster.sync.registry.specs import SyncSpec\n",
+            "compat.py": "from dagster._core.execution.api import execute_run\n",
             "definitions.py": "from wsync_dagster.sync.assets.factory import build\n",
         },
     )
     assert violations(root) == []
+
+
+def test_the_tests_use_dagsters_private_api_only_through_compat() -> None:
+    tests = Path(__file__).resolve().parent
+    found = [
+        f"{path.relative_to(tests.parent)}:{imp.line}: imports {imp.module}"
+        for path in sorted(tests.rglob("*.py"))
+        for imp in _imports(path, tests)
+        if imp.module.startswith("dagster._")
+    ]
+    assert not found, "import wsync_dagster.compat instead:\n" + "\n".join(found)

@@ -14,15 +14,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.job_base import InMemoryJob
-from dagster._core.execution.api import execute_run
-from dagster._core.execution.execution_result import ExecutionResult
-from dagster._core.remote_origin import (
+
+from wsync_dagster.compat import (
+    ExecutionResult,
+    InMemoryJob,
+    LoadableTargetOrigin,
     ManagedGrpcPythonEnvCodeLocationOrigin,
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
+    execute_run,
 )
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

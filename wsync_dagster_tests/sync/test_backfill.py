@@ -10,9 +10,8 @@ from typing import Any, ClassVar
 
 import dagster as dg
 import pytest
-from dagster._core.errors import DagsterExecutionInterruptedError
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from wsync_dagster.compat import AssetCheckExecutionRecordStatus
 from wsync_dagster.emulator import EmulatorControl, EmulatorServer
 from wsync_dagster.local.resources import LocalMParticleResource
 from wsync_dagster.mparticle import RunState
@@ -173,7 +172,7 @@ class _Killed(LocalMParticleResource):
     def sleep(self, seconds: float) -> None:
         _Killed.waits += 1
         if _Killed.waits >= _Killed.kill_at:
-            raise DagsterExecutionInterruptedError("the run was terminated")
+            raise dg.DagsterExecutionInterruptedError("the run was terminated")
         super().sleep(seconds)
 
 

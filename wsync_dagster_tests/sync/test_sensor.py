@@ -5,8 +5,8 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 
+from wsync_dagster.compat import BulkActionStatus, PartitionBackfill
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync.assets import naming

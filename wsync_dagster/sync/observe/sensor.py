@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster_snowflake import SnowflakeResource
 
+from wsync_dagster.compat import requested_backfills
 from wsync_dagster.mparticle import (
     AuthenticationError,
     NotFoundError,
@@ -246,9 +246,7 @@ def busy_partitions(instance: dg.DagsterInstance) -> Busy:
                 busy[key] = [*ranges, (start, end)]
     # A backfill not yet finished will launch runs that report their partitions (and its daemon
     # may be down between two of them): its assets wait whole, until it ends.
-    for backfill in instance.get_backfills(
-        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]), limit=IN_FLIGHT_LIMIT
-    ):
+    for backfill in requested_backfills(instance, IN_FLIGHT_LIMIT):
         for key in backfill.asset_selection or ():
             busy[key] = None
     return busy

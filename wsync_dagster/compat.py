@@ -1,0 +1,62 @@
+"""Every use of Dagster's private API (``dagster._...``), in one place, each with why it is needed.
+
+Dagster may move or change anything under ``dagster._`` in any release. Keeping those imports here
+means an upgrade breaks one module, loudly: ``wsync_dagster_tests/test_compat.py`` imports this module
+and exercises each name, and ``wsync_dagster_tests/test_import_rules.py`` fails when a ``dagster._``
+import appears anywhere else in the package. Upgrading Dagster means: bump the pins in
+pyproject.toml, run those tests, fix this module, and update :data:`VERIFIED_WITH`.
+"""
+
+import dagster as dg
+
+# The embedded default's demo runs each sync through its named job *as a run of the local code
+# location* (so the UI lists it under that job and can re-execute it). ``dg.materialize`` and
+# ``JobDefinition.execute_in_process`` create runs without a code-location origin, and no public
+# API creates one with it: these are the pieces ``instance.create_run_for_job`` and an in-process
+# execution of that run need.
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import execute_run
+
+# The runs sensor waits for unfinished backfills before recording their partitions (a backfill
+# counts a partition as done only when one of its own runs reports it). Dagster 1.13 exposes
+# ``DagsterInstance.get_backfills(filters=...)`` publicly, but not the filter and status types it takes.
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
+from dagster._core.execution.execution_result import ExecutionResult
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+
+# Tests read a partitioned check's execution records to prove no synced partition is left "planned"
+# (a check result Dagster expected and never got); the record status enum is not exported.
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+# The Dagster release these names were checked against (the pin in pyproject.toml).
+VERIFIED_WITH = "1.13.27"
+
+__all__ = [
+    "VERIFIED_WITH",
+    "AssetCheckExecutionRecordStatus",
+    "BulkActionStatus",
+    "BulkActionsFilter",
+    "ExecutionResult",
+    "InMemoryJob",
+    "LoadableTargetOrigin",
+    "ManagedGrpcPythonEnvCodeLocationOrigin",
+    "PartitionBackfill",
+    "RemoteJobOrigin",
+    "RemoteRepositoryOrigin",
+    "execute_run",
+    "requested_backfills",
+]
+
+
+def requested_backfills(instance: dg.DagsterInstance, limit: int) -> list[PartitionBackfill]:
+    """The backfills not yet finished (status REQUESTED), newest first, at most ``limit``."""
+    return list(
+        instance.get_backfills(
+            filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]), limit=limit
+        )
+    )

@@ -1,0 +1,70 @@
+"""Dagster's private API, as the project uses it (wsync_dagster/compat.py): a Dagster upgrade that
+moves or changes one of these names fails here, by name, before it fails somewhere obscure."""
+
+import inspect
+
+import dagster as dg
+
+from wsync_dagster import compat
+
+
+def test_the_pinned_dagster_is_the_one_compat_was_checked_against() -> None:
+    assert dg.__version__ == compat.VERIFIED_WITH, (
+        f"Dagster {dg.__version__} is installed but wsync_dagster/compat.py was checked against "
+        f"{compat.VERIFIED_WITH}: run these tests, fix compat.py, then update VERIFIED_WITH"
+    )
+
+
+def test_every_name_compat_exports_exists() -> None:
+    missing = [name for name in compat.__all__ if not hasattr(compat, name)]
+    assert not missing, missing
+
+
+def test_the_backfill_filter_finds_a_requested_backfill() -> None:
+    with dg.instance_for_test() as instance:
+        assert compat.requested_backfills(instance, 10) == []
+        backfill = compat.PartitionBackfill(
+            backfill_id="compat",
+            status=compat.BulkActionStatus.REQUESTED,
+            from_failure=False,
+            tags={},
+            backfill_timestamp=0.0,
+            asset_selection=[dg.AssetKey("a")],
+        )
+        instance.add_backfill(backfill)
+        found = compat.requested_backfills(instance, 10)
+        assert [b.backfill_id for b in found] == ["compat"]
+        assert list(found[0].asset_selection or ()) == [dg.AssetKey("a")]
+
+
+def test_a_run_of_a_named_job_executes_in_process_with_its_origin(tmp_path) -> None:
+    @dg.asset
+    def tiny() -> int:
+        return 1
+
+    defs = dg.Definitions(
+        assets=[tiny], jobs=[dg.define_asset_job("tiny_job")], executor=dg.in_process_executor
+    )
+    job = defs.resolve_job_def("tiny_job")
+    origin = compat.RemoteRepositoryOrigin(
+        compat.ManagedGrpcPythonEnvCodeLocationOrigin(
+            loadable_target_origin=compat.LoadableTargetOrigin(
+                module_name="somewhere.definitions", working_directory=str(tmp_path)
+            ),
+            location_name="somewhere",
+        ),
+        "__repository__",
+    ).get_job_origin("tiny_job")
+    assert isinstance(origin, compat.RemoteJobOrigin)
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(job_def=job, remote_job_origin=origin)
+        result = compat.execute_run(compat.InMemoryJob(job), run, instance)
+        assert isinstance(result, compat.ExecutionResult) and result.success
+        stored = instance.get_run_by_id(run.run_id)
+        assert stored is not None and stored.remote_job_origin == origin
+    assert "PLANNED" in compat.AssetCheckExecutionRecordStatus.__members__
+    assert list(inspect.signature(compat.execute_run).parameters)[:3] == [
+        "job",
+        "dagster_run",
+        "instance",
+    ]
