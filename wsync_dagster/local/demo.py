@@ -35,6 +35,7 @@ from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
+from wsync_dagster.sync.assets.metadata import DagsterKeys, MParticle
 from wsync_dagster.sync.engine.rotation import rotating_pool_limit
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import RegistryError, SyncSpec
@@ -130,7 +131,7 @@ def report_source_tables(defs: dg.Definitions, instance: dg.DagsterInstance) -> 
     """Record the freshly seeded source tables as updated (what a dbt or Fivetran run would do), so
     the lineage shows them materialized and automation downstream of them sees the change."""
     for spec in defs.resolve_all_asset_specs():
-        if "dagster/table_name" in spec.metadata:
+        if DagsterKeys.TABLE_NAME in spec.metadata:
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
                     asset_key=spec.key, description="Seeded by the demo (local sample warehouse)."
@@ -159,8 +160,8 @@ def _summary_rows(result: Any) -> list[tuple[str, ...]]:
                 materialization.asset_key.path[-1],
                 materialization.partition or "-",
                 f"{meta.get('preflight/rows', 0):,}",
-                str(meta.get("mparticle/run_id", "")),
-                str(meta.get("mparticle/run_type", "")),  # materialized runs all succeeded
+                str(meta.get(MParticle.RUN_ID, "")),
+                str(meta.get(MParticle.RUN_TYPE, "")),  # materialized runs all succeeded
                 f"{meta.get('mparticle/records_extracted', 0):,}",
                 f"{meta.get('mparticle/records_mapped', 0):,}",
             )

@@ -24,10 +24,8 @@ from wsync_dagster.compat import (
     RemoteRepositoryOrigin,
     execute_run,
 )
+from wsync_dagster.sync.assets.metadata import RunTags
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 # The name Dagster gives the repository of a module's Definitions.
 SINGLETON_REPOSITORY = "__repository__"
 
@@ -36,7 +34,7 @@ def partition_range_tags(partition_keys: Sequence[str]) -> dict[str, str]:
     """Run tags that make one run cover ``partition_keys`` (oldest first); none for a single key."""
     if len(partition_keys) < 2:
         return {}
-    return {RANGE_START_TAG: partition_keys[0], RANGE_END_TAG: partition_keys[-1]}
+    return {RunTags.RANGE_START: partition_keys[0], RunTags.RANGE_END: partition_keys[-1]}
 
 
 def materialize_partitions(
@@ -90,9 +88,9 @@ def run_job(
     # The code location's jobs run their steps in the run's own process (in_process_executor), which
     # is what running a job from memory needs.
     subset = job.get_subset(asset_selection={asset_key})
-    tags = partition_range_tags(partition_keys)
+    tags: dict[str, str] = partition_range_tags(partition_keys)
     if len(partition_keys) == 1:
-        tags = {PARTITION_TAG: partition_keys[0]}
+        tags = {RunTags.PARTITION: partition_keys[0]}
     run = instance.create_run_for_job(
         job_def=subset,
         run_config=run_config,

@@ -95,7 +95,9 @@ def test_earlier_rows_come_from_the_latest_materialization_of_each_earlier_parti
         ("2026-11-28", 9),
     ]:
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(KEY, partition=partition, metadata={checks.EXTRACTED: rows})
+            dg.AssetMaterialization(
+                KEY, partition=partition, metadata={"mparticle/records_extracted": rows}
+            )
         )
     instance.report_runless_asset_event(dg.AssetMaterialization(KEY, partition="2026-11-24"))
     assert checks.earlier_rows(instance, KEY, "2026-11-27") == [6, 7]

@@ -12,7 +12,7 @@ from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.engine.reconcile import reconcile
 from wsync_dagster.sync.observe.batch import ObserveLimits, parse_cursor
-from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, RECORDED_BY, build_runs_sensor
+from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, build_runs_sensor
 from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -113,7 +113,7 @@ def test_one_tick_records_every_catch_up_run_then_nothing_twice(
     assert sorted(found) == keys
     assert all(len(metas) == 1 for metas in found.values())
     meta = next(iter(found.values()))[0]
-    assert meta[RECORDED_BY] == "wsync_runs_sensor"
+    assert meta["wsync/recorded_by"] == "wsync_runs_sensor"
     assert meta["mparticle/pipeline_id"] == spec.resolved_pipeline_id
     assert meta["preflight/rows"] == meta["mparticle/records_extracted"]
     # The Columns tab reads the latest materialization: the sensor's carry the schema too.
@@ -140,7 +140,7 @@ def test_runs_a_dagster_run_recorded_are_not_recorded_again(
     tick(instance, hourly, resources, None)
     found = materialized(instance, HOURLY)
     assert len(found) == 72 and all(len(metas) == 1 for metas in found.values())
-    by_sensor = [k for k, m in found.items() if m[0].get(RECORDED_BY)]
+    by_sensor = [k for k, m in found.items() if m[0].get("wsync/recorded_by")]
     assert sorted(set(found) - set(by_sensor)) == last_six
 
 

@@ -7,6 +7,7 @@ import requests
 
 from wsync_dagster.local.deploy.cluster import LOCATION_NAME, LocalDeployment, wait_until
 from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.metadata import RunTags
 from wsync_dagster.sync.engine.rotation import rotating_pool_limit
 
 REPOSITORY_NAME = "__repository__"
@@ -116,7 +117,7 @@ class DagsterGraphQL:
         run_config: dict[str, Any] | None = None,
     ) -> str:
         """Queue one run materializing ``asset_path`` (one partition, or none): the UI's button."""
-        tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        tags = [{"key": RunTags.PARTITION, "value": partition}] if partition else []
         params = {
             "selector": {
                 "repositoryLocationName": LOCATION_NAME,

@@ -30,13 +30,13 @@ import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.metadata import MParticle
 from wsync_dagster.sync.registry.windows import WindowCount
 
 SHOWN = 20
 VOLUME_HISTORY = 24  # windows compared with
 VOLUME_MIN_HISTORY = 3  # fewer earlier windows than this: only 0 rows warns
 VOLUME_FLOOR = 0.10  # a window under this share of the recent median warns
-EXTRACTED = "mparticle/records_extracted"  # the materialization metadata volume compares
 
 
 def check_specs(
@@ -239,9 +239,11 @@ def earlier_rows(instance: dg.DagsterInstance, key: dg.AssetKey, before: str) ->
         materialization = record.asset_materialization
         if partition is None or partition >= before or partition in latest:
             continue
-        value = materialization.metadata.get(EXTRACTED) if materialization else None
-        if value is not None and isinstance(value.value, int):
-            latest[partition] = value.value
+        extracted = (
+            MParticle.RECORDS_EXTRACTED.read(materialization.metadata) if materialization else None
+        )
+        if extracted is not None:
+            latest[partition] = extracted
     return [latest[p] for p in sorted(latest)][-VOLUME_HISTORY:]
 
 

@@ -24,6 +24,7 @@ import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
 from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.partitions import windows_for
 from wsync_dagster.sync.assets.report import (
     run_materialization,
@@ -171,9 +172,9 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
     def log_counters() -> None:
         counters = {
             **sync_metadata(reconciled, before, client.stats),
-            "wsync/partitions_in_run": len(windows),
-            "wsync/run_polls": watch.polls,
-            "preflight/queries": report.queries,
+            Wsync.PARTITIONS_IN_RUN: len(windows),
+            Wsync.RUN_POLLS: watch.polls,
+            Preflight.QUERIES: report.queries,
         }
         context.log_event(step_observation(context.asset_key, counters))
 
@@ -257,8 +258,8 @@ def _repair(
             ),
         )
     extra: dict[str, Any] = {
-        "wsync/repair_pipeline_id": repair.pipeline_id,
-        "wsync/repair_of_run_id": failed.pipeline_run_id,
+        Wsync.REPAIR_PIPELINE_ID: repair.pipeline_id,
+        Wsync.REPAIR_OF_RUN_ID: failed.pipeline_run_id,
     }
     run = repair.run
     if run is not None and run.state is RunState.SUCCESS:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from wsync_dagster.sync.assets.metadata import AssetTags
 from wsync_dagster.sync.engine.rotation import ROTATING_POOL
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 
@@ -20,9 +21,9 @@ def asset_key(spec: SyncSpec) -> dg.AssetKey:
 def asset_tags(spec: SyncSpec) -> dict[str, str]:
     return {
         **spec.tags,
-        "wsync/schedule": spec.schedule.interval,
-        "wsync/environment": spec.environment,
-        "wsync/pipeline": spec.resolved_pipeline_id,
+        AssetTags.SCHEDULE: spec.schedule.interval,
+        AssetTags.ENVIRONMENT: spec.environment,
+        AssetTags.PIPELINE: spec.resolved_pipeline_id,
     }
 
 

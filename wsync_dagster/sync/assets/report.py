@@ -26,32 +26,38 @@ from typing import Any
 import dagster as dg
 
 from wsync_dagster.mparticle import ClientStats, PipelineRun
+from wsync_dagster.sync.assets.metadata import (
+    ColumnTags,
+    DagsterKeys,
+    MParticle,
+    Preflight,
+    WindowKeys,
+    Wsync,
+)
 from wsync_dagster.sync.engine.preflight import Columns, PreflightReport
 from wsync_dagster.sync.engine.reconcile import Reconciled
 from wsync_dagster.sync.registry.specs import SyncSpec
 from wsync_dagster.sync.registry.sql import DEVICE_IDENTITY_COLUMNS
 from wsync_dagster.sync.registry.windows import Window, WindowCount
 
-COLUMN_SCHEMA = "dagster/column_schema"
 # A column's role in the sync, as a TableColumn tag: identity, attribute or load_timestamp.
-ROLE_TAG = "wsync/role"
-IDENTITY_KIND_TAG = "wsync/identity"
 IDENTITY, ATTRIBUTE, LOAD_TIMESTAMP = "identity", "attribute", "load_timestamp"
 
 
 def _column(columns: Columns, name: str, sql_type: str | None) -> dg.TableColumn:
+    tags: dict[str, str]
     if name == columns.timestamp:
-        tags = {ROLE_TAG: LOAD_TIMESTAMP}
+        tags = {ColumnTags.ROLE: LOAD_TIMESTAMP}
         description = (
             "Load timestamp: each window syncs the rows whose value falls in it; not sent to "
             "mParticle as an attribute."
         )
     elif name in columns.identities:
         kind = "device" if name.lower() in DEVICE_IDENTITY_COLUMNS else "user"
-        tags = {ROLE_TAG: IDENTITY, IDENTITY_KIND_TAG: kind}
+        tags = {ColumnTags.ROLE: IDENTITY, ColumnTags.IDENTITY: kind}
         description = f"{kind.capitalize()} identity: mParticle resolves the profile by it."
     else:
-        tags = {ROLE_TAG: ATTRIBUTE}
+        tags = {ColumnTags.ROLE: ATTRIBUTE}
         description = f"User attribute '{name}' on the resolved profile."
     return dg.TableColumn(name=name, type=sql_type or "unknown", description=description, tags=tags)
 
@@ -74,7 +80,7 @@ def column_schema(found: PreflightReport | Columns) -> dg.TableSchema:
 def schema_metadata(found: PreflightReport | Columns) -> dict[str, Any]:
     """The metadata every materialization of a sync shares: the model's column schema (from a
     pre-flight, or from the runs sensor's column discovery)."""
-    return {COLUMN_SCHEMA: column_schema(found)}
+    return {DagsterKeys.COLUMN_SCHEMA: column_schema(found)}
 
 
 def run_metadata(
@@ -89,24 +95,24 @@ def run_metadata(
     """The metadata of ``run`` of ``spec`` over ``window`` (and what the pre-flight counted there)."""
     mapped = run.records_mapped or 0
     metadata: dict[str, Any] = {
-        "mparticle/pipeline_id": spec.resolved_pipeline_id,
-        "mparticle/run_id": run.pipeline_run_id,
-        "mparticle/logical_date": dg.MetadataValue.timestamp(run.logical_date or window.start),
-        "window_start": dg.MetadataValue.timestamp(run.data_interval_start or window.start),
-        "window_end": dg.MetadataValue.timestamp(run.data_interval_end or window.end),
-        "mparticle/records_extracted": run.records_extracted or 0,
-        "mparticle/records_mapped": mapped,
-        "mparticle/event_batches_generated": run.event_batches_generated or 0,
-        ("dagster/partition_row_count" if partitioned else "dagster/row_count"): mapped,
+        MParticle.PIPELINE_ID: spec.resolved_pipeline_id,
+        MParticle.RUN_ID: run.pipeline_run_id,
+        MParticle.LOGICAL_DATE: dg.MetadataValue.timestamp(run.logical_date or window.start),
+        WindowKeys.START: dg.MetadataValue.timestamp(run.data_interval_start or window.start),
+        WindowKeys.END: dg.MetadataValue.timestamp(run.data_interval_end or window.end),
+        MParticle.RECORDS_EXTRACTED: run.records_extracted or 0,
+        MParticle.RECORDS_MAPPED: mapped,
+        MParticle.EVENT_BATCHES: run.event_batches_generated or 0,
+        (DagsterKeys.PARTITION_ROW_COUNT if partitioned else DagsterKeys.ROW_COUNT): mapped,
     }
     if run.pipeline_run_type:
-        metadata["mparticle/run_type"] = run.pipeline_run_type
+        metadata[MParticle.RUN_TYPE] = run.pipeline_run_type
     if run.start_date and run.end_date and run.end_date > run.start_date:
         seconds = (run.end_date - run.start_date).total_seconds()
-        metadata["mparticle/run_seconds"] = round(seconds, 3)
+        metadata[MParticle.RUN_SECONDS] = round(seconds, 3)
     if count is not None:
-        metadata["preflight/rows"] = count.rows
-        metadata["preflight/rows_without_identity"] = count.rows_without_identity
+        metadata[Preflight.ROWS] = count.rows
+        metadata[Preflight.ROWS_WITHOUT_IDENTITY] = count.rows_without_identity
     metadata.update(extra or {})
     return metadata
 
@@ -135,9 +141,9 @@ def sync_metadata(
 ) -> dict[str, Any]:
     """What one materialization did: its reconcile changes and the requests it sent."""
     return {
-        "wsync/reconcile": ", ".join(c.describe() for c in reconciled.changes),
-        "wsync/api_requests": after.requests - before.requests,
-        "wsync/token_requests": after.token_requests - before.token_requests,
+        Wsync.RECONCILE: ", ".join(c.describe() for c in reconciled.changes),
+        Wsync.API_REQUESTS: after.requests - before.requests,
+        Wsync.TOKEN_REQUESTS: after.token_requests - before.token_requests,
     }
 
 

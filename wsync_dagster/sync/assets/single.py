@@ -19,6 +19,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.report import (
     run_materialization,
     schema_metadata,
@@ -156,10 +157,10 @@ def materialize_single(
     count, recount_queries, not_counted = _recount(ctx, actual)
     step = {
         **sync_metadata(reconciled, before, client.stats),
-        "preflight/queries": report.queries + recount_queries,
+        Preflight.QUERIES: report.queries + recount_queries,
     }
     context.log_event(step_observation(context.asset_key, step))
-    extra = {**schema_metadata(report), "wsync/attached_to_existing_run": attached}
+    extra = {**schema_metadata(report), Wsync.ATTACHED: attached}
     yield run_materialization(context.asset_key, spec, actual, run, count, extra)
     if count is None:
         yield from checks.results_without_count(context.asset_key, run, not_counted or "")

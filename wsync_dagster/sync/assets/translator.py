@@ -17,13 +17,13 @@ from pathlib import Path
 import dagster as dg
 
 from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.metadata import DagsterKeys, Wsync
 from wsync_dagster.sync.registry.cadences import cadence
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 from wsync_dagster.sync.registry.sql import named_tables
 
 SOURCE_KEY_PREFIX = "snowflake"
 PIPELINE_URI_PREFIX = "mparticle://warehouse-sync/pipelines/"
-CODE_REFERENCES_KEY = "dagster/code_references"
 
 
 @dataclass(frozen=True)
@@ -130,17 +130,19 @@ class WarehouseSyncTranslator:
     def get_metadata(self, sync: WarehouseSyncProps) -> dict[str, object]:
         spec = sync.spec
         metadata: dict[str, object] = {
-            "dagster/uri": pipeline_uri(spec),
-            "wsync/pipeline_id": spec.resolved_pipeline_id,
-            "wsync/data_model_id": spec.resolved_data_model_id,
-            "wsync/schedule": spec.schedule.interval,
-            "wsync/schedule_start": dg.MetadataValue.timestamp(spec.schedule.start),
-            "wsync/load_timestamp": f"{spec.load_timestamp.column} ({spec.load_timestamp.type})",
-            "wsync/source_tables": ", ".join(source_tables(spec, sync.registry)),
-            "wsync/sql": dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
+            DagsterKeys.URI: pipeline_uri(spec),
+            Wsync.PIPELINE_ID: spec.resolved_pipeline_id,
+            Wsync.DATA_MODEL_ID: spec.resolved_data_model_id,
+            Wsync.SCHEDULE: spec.schedule.interval,
+            Wsync.SCHEDULE_START: dg.MetadataValue.timestamp(spec.schedule.start),
+            Wsync.LOAD_TIMESTAMP: f"{spec.load_timestamp.column} ({spec.load_timestamp.type})",
+            Wsync.SOURCE_TABLES: ", ".join(source_tables(spec, sync.registry)),
+            Wsync.SQL: dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
         }
         if sync.yaml_path is not None:
-            metadata[CODE_REFERENCES_KEY] = _code_reference(sync.yaml_path, sync.line, spec.name)
+            metadata[DagsterKeys.CODE_REFERENCES] = _code_reference(
+                sync.yaml_path, sync.line, spec.name
+            )
         return metadata
 
     def get_source_asset_key(self, table: str) -> dg.AssetKey:
@@ -155,5 +157,5 @@ class WarehouseSyncTranslator:
             description=f"Snowflake table {table}, read by mParticle Warehouse Sync.",
             group_name="snowflake_sources",
             kinds={"snowflake"},
-            metadata={"dagster/table_name": table},
+            metadata={DagsterKeys.TABLE_NAME: table},
         )

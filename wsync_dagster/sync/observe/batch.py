@@ -19,6 +19,7 @@ import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
 from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.metadata import MParticle
 from wsync_dagster.sync.assets.report import run_materialization
 from wsync_dagster.sync.registry.specs import SyncSpec
 from wsync_dagster.sync.registry.windows import Window, WindowCount
@@ -200,10 +201,10 @@ def failed_run_check(
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"mParticle run {run.pipeline_run_id} ({window.describe()}) failed: {reason}",
         metadata={
-            "mparticle/pipeline_id": spec.resolved_pipeline_id,
-            "mparticle/run_id": run.pipeline_run_id,
-            "mparticle/run_state": run.pipeline_run_state,
-            "mparticle/faulted_reason": reason,
+            MParticle.PIPELINE_ID: spec.resolved_pipeline_id,
+            MParticle.RUN_ID: run.pipeline_run_id,
+            MParticle.RUN_STATE: run.pipeline_run_state,
+            MParticle.FAULTED_REASON: reason,
         },
         blocking=True,
         partition=partition,
@@ -236,10 +237,5 @@ def run_events(recording: Recording) -> dg.AssetMaterialization | dg.AssetCheckE
 
 def recorded_run_ids(materializations: Sequence[dg.AssetMaterialization]) -> set[int]:
     """The ``mparticle/run_id`` of each materialization that has one."""
-    found: set[int] = set()
-    for materialization in materializations:
-        value = materialization.metadata.get("mparticle/run_id")
-        raw = getattr(value, "value", value)
-        if isinstance(raw, int):
-            found.add(raw)
-    return found
+    found = (MParticle.RUN_ID.read(m.metadata) for m in materializations)
+    return {run_id for run_id in found if run_id is not None}

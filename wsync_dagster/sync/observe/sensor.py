@@ -29,6 +29,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource, selected_target
+from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
 from wsync_dagster.sync.engine import rotation
@@ -55,7 +56,6 @@ from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
 _log = logging.getLogger("wsync_dagster.sensor")
 SENSOR_NAME = "wsync_runs_sensor"
 MINIMUM_INTERVAL_SECONDS = 30
-RECORDED_BY = "wsync/recorded_by"
 DEFAULT_LIMITS = ObserveLimits()
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -65,9 +65,6 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 IN_FLIGHT_LIMIT = 200
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 # A sync the sensor watches, with its own registry, and the key of its asset.
@@ -236,8 +233,8 @@ def busy_partitions(instance: dg.DagsterInstance) -> Busy:
     in_flight = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=IN_FLIGHT_LIMIT)
     for run in in_flight:
         tags = run.tags
-        single = tags.get(PARTITION_TAG)
-        start, end = tags.get(RANGE_START_TAG, single), tags.get(RANGE_END_TAG, single)
+        single = tags.get(RunTags.PARTITION)
+        start, end = tags.get(RunTags.RANGE_START, single), tags.get(RunTags.RANGE_END, single)
         for key in run.asset_selection or ():
             ranges = busy.get(key, [])
             if start is None or end is None or ranges is None:
@@ -287,9 +284,9 @@ def record(
     on_record = already_recorded(
         instance, key, sorted(set(succeeded)) if partitions else None, limits
     )
-    extra: dict[str, Any] = {RECORDED_BY: SENSOR_NAME, **item.schema}
+    extra: dict[str, Any] = {Wsync.RECORDED_BY: SENSOR_NAME, **item.schema}
     if item.preflight_note:
-        extra["preflight/note"] = item.preflight_note
+        extra[Preflight.NOTE] = item.preflight_note
     for run, partition in keyed:
         if partitions is not None and partition is None:
             continue
