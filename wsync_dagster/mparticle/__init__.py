@@ -11,6 +11,7 @@ Example::
 """
 
 from wsync_dagster.mparticle.auth import ClientCredentials, clear_token_cache
+from wsync_dagster.mparticle.base import MAX_PAGE_SIZE
 from wsync_dagster.mparticle.client import ClientStats, WarehouseSyncClient
 from wsync_dagster.mparticle.errors import (
     APIStatusError,
@@ -58,6 +59,7 @@ from wsync_dagster.mparticle.wire import (
 
 __all__ = [
     "MASKED_SECRET",
+    "MAX_PAGE_SIZE",
     "APIStatusError",
     "AudienceMembership",
     "AuthenticationError",

@@ -330,7 +330,7 @@ class WarehouseSyncClient(ClientBase):
 
         run, _ = poll(
             fetch,
-            lambda r: r.state in (RunState.SUCCESS, RunState.FAILED),
+            lambda r: r.is_terminal,
             timeout=timeout,
             backoff=ExponentialBackoff(poll_interval, max_poll_interval),
             sleep=self._sleep,

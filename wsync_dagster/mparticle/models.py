@@ -249,6 +249,12 @@ class PipelineRun(WireModel):
         state = self.state
         return state is not None and not state.is_terminal
 
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run has ended (``success`` or ``failed``); never for an unknown state."""
+        state = self.state
+        return state is not None and state.is_terminal
+
 
 class PipelineStatus(WireModel):
     """A pipeline's current flags and its latest run (by ``logical_date``), if any."""

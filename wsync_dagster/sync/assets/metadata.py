@@ -45,7 +45,7 @@ class _Namespace:
     """A group of keys; iterating gives them in declaration order."""
 
     @classmethod
-    def keys(cls) -> Iterator[Key[Any]]:
+    def declared(cls) -> Iterator[Key[Any]]:
         for value in vars(cls).values():
             if isinstance(value, Key):
                 yield value

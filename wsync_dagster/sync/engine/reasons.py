@@ -12,9 +12,14 @@ Otherwise, or for runs seen failing together, it says plainly that the reason ca
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
+from wsync_dagster.mparticle import (
+    MAX_PAGE_SIZE,
+    PipelineRun,
+    RunState,
+    WarehouseSyncClient,
+    WarehouseSyncError,
+)
 
-LISTING_PAGE_SIZE = 500
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
@@ -36,7 +41,7 @@ def _failed_later(client: WarehouseSyncClient, pipeline_id: str, run: PipelineRu
     """Whether another run of the pipeline failed at or after ``run``'s end."""
     try:
         later = client.iter_pipeline_runs(
-            pipeline_id, start=run.logical_date, page_size=LISTING_PAGE_SIZE
+            pipeline_id, start=run.logical_date, page_size=MAX_PAGE_SIZE
         )
         return any(
             other.state is RunState.FAILED

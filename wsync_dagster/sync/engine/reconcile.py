@@ -34,7 +34,6 @@ from wsync_dagster.mparticle import (
     LoadTimestampType,
     NotFoundError,
     Pipeline,
-    RunState,
     ScheduleInterval,
     WarehouseSyncClient,
 )
@@ -188,7 +187,7 @@ def counts_as_active(client: WarehouseSyncClient, pipeline: Pipeline) -> bool:
     if pipeline.schedule_interval != "once":
         return True
     latest = client.get_pipeline_status(pipeline.id).latest_pipeline_run
-    return latest is None or latest.state not in (RunState.SUCCESS, RunState.FAILED)
+    return latest is None or not latest.is_terminal
 
 
 def check_active_limit(

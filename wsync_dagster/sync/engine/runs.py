@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
+from wsync_dagster.mparticle import MAX_PAGE_SIZE, PipelineRun, RunState, WarehouseSyncClient
 from wsync_dagster.mparticle.polling import ExponentialBackoff, Pacing, poll, poll_each
 from wsync_dagster.sync.registry.windows import Window
 
-LISTING_PAGE_SIZE = 500
 # Longest wait between listings while several windows are pending: the bound on how late a
 # partition is reported after its run ends (a resource setting overrides it).
 BACKFILL_MAX_POLL_INTERVAL = 600.0
@@ -53,7 +52,8 @@ class WaitSettings:
 
 
 def is_terminal(run: PipelineRun | None) -> bool:
-    return run is not None and run.state in (RunState.SUCCESS, RunState.FAILED)
+    """Whether ``run`` exists and has ended."""
+    return run is not None and run.is_terminal
 
 
 def runs_by_window(
@@ -79,7 +79,7 @@ def list_window_runs(
 ) -> dict[str, PipelineRun]:
     starts = [w.start for w in windows]
     runs = client.iter_pipeline_runs(
-        pipeline_id, start=min(starts), end=max(starts), page_size=LISTING_PAGE_SIZE
+        pipeline_id, start=min(starts), end=max(starts), page_size=MAX_PAGE_SIZE
     )
     return runs_by_window(runs, windows)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
+from wsync_dagster.mparticle import MAX_PAGE_SIZE, PipelineRun, RunState, WarehouseSyncClient
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.metadata import MParticle
 from wsync_dagster.sync.assets.report import run_materialization
@@ -71,7 +71,7 @@ def dump_cursor(marks: Mapping[str, Mark]) -> str:
 class ObserveLimits:
     """What one tick may spend: listings and runs per pipeline, time, and retrying."""
 
-    page_size: int = 500
+    page_size: int = MAX_PAGE_SIZE
     max_runs_per_pipeline: int = 200
     max_listings_per_pipeline: int = 4
     tick_seconds: float = 20.0
@@ -92,10 +92,6 @@ class Batch:
     """The first run after the batch that has not ended: the cursor stops before it."""
     unreadable: bool = False
     """More runs share a logical date than a listing can hold: nothing could be ordered."""
-
-
-def is_terminal(run: PipelineRun) -> bool:
-    return run.state in (RunState.SUCCESS, RunState.FAILED)
 
 
 def _order(run: PipelineRun) -> tuple[datetime, int]:
@@ -154,7 +150,7 @@ def read_batch(
     )
     batch: list[PipelineRun] = []
     for run in fresh:
-        if not is_terminal(run):
+        if not run.is_terminal:
             return Batch(tuple(batch), listings, waiting=run)
         if len(batch) == limits.max_runs_per_pipeline:
             break
