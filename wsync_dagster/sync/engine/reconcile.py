@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import SecretStr
 
@@ -78,10 +78,6 @@ class Change:
 class Reconciled:
     pipeline: Pipeline
     changes: tuple[Change, ...]
-
-    @property
-    def wrote(self) -> bool:
-        return any(c.action != "unchanged" for c in self.changes)
 
 
 def _secret(env_name: str, what: str) -> str:
@@ -211,23 +207,81 @@ def check_active_limit(
 
 
 M = TypeVar("M", Connection, DataModel, Pipeline)
+Kind = Literal["connection", "data model", "pipeline"]
 
 
 @dataclass(frozen=True)
-class _Plan(Generic[M]):
-    """What to do with one resource, decided from a GET before anything is written."""
+class Drift:
+    """One field whose value in mParticle differs from the registry's."""
 
-    change: Change
-    actual: M | None
+    field: str
+    current: object
+    declared: object
+
+
+@dataclass(frozen=True)
+class Resource(Generic[M]):
+    """One mParticle object a sync needs: how to read, build, create and update it.
+
+    ``build(with_secret)`` returns the declared object; with ``with_secret`` it carries the secret
+    read from the environment (only a write needs it; mParticle masks secrets, so they are never
+    compared).
+    """
+
+    kind: Kind
+    id: str
+    get: Callable[[str], M]
     build: Callable[[bool], M]
+    fields: tuple[str, ...]
     create: Callable[[M], M]
     update: Callable[[M], M]
-    get: Callable[[str], M]
-    fields: tuple[str, ...]
+
+    def compare(self, actual: M) -> Change:
+        """Whether ``actual`` must be updated (secrets cannot be compared, so are not read)."""
+        drift = drifted_fields(self.build(False), actual, self.fields)
+        return Change(self.kind, self.id, "updated" if drift else "unchanged", drift)
+
+    def drift(self, actual: M | None) -> tuple[Drift, ...]:
+        """Each drifted field with its current and declared values (nothing for a create)."""
+        if actual is None:
+            return ()
+        declared = self.build(False)
+        return tuple(
+            Drift(name, _plain(getattr(actual, name)), _plain(getattr(declared, name)))
+            for name in drifted_fields(declared, actual, self.fields)
+        )
+
+
+def _plain(value: object) -> object:
+    return getattr(value, "value", value)
+
+
+@dataclass(frozen=True)
+class ResourcePlan(Generic[M]):
+    """What a materialization would do to one resource, decided from a GET before any write."""
+
+    resource: Resource[M]
+    change: Change
+    actual: M | None
+
+    @staticmethod
+    def read(resource: Resource[M]) -> "ResourcePlan[M]":
+        try:
+            actual = resource.get(resource.id)
+        except NotFoundError:
+            return ResourcePlan(resource, Change(resource.kind, resource.id, "created"), None)
+        return ResourcePlan(resource, resource.compare(actual), actual)
+
+    @property
+    def writes(self) -> bool:
+        return self.change.action != "unchanged"
+
+    def drift(self) -> tuple[Drift, ...]:
+        return self.resource.drift(self.actual)
 
     def desired(self) -> M | None:
         """The object to send (secrets included), or None when nothing is to be written."""
-        return None if self.change.action == "unchanged" else self.build(True)
+        return self.resource.build(True) if self.writes else None
 
     def apply(self, desired: M | None) -> tuple[M, Change]:
         """Write ``desired``; the resource as stored, and what was done to it."""
@@ -236,7 +290,7 @@ class _Plan(Generic[M]):
             return self.actual, self.change
         if self.change.action == "created":
             return self._create_or_adopt(desired)
-        return self.update(desired), self.change
+        return self.resource.update(desired), self.change
 
     def _create_or_adopt(self, desired: M) -> tuple[M, Change]:
         """Create; if a concurrent reconcile created it first, adopt that one (see the module doc).
@@ -246,50 +300,19 @@ class _Plan(Generic[M]):
         (a full replace), so the second changes nothing the first did not.
         """
         try:
-            return self.create(desired), self.change
+            return self.resource.create(desired), self.change
         except BadRequestError as refused:
             try:
-                actual = self.get(self.change.id)
+                actual = self.resource.get(self.change.id)
             except NotFoundError:
                 raise refused from None
-        change = _compare(self.change.kind, self.change.id, self.build, actual, self.fields)
+        change = self.resource.compare(actual)
         if change.action == "unchanged":
             return actual, change
-        return self.update(desired), change
+        return self.resource.update(desired), change
 
 
-def _plan(
-    kind: Literal["connection", "data model", "pipeline"],
-    resource_id: str,
-    get: Callable[[str], M],
-    build: Callable[[bool], M],
-    fields: tuple[str, ...],
-    create: Callable[[M], M],
-    update: Callable[[M], M],
-) -> _Plan[M]:
-    try:
-        actual = get(resource_id)
-    except NotFoundError:
-        change = Change(kind, resource_id, "created")
-        return _Plan(change, None, build, create, update, get, fields)
-    change = _compare(kind, resource_id, build, actual, fields)
-    return _Plan(change, actual, build, create, update, get, fields)
-
-
-def _compare(
-    kind: Literal["connection", "data model", "pipeline"],
-    resource_id: str,
-    build: Callable[[bool], M],
-    actual: M,
-    fields: tuple[str, ...],
-) -> Change:
-    """Whether ``actual`` must be updated (secrets cannot be compared, so are not read)."""
-    drift = drifted_fields(build(False), actual, fields)
-    action: Action = "updated" if drift else "unchanged"
-    return Change(kind, resource_id, action, drift)
-
-
-def _clearing_fault(plan: _Plan[Pipeline]) -> _Plan[Pipeline]:
+def _clearing_fault(plan: ResourcePlan[Pipeline]) -> ResourcePlan[Pipeline]:
     """A faulted pipeline is written even if it matches: a PUT clears the fault.
 
     A failed run faults its pipeline (docs/warehouse-sync-api.md#faults), and only a PUT of the
@@ -310,22 +333,121 @@ def _clearing_fault(plan: _Plan[Pipeline]) -> _Plan[Pipeline]:
     return dataclasses.replace(plan, change=change)
 
 
-def _holding_rotation(plan: _Plan[Pipeline], spec: SyncSpec) -> _Plan[Pipeline]:
+def _holding_rotation(plan: ResourcePlan[Pipeline], spec: SyncSpec) -> ResourcePlan[Pipeline]:
     """A rotating sync's pipeline is created paused, and its ``is_active`` is never drift.
 
-    Rotation (sync/engine/rotation.py) activates the pipeline around a run and pauses it after; a reconcile
-    of a concurrent materialization must neither pause it under a run nor activate it: it keeps
-    whatever mParticle has.
+    Rotation (sync/engine/rotation.py) activates the pipeline around a run and pauses it after; a
+    reconcile of a concurrent materialization must neither pause it under a run nor activate it: it
+    keeps whatever mParticle has.
     """
     actual = plan.actual
     if not spec.rotate or actual is None:
         return plan
+    declared = plan.resource.build
 
     def build(secret: bool) -> Pipeline:
-        return plan.build(secret).model_copy(update={"is_active": actual.is_active})
+        return declared(secret).model_copy(update={"is_active": actual.is_active})
 
-    change = _compare(plan.change.kind, plan.change.id, build, actual, plan.fields)
-    return dataclasses.replace(plan, build=build, change=change)
+    resource = dataclasses.replace(plan.resource, build=build)
+    return ResourcePlan(resource, resource.compare(actual), actual)
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """What reconciling one sync would do, read from mParticle without writing anything.
+
+    ``refusals`` are what mParticle would refuse (a start older than the catch-up limit, a 6th
+    active pipeline): :func:`apply_plan` raises them before any write, and a read-only plan shows
+    them as they are.
+    """
+
+    spec: SyncSpec
+    connection: ResourcePlan[Connection]
+    model: ResourcePlan[DataModel]
+    pipeline: ResourcePlan[Pipeline]
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def resources(self) -> tuple[ResourcePlan[Any], ...]:
+        return (self.connection, self.model, self.pipeline)
+
+    @property
+    def writes(self) -> bool:
+        return any(r.writes for r in self.resources)
+
+
+def _resources(
+    client: WarehouseSyncClient, registry: Registry, spec: SyncSpec
+) -> tuple[Resource[Connection], Resource[DataModel], Resource[Pipeline]]:
+    workspace = client.workspace_id
+    return (
+        Resource(
+            "connection", registry.connection.id, client.get_connection,
+            lambda secret: desired_connection(registry, workspace, secret), CONNECTION_FIELDS,
+            client.create_connection, client.update_connection,
+        ),
+        Resource(
+            "data model", spec.resolved_data_model_id, client.get_data_model,
+            lambda _secret: desired_data_model(spec, workspace), DATA_MODEL_FIELDS,
+            client.create_data_model, client.update_data_model,
+        ),
+        Resource(
+            "pipeline", spec.resolved_pipeline_id, client.get_pipeline,
+            lambda secret: desired_pipeline(spec, registry, workspace, secret), PIPELINE_FIELDS,
+            client.create_pipeline, client.update_pipeline,
+        ),
+    )  # fmt: skip
+
+
+def _refusals(
+    client: WarehouseSyncClient,
+    registry: Registry,
+    spec: SyncSpec,
+    plan: ResourcePlan[Pipeline],
+    now: datetime,
+) -> tuple[str, ...]:
+    """What mParticle would refuse of this pipeline write (checked only when it would be made)."""
+    if plan.change.action in ("unchanged", "fault cleared") or not spec.active:
+        return ()
+    actual = plan.actual
+    becomes_active = actual is None or not actual.is_active or actual.is_draft
+    found: list[str] = []
+    for check, needed in (
+        (lambda: check_catch_up(spec, now), actual is None or becomes_active
+         or actual.schedule_start_time != spec.schedule.start),
+        (lambda: check_active_limit(client, spec, registry.limits), becomes_active),
+    ):  # fmt: skip
+        if needed:
+            try:
+                check()
+            except ReconcileError as refused:
+                found.append(str(refused))
+    return tuple(found)
+
+
+def plan_sync(
+    client: WarehouseSyncClient, registry: Registry, spec: SyncSpec, now: datetime
+) -> SyncPlan:
+    """Read the connection, data model and pipeline of ``spec`` and decide what to write; writes
+    nothing and reads no secret (three GETs, plus a pipeline listing when a pipeline would become
+    active)."""
+    connection, model, pipeline = (ResourcePlan.read(r) for r in _resources(client, registry, spec))
+    pipeline = _clearing_fault(_holding_rotation(pipeline, spec))
+    refusals = _refusals(client, registry, spec, pipeline, now)
+    return SyncPlan(spec, connection, model, pipeline, refusals)
+
+
+def apply_plan(plan: SyncPlan) -> Reconciled:
+    """Make the writes ``plan`` decided. A refusal, or a secret a write needs that is not set,
+    raises :class:`ReconcileError` before the first write: mParticle is left exactly as it was."""
+    if plan.refusals:
+        raise ReconcileError("\n".join(plan.refusals))
+    # Every secret a write needs is read before the first write.
+    desired = (plan.connection.desired(), plan.model.desired(), plan.pipeline.desired())
+    _, connection_change = plan.connection.apply(desired[0])
+    _, model_change = plan.model.apply(desired[1])
+    result, pipeline_change = plan.pipeline.apply(desired[2])
+    return Reconciled(result, (connection_change, model_change, pipeline_change))
 
 
 def reconcile(
@@ -333,50 +455,9 @@ def reconcile(
 ) -> Reconciled:
     """Bring the connection, data model and pipeline of ``spec`` in line with the registry.
 
-    Reads all three first, checks every write mParticle would refuse and resolves every secret the
-    writes need, and only then writes: a refusal leaves mParticle exactly as it was.
+    Plan, then apply (:func:`plan_sync`, :func:`apply_plan`): reads all three first, checks every
+    write mParticle would refuse and resolves every secret the writes need, and only then writes: a
+    refusal leaves mParticle exactly as it was. The ``plan`` command runs the same
+    :func:`plan_sync`, so what it shows is what a materialization does.
     """
-    workspace = client.workspace_id
-    connection = _plan(
-        "connection",
-        registry.connection.id,
-        client.get_connection,
-        lambda secret: desired_connection(registry, workspace, secret),
-        CONNECTION_FIELDS,
-        client.create_connection,
-        client.update_connection,
-    )
-    model = _plan(
-        "data model",
-        spec.resolved_data_model_id,
-        client.get_data_model,
-        lambda _secret: desired_data_model(spec, workspace),
-        DATA_MODEL_FIELDS,
-        client.create_data_model,
-        client.update_data_model,
-    )
-    pipeline = _plan(
-        "pipeline",
-        spec.resolved_pipeline_id,
-        client.get_pipeline,
-        lambda secret: desired_pipeline(spec, registry, workspace, secret),
-        PIPELINE_FIELDS,
-        client.create_pipeline,
-        client.update_pipeline,
-    )
-
-    pipeline = _clearing_fault(_holding_rotation(pipeline, spec))
-    if pipeline.change.action not in ("unchanged", "fault cleared") and spec.active:
-        actual = pipeline.actual
-        becomes_active = actual is None or not actual.is_active or actual.is_draft
-        if actual is None or becomes_active or actual.schedule_start_time != spec.schedule.start:
-            check_catch_up(spec, now)
-        if becomes_active:
-            check_active_limit(client, spec, registry.limits)
-
-    # Every secret a write needs is read before the first write.
-    desired = (connection.desired(), model.desired(), pipeline.desired())
-    _, connection_change = connection.apply(desired[0])
-    _, model_change = model.apply(desired[1])
-    result, pipeline_change = pipeline.apply(desired[2])
-    return Reconciled(result, (connection_change, model_change, pipeline_change))
+    return apply_plan(plan_sync(client, registry, spec, now))
