@@ -17,7 +17,7 @@ import wsync_dagster.defs
 from wsync_dagster.component import WarehouseSyncComponent, check_across, workspace_of
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
-from wsync_dagster.sync.observe.sensor import build_runs_sensor
+from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -69,7 +69,7 @@ def build_definitions(
         defs,
         dg.Definitions(
             resources=bound,
-            sensors=[build_runs_sensor(workspace_of(components), observed, environ)],
+            sensors=[build_runs_sensor(RunsWatch(workspace_of(components), observed), environ)],
             # One process per run: the run worker has already imported the code location (~5 s);
             # a step process per asset would import it again. See the README's "Deploy" section.
             executor=dg.in_process_executor,

@@ -103,13 +103,13 @@ def test_a_run_duration_is_reported_only_when_there_is_one(registry) -> None:
     spec = registry.sync("customer_scores")
     start = datetime(2026, 11, 28, tzinfo=UTC)
     window = Window("w", start, start + timedelta(days=1))
-    instant = run_metadata(spec, window, _run(start, start), None)
+    instant = run_metadata(spec, window, _run(start, start), count=None)
     assert "mparticle/run_seconds" not in instant and "mparticle/run_type" not in instant
     timed = run_metadata(
         spec,
         window,
         _run(start, start + timedelta(seconds=90), pipeline_run_type="scheduled"),
-        None,
+        count=None,
     )
     assert timed["mparticle/run_seconds"] == 90
     assert timed["mparticle/run_type"] == "scheduled"

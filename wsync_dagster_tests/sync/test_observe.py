@@ -60,7 +60,7 @@ def test_thousands_of_runs_are_read_over_bounded_ticks_without_loss() -> None:
     listings_per_tick = []
     while True:
         before = client.listings
-        batch = read_batch(client, "p", mark, T0, limits)  # pyright: ignore[reportArgumentType]
+        batch = read_batch(client, "p", mark, limits, floor=T0)  # pyright: ignore[reportArgumentType]
         listings_per_tick.append(client.listings - before)
         if not batch.runs:
             break
@@ -75,18 +75,18 @@ def test_thousands_of_runs_are_read_over_bounded_ticks_without_loss() -> None:
 def test_the_batch_stops_before_a_run_that_has_not_ended() -> None:
     runs = [_run(0), _run(1), _run(2, "running"), _run(3, "queued")]
     client = ListedRuns(runs)
-    batch = read_batch(client, "p", None, T0, ObserveLimits())  # pyright: ignore[reportArgumentType]
+    batch = read_batch(client, "p", None, ObserveLimits(), floor=T0)  # pyright: ignore[reportArgumentType]
     assert [r.pipeline_run_id for r in batch.runs] == [1, 2]
     assert batch.waiting is not None and batch.waiting.pipeline_run_id == 3
 
     runs[2], runs[3] = _run(2, "failed"), _run(3)
-    later = read_batch(client, "p", Mark.of(batch.runs[-1]), T0, ObserveLimits())  # pyright: ignore[reportArgumentType]
+    later = read_batch(client, "p", Mark.of(batch.runs[-1]), ObserveLimits(), floor=T0)  # pyright: ignore[reportArgumentType]
     assert [r.pipeline_run_id for r in later.runs] == [3, 4] and later.waiting is None
 
 
 def test_a_run_in_an_unknown_state_is_never_passed_over() -> None:
     client = ListedRuns([_run(0), _run(1, "dataset_triggered"), _run(2)])
-    batch = read_batch(client, "p", None, T0, ObserveLimits())  # pyright: ignore[reportArgumentType]
+    batch = read_batch(client, "p", None, ObserveLimits(), floor=T0)  # pyright: ignore[reportArgumentType]
     assert [r.pipeline_run_id for r in batch.runs] == [1]
 
 

@@ -4,8 +4,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wsync_dagster.mparticle import PipelineRun
-from wsync_dagster.sync.engine.runs import WaitSettings, wait_for_windows
+from wsync_dagster.sync.engine.runs import WaitSettings, WindowWatch
 from wsync_dagster.sync.registry.windows import Window
+
+
+def wait_for_windows(client, pipeline_id, windows, settings):
+    """Drive a WindowWatch to its end: (runs found, listings)."""
+    watch = WindowWatch(client, pipeline_id, windows, settings)
+    for _ in watch:
+        pass
+    return watch.found, watch.polls
+
 
 T0 = datetime(2026, 11, 28, tzinfo=UTC)
 WINDOWS = [Window(f"h{i}", T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1)) for i in range(4)]

@@ -12,7 +12,7 @@ from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.engine.reconcile import reconcile
 from wsync_dagster.sync.observe.batch import ObserveLimits, parse_cursor
-from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, build_runs_sensor
+from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, RunsWatch, build_runs_sensor
 from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
@@ -51,7 +51,7 @@ def tick(
     every registry of a code location)."""
     workspace = Workspace.of([registry] if isinstance(registry, Registry) else registry)
     watched = [(bound, naming.asset_key(bound.spec)) for bound in workspace]
-    sensor = build_runs_sensor(workspace, watched, {"WSYNC_TARGET": "local"}, limits)
+    sensor = build_runs_sensor(RunsWatch(workspace, watched, limits), {"WSYNC_TARGET": "local"})
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)

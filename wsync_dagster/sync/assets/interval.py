@@ -115,7 +115,7 @@ class PartitionReporter:
         count = self.report.count_for(window.key)
         metadata = {**self.schema, **(extra or {})}
         yield run_materialization(
-            self.key, self.spec, window, run, count, metadata, partition=window.key
+            self.key, self.spec, window, run, count=count, extra=metadata, partition=window.key
         )
         self.reported += 1
         # every selected check's step output, once, with the first partition (Dagster requires
@@ -165,9 +165,10 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
         settings = dataclasses.replace(settings, timeout=0)
     seen = ReasonLog(client, ctx.spec.resolved_pipeline_id)
     watch = WindowWatch(
-        client, ctx.spec.resolved_pipeline_id, windows, settings, seen.observe, ctx.log.info
-    )
-    reporter = PartitionReporter(context, ctx.spec, report, windows)
+        client, ctx.spec.resolved_pipeline_id, windows, settings, observe=seen.observe,
+        log=ctx.log.info,
+    )  # fmt: skip
+    wait = _Wait(ctx, client, PartitionReporter(context, ctx.spec, report, windows), watch, seen)
 
     def log_counters() -> None:
         counters = {
@@ -178,34 +179,39 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
         }
         context.log_event(step_observation(context.asset_key, counters))
 
-    problems: dict[str, str] = {}
     try:
         for newly in _looks(ctx, watch, windows):
             for window in newly:
                 run = watch.found[window.key]
                 if run.state is RunState.SUCCESS:
-                    yield from reporter.report_window(window, run)
+                    yield from wait.reporter.report_window(window, run)
                 elif run.pipeline_run_id not in seen.preexisting or ctx.spec.paused:
-                    problems[window.key] = _failed_problem(ctx.spec, window, run, seen)
+                    wait.problems[window.key] = _failed_problem(ctx.spec, window, run, seen)
     except Exception:
         log_counters()
         raise
     log_counters()
-    waited = settings.clock() - watch.progress.started
-    yield from _finish(ctx, client, reporter, watch, seen, problems, waited)
+    yield from _finish(wait, waited=settings.clock() - watch.progress.started)
 
 
-def _finish(
-    ctx: SyncContext,
-    client: WarehouseSyncClient,
-    reporter: PartitionReporter,
-    watch: WindowWatch,
-    seen: ReasonLog,
-    problems: dict[str, str],
-    waited: float,
-) -> Iterator[Event]:
+@dataclasses.dataclass
+class _Wait:
+    """One materialization's wait for its windows' runs, and the problems it found."""
+
+    ctx: SyncContext
+    client: WarehouseSyncClient
+    reporter: PartitionReporter
+    watch: WindowWatch
+    seen: ReasonLog
+    problems: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _finish(wait: _Wait, waited: float) -> Iterator[Event]:
     """After the wait: repair the windows whose run had failed before it, and fail the step
     naming every partition that did not sync (the ones reported stay materialized)."""
+    ctx, client, reporter, watch, problems = (
+        wait.ctx, wait.client, wait.reporter, wait.watch, wait.problems
+    )  # fmt: skip
     windows = watch.progress.windows
     for window in windows:
         run = watch.found.get(window.key)

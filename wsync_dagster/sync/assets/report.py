@@ -87,9 +87,9 @@ def run_metadata(
     spec: SyncSpec,
     window: Window,
     run: PipelineRun,
+    *,
     count: WindowCount | None,
     extra: Mapping[str, Any] | None = None,
-    *,
     partitioned: bool = False,
 ) -> dict[str, Any]:
     """The metadata of ``run`` of ``spec`` over ``window`` (and what the pre-flight counted there)."""
@@ -122,9 +122,9 @@ def run_materialization(
     spec: SyncSpec,
     window: Window,
     run: PipelineRun,
+    *,
     count: WindowCount | None,
     extra: Mapping[str, Any] | None = None,
-    *,
     partition: str | None = None,
 ) -> dg.AssetMaterialization:
     """The materialization recording ``run`` (of ``partition``, when the asset is partitioned)."""
@@ -132,7 +132,9 @@ def run_materialization(
         asset_key=asset_key,
         partition=partition,
         description=f"mParticle run {run.pipeline_run_id} ({window.describe()})",
-        metadata=run_metadata(spec, window, run, count, extra, partitioned=partition is not None),
+        metadata=run_metadata(
+            spec, window, run, count=count, extra=extra, partitioned=partition is not None
+        ),
     )
 
 

@@ -161,7 +161,7 @@ def materialize_single(
     }
     context.log_event(step_observation(context.asset_key, step))
     extra = {**schema_metadata(report), Wsync.ATTACHED: attached}
-    yield run_materialization(context.asset_key, spec, actual, run, count, extra)
+    yield run_materialization(context.asset_key, spec, actual, run, count=count, extra=extra)
     if count is None:
         yield from checks.results_without_count(context.asset_key, run, not_counted or "")
     else:

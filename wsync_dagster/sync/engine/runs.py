@@ -219,6 +219,7 @@ class WindowWatch:
         pipeline_id: str,
         windows: Sequence[Window],
         settings: WaitSettings,
+        *,
         observe: Callable[[Mapping[str, PipelineRun]], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
@@ -253,20 +254,3 @@ class WindowWatch:
         )
         pacing = Pacing(s.timeout, pace, s.sleep, s.clock)
         yield from poll_each(self._fetch, lambda _: self.progress.pending == 0, pacing)
-
-
-def wait_for_windows(
-    client: WarehouseSyncClient,
-    pipeline_id: str,
-    windows: Sequence[Window],
-    settings: WaitSettings,
-    observe: Callable[[Mapping[str, PipelineRun]], None] | None = None,
-) -> tuple[Mapping[str, PipelineRun], int]:
-    """Wait until every window's run is terminal or the timeout passes; returns (runs, polls).
-
-    Windows still without a terminal run at the timeout are absent or non-terminal in the result.
-    """
-    watch = WindowWatch(client, pipeline_id, windows, settings, observe)
-    for _ in watch:
-        pass
-    return watch.found, watch.polls

@@ -133,8 +133,9 @@ def read_batch(
     client: WarehouseSyncClient,
     pipeline_id: str,
     mark: Mark | None,
-    floor: datetime,
     limits: ObserveLimits,
+    *,
+    floor: datetime,
 ) -> Batch:
     """The terminal runs after ``mark`` (or from ``floor``, the sync's start), oldest first.
 
@@ -176,22 +177,17 @@ def partition_of(partitions: dg.TimeWindowPartitionsDefinition, run: PipelineRun
     return key if window.start == run.logical_date else None
 
 
-def failed_run_check(
-    key: dg.AssetKey,
-    spec: SyncSpec,
-    window: Window,
-    run: PipelineRun,
-    faulted_reason: str | None,
-    partition: str | None,
-) -> dg.AssetCheckEvaluation:
-    """The blocking parity check, failed (ERROR) for a failed ``run``, naming ``faulted_reason``.
+def failed_run_check(recording: "Recording", window: Window) -> dg.AssetCheckEvaluation:
+    """The blocking parity check, failed (ERROR) for the recording's failed run, naming its
+    ``faulted_reason``.
 
     A failed run extracted nothing to compare with the pre-flight count, so the partition's data in
     mParticle does not match Snowflake: the same verdict a Dagster run gives a failed partition.
     """
-    reason = faulted_reason or "no reason given by mParticle"
+    spec, run = recording.spec, recording.run
+    reason = recording.faulted_reason or "no reason given by mParticle"
     return dg.AssetCheckEvaluation(
-        asset_key=key,
+        asset_key=recording.key,
         check_name=naming.CHECK_PREFLIGHT_PARITY,
         passed=False,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -203,7 +199,7 @@ def failed_run_check(
             MParticle.FAULTED_REASON: reason,
         },
         blocking=True,
-        partition=partition,
+        partition=recording.partition,
     )
 
 
@@ -225,9 +221,9 @@ def run_events(recording: Recording) -> dg.AssetMaterialization | dg.AssetCheckE
     r = recording
     window = run_window(r.run, r.partition or r.spec.schedule.interval)
     if r.run.state is not RunState.SUCCESS:
-        return failed_run_check(r.key, r.spec, window, r.run, r.faulted_reason, r.partition)
+        return failed_run_check(r, window)
     return run_materialization(
-        r.key, r.spec, window, r.run, r.count, r.extra, partition=r.partition
+        r.key, r.spec, window, r.run, count=r.count, extra=r.extra, partition=r.partition
     )
 
 

@@ -88,11 +88,23 @@ class Observed:
         return self.bound.spec
 
 
+@dataclass(frozen=True)
+class RunsWatch:
+    """What the runs sensor watches, built once when the code location loads: every sync (each with
+    its own registry and its asset's key), the workspace they share, and what a tick may spend."""
+
+    workspace: Workspace
+    watched: Sequence[Watched]
+    limits: ObserveLimits = DEFAULT_LIMITS
+    clock: Callable[[], float] = time.monotonic
+
+
 @dataclass
 class Tick:
     """The outcome of one evaluation, before it becomes a SensorResult."""
 
     marks: dict[str, Mark]
+    limits: ObserveLimits = DEFAULT_LIMITS
     events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     listings: int = 0
@@ -117,13 +129,7 @@ def small_budget(mparticle: MParticleResource, limits: ObserveLimits) -> MPartic
 WORKSPACE_ERRORS = (AuthenticationError, PermissionDeniedError, RateLimitedError)
 
 
-def read_runs(
-    client: WarehouseSyncClient,
-    watched: Sequence[Watched],
-    tick: Tick,
-    limits: ObserveLimits,
-    clock: Callable[[], float],
-) -> list[Observed]:
+def read_runs(client: WarehouseSyncClient, watch: RunsWatch, tick: Tick) -> list[Observed]:
     """Each pipeline's batch, until the time budget runs out.
 
     One pipeline's trouble never stops the others: a pipeline that does not exist yet (a sync never
@@ -131,6 +137,7 @@ def read_runs(
     (5xx, timeout) is skipped this tick; either keeps its cursor and is named once in the notes.
     Only an error about the credential or the whole workspace (401, 403, 429) ends the tick.
     """
+    watched, limits, clock = watch.watched, tick.limits, watch.clock
     deadline = clock() + limits.tick_seconds
     observed: list[Observed] = []
     not_created: list[str] = []
@@ -142,7 +149,7 @@ def read_runs(
             break
         try:
             batch = read_batch(
-                client, pipeline_id, tick.marks.get(pipeline_id), spec.schedule.start, limits
+                client, pipeline_id, tick.marks.get(pipeline_id), limits, floor=spec.schedule.start
             )
             # Each failed run's own reason where it can be told apart (see sync/engine/reasons.py).
             failed = [r for r in batch.runs if r.state is RunState.FAILED]
@@ -257,9 +264,7 @@ def is_busy(busy: Busy, key: dg.AssetKey, partition: str | None) -> bool:
     return ranges is None or partition is None or any(a <= partition <= b for a, b in ranges)
 
 
-def record(
-    instance: dg.DagsterInstance, item: Observed, tick: Tick, limits: ObserveLimits, busy: Busy
-) -> None:
+def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy) -> None:
     """Add the events of ``item``'s runs to ``tick`` (skipping those on record), move its mark.
 
     Runs from the first whose partition a Dagster run in flight is materializing wait a tick.
@@ -282,7 +287,7 @@ def record(
         )
     succeeded = [p or "" for r, p in keyed if r.state is RunState.SUCCESS and p is not None]
     on_record = already_recorded(
-        instance, key, sorted(set(succeeded)) if partitions else None, limits
+        instance, key, sorted(set(succeeded)) if partitions else None, tick.limits
     )
     extra: dict[str, Any] = {Wsync.RECORDED_BY: SENSOR_NAME, **item.schema}
     if item.preflight_note:
@@ -324,25 +329,22 @@ def sweep_rotating(
 
 
 def observe_tick(
-    instance: dg.DagsterInstance,
-    cursor: str | None,
-    workspace: Workspace,
-    watched: Sequence[Watched],
+    context: dg.SensorEvaluationContext,
+    watch: RunsWatch,
     snowflake: SnowflakeResource,
     mparticle: MParticleResource,
-    limits: ObserveLimits = DEFAULT_LIMITS,
-    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[dg.SensorResult, dict[str, Any]]:
-    """One tick: record what mParticle ran since ``cursor``; the result carries the new cursor."""
+    """One tick: record what mParticle ran since the cursor; the result carries the new cursor."""
+    clock = watch.clock
     started = clock()
-    tick = Tick(marks=parse_cursor(cursor))
-    with small_budget(mparticle, limits).open_client() as client:
-        observed = read_runs(client, watched, tick, limits, clock)
-        sweep_rotating(client, workspace, tick, mparticle.now())
+    tick = Tick(marks=parse_cursor(context.cursor), limits=watch.limits)
+    with small_budget(mparticle, watch.limits).open_client() as client:
+        observed = read_runs(client, watch, tick)
+        sweep_rotating(client, watch.workspace, tick, mparticle.now())
     count_runs(snowflake, observed)
-    busy = busy_partitions(instance)
+    busy = busy_partitions(context.instance)
     for item in observed:
-        record(instance, item, tick, limits, busy)
+        record(context.instance, item, tick, busy)
     summary: dict[str, Any] = {
         "recorded_runs": tick.recorded,
         "already_recorded": tick.duplicates,
@@ -367,14 +369,9 @@ def default_status(environ: Mapping[str, str]) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING
 
 
-def build_runs_sensor(
-    workspace: Workspace,
-    watched: Sequence[Watched],
-    environ: Mapping[str, str],
-    limits: ObserveLimits = DEFAULT_LIMITS,
-) -> dg.SensorDefinition:
-    """The sensor recording every run of the ``watched`` syncs' pipelines, each under its asset's
-    key (see :func:`observe_tick`); ``workspace`` holds every registry of the code location."""
+def build_runs_sensor(watch: RunsWatch, environ: Mapping[str, str]) -> dg.SensorDefinition:
+    """The sensor recording every run of the watched syncs' pipelines, each under its asset's key
+    (see :func:`observe_tick`)."""
 
     @dg.sensor(
         name=SENSOR_NAME,
@@ -388,9 +385,7 @@ def build_runs_sensor(
         snowflake: SnowflakeResource,
         mparticle: MParticleResource,
     ) -> dg.SensorResult:
-        result, summary = observe_tick(
-            context.instance, context.cursor, workspace, watched, snowflake, mparticle, limits
-        )
+        result, summary = observe_tick(context, watch, snowflake, mparticle)
         context.log.info(f"{SENSOR_NAME}: {json.dumps(summary)}")
         return result
 
