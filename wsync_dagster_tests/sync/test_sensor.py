@@ -47,7 +47,7 @@ def tick(
     limits: ObserveLimits = DEFAULT_LIMITS,
 ) -> dg.SensorResult:
     """One evaluation, its events stored as the sensor daemon stores them."""
-    sensor = build_runs_sensor(registry, {"WSYNC_TARGET": "local"}, limits)
+    sensor = build_runs_sensor(registry, {}, limits)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)

@@ -27,8 +27,8 @@ from wsync_dagster.local.deploy.guard import READY_MARKER
 from wsync_dagster.local.deploy.postgres import LocalPostgres, free_port, guarded
 from wsync_dagster.local.process import LocalServiceError, ServiceProcess
 from wsync_dagster.local.sample_data import SampleConfig
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.stack import LocalStack
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY
 
 # The module the code server loads: the one place that names it.
 CODE_LOCATION_MODULE = "wsync_dagster.local.definitions"
@@ -52,7 +52,7 @@ class LocalDeployment:
         *,
         manual_clock: bool = True,
         sample: SampleConfig | None = None,
-        registry_source: Path = DEFAULT_REGISTRY,
+        registry_source: Path = SAMPLE_REGISTRY,
         webserver_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:

@@ -20,7 +20,7 @@ from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.mparticle import RunState, WarehouseSyncClient, WarehouseSyncError
-from wsync_dagster.resources import MParticleResource, selected_target
+from wsync_dagster.resources import MParticleResource
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
@@ -315,12 +315,10 @@ def observe_tick(
     return result, summary
 
 
-def default_status(environ: Mapping[str, str]) -> dg.DefaultSensorStatus:
-    """Running once a target is chosen (observing only reads; pausing a leftover rotating pipeline
-    is its one write); stopped while none is."""
-    if selected_target(environ) is None:
-        return dg.DefaultSensorStatus.STOPPED
-    return dg.DefaultSensorStatus.RUNNING
+# Running from the start, in both code locations: mParticle runs interval pipelines on its own clock,
+# so observing is how Dagster knows what ran. A tick only reads, except pausing a rotating pipeline a
+# crash left active (which frees a slot the limit counts); with no sync it reads nothing.
+DEFAULT_STATUS = dg.DefaultSensorStatus.RUNNING
 
 
 def build_runs_sensor(
@@ -331,7 +329,7 @@ def build_runs_sensor(
     @dg.sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-        default_status=default_status(environ),
+        default_status=DEFAULT_STATUS,
         description="Records every mParticle run of the registry's pipelines as asset events "
         "(materializations; a failed run fails the partition's parity check), with no Dagster run.",
     )
