@@ -25,6 +25,7 @@ import psutil
 
 from wsync_dagster.local.deploy.guard import READY_MARKER
 from wsync_dagster.local.deploy.postgres import LocalPostgres, free_port, guarded
+from wsync_dagster.local.paths import state_root
 from wsync_dagster.local.process import LocalServiceError, ServiceProcess
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
@@ -33,8 +34,9 @@ from wsync_dagster.local.stack import LocalStack
 # The module the code server loads: the one place that names it.
 CODE_LOCATION_MODULE = "wsync_dagster.local.definitions"
 LOCATION_NAME = "wsync_dagster"
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEPLOY_DIR = PROJECT_ROOT / "deploy"
+PROJECT_ROOT = state_root()  # holds .wsync/deploy/ (local/paths.py)
+# The checkout's deploy/ files (read, never written): `dev.py deploy` runs from a checkout.
+DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy"
 SERVICES = ("code-server", "daemon", "webserver")
 
 
