@@ -110,22 +110,19 @@ def cmd_test(python: Path, extra: list[str]) -> int:
         if (code := _run(step)) != 0:
             return code
     # Both code locations (production, and the local one `dev.py ui` opens) must load from a
-    # completely empty environment: no target, no secrets.
+    # completely empty environment: no settings, no secrets.
     bare_env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("WSYNC_", "MPARTICLE_", "SNOWFLAKE_"))
     }
-    # `dg check defs` checks the project's defs.yaml files, then loads the production code location
-    # (`[tool.dg]`). It cannot target another module, so the local one is loaded and validated the
-    # way `dg check defs` does it, with `Definitions.validate_loadable`.
+    # `dg check defs` checks the project's defs.yaml files against the component's schema, then
+    # loads and validates the production code location (`[tool.dg]`). The local code location
+    # (its own defs folder, the sample) gets the same check through a second dg project.
     if (code := _run([_bin(python, "dg"), "check", "defs"], env=bare_env)) != 0:
         return code
-    validate_local = (
-        "import dagster as dg; from wsync_dagster.local.definitions import defs; "
-        "dg.Definitions.validate_loadable(defs); print('local code location: loads and validates')"
-    )
-    return _run([str(python), "-c", validate_local], env=bare_env)
+    local_check = [str(python), "-m", "wsync_dagster.local.dg_project", "check", "defs"]
+    return _run(local_check, env=bare_env)
 
 
 def main(argv: list[str]) -> int:

@@ -45,8 +45,8 @@ from wsync_dagster.local.deploy.smoke import (  # noqa: E402
     wait_for_backfill,
     wait_for_runs,
 )
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY  # noqa: E402
 from wsync_dagster.sync.assets.factory import naming  # noqa: E402
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY  # noqa: E402
 
 _QUERIES = re.compile(
     r'"entry_data": \{"__class__": "IntMetadataEntryData", "value": (\d+)\}, '
@@ -156,7 +156,7 @@ def measure_executors(workdir: Path) -> None:
 
 def scale_registry(workdir: Path, syncs: int) -> Path:
     """The sample registry's hourly sync copied ``syncs`` times (own name, pipeline and pool)."""
-    registry = yaml.safe_load(DEFAULT_REGISTRY.read_text(encoding="utf-8"))
+    registry = yaml.safe_load(SAMPLE_REGISTRY.read_text(encoding="utf-8"))
     hourly = next(s for s in registry["syncs"] if s["schedule"]["interval"] == "hourly")
     registry["syncs"] = [{**hourly, "name": f"{hourly['name']}_{i + 1}"} for i in range(syncs)]
     path = workdir / f"syncs.bench{syncs}.yaml"

@@ -1,15 +1,17 @@
-"""Assemble a code location's Definitions from the defs folder and a set of resources.
+"""Assemble a code location's Definitions from a defs folder and a set of resources.
 
-Shared by the production code location (:mod:`wsync_dagster.definitions`) and the local one
-(:mod:`wsync_dagster.local.definitions`). Importing this module builds nothing; each entry point
-calls :func:`build_definitions` with its own resources.
+Shared by the production code location (:mod:`wsync_dagster.definitions`, defs folder
+``wsync_dagster/defs/``) and the local one (:mod:`wsync_dagster.local.definitions`, defs folder
+``wsync_dagster/local/defs/``, the sample). Importing this module builds nothing; each entry point
+calls :func:`build_definitions` with its own defs folder and resources.
 """
 
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import dagster as dg
 
@@ -18,42 +20,70 @@ from wsync_dagster.component import WarehouseSyncComponent, check_across, worksp
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
 from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
+from wsync_dagster.sync.registry.specs import Registry
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def defs_tree() -> dg.ComponentTree:
-    """The component tree of ``wsync_dagster/defs``, as ``dg`` loads it (``[tool.dg]``). Built from
-    the package itself, so an installed package (no pyproject.toml beside it) loads the same."""
-    return dg.ComponentTree.from_module(
-        defs_module=wsync_dagster.defs, project_root=PACKAGE_ROOT.parent
-    )
+def defs_tree(defs_module: ModuleType = wsync_dagster.defs) -> dg.ComponentTree:
+    """The component tree of a defs folder (default ``wsync_dagster/defs``, which ``dg`` loads
+    through ``[tool.dg]``). Built from the package itself, so an installed package (no
+    pyproject.toml beside it) loads the same."""
+    return dg.ComponentTree.from_module(defs_module=defs_module, project_root=PACKAGE_ROOT.parent)
 
 
 def sync_components(tree: dg.ComponentTree | None = None) -> list[WarehouseSyncComponent]:
-    """Every WarehouseSyncComponent of the defs folder, checked together (:func:`check_across`)."""
-    components = (tree or defs_tree()).get_all_components(of_type=WarehouseSyncComponent)
+    """Every WarehouseSyncComponent of a defs folder (default: the production one), checked
+    together (:func:`check_across`)."""
+    with _quiet_loader():
+        components = (tree or defs_tree()).get_all_components(of_type=WarehouseSyncComponent)
     check_across(components)
     return components
+
+
+def registry_secrets(registries: Iterable[Registry]) -> dict[str, str]:
+    """Every secret the registries name, as variable name -> what names it (``password_env`` of
+    each connection, ``feed_key_env`` of each sync), for the settings check of the resources."""
+    uses: dict[str, dict[tuple[str, str], list[str]]] = {}
+    for registry in registries:
+        named = [
+            (registry.connection.password_env, "password_env", "connection", registry.connection.id)
+        ]
+        named += [(s.feed_key_env, "feed_key_env", "sync", s.name) for s in registry.syncs]
+        for variable, field, kind, name in named:
+            uses.setdefault(variable, {}).setdefault((field, kind), []).append(name)
+    return {
+        variable: "; ".join(_named(*use) for use in by_use.items())
+        for variable, by_use in uses.items()
+    }
+
+
+def _named(use: tuple[str, str], names: list[str]) -> str:
+    """e.g. ``feed_key_env of syncs 'a', 'b'``."""
+    field, kind = use
+    names = list(dict.fromkeys(names))
+    return f"{field} of {kind}{'s' if len(names) > 1 else ''} " + ", ".join(f"'{n}'" for n in names)
 
 
 def build_definitions(
     environ: Mapping[str, str] | None = None,
     *,
+    defs_module: ModuleType = wsync_dagster.defs,
     resources: Mapping[str, object] | None = None,
     components: Sequence[WarehouseSyncComponent] | None = None,
 ) -> dg.Definitions:
     """The defs folder's definitions, one job per cadence over all its syncs, and ``resources``.
 
     Loading does no I/O beyond reading the defs folder and environment variables: no token request,
-    no API call, no Snowflake query. ``resources`` binds the ``snowflake`` and ``mparticle`` keys; by
-    default they are the production resources of the target ``WSYNC_TARGET`` chooses (see
-    :mod:`wsync_dagster.resources`). ``components`` replaces the defs folder's sync components (the
-    local code location passes them rebased onto its sample data).
+    no API call, no Snowflake query; and it never fails for a missing setting. ``resources`` binds
+    the ``snowflake`` and ``mparticle`` keys; by default they are the production resources
+    (:func:`wsync_dagster.resources.production_resources`), checked against every secret the syncs
+    name. ``components`` replaces the defs folder's sync components (the local code location passes
+    them rebased onto its sample data). A defs folder without any sync loads too: no job, and a runs
+    sensor over nothing.
     """
     environ = os.environ if environ is None else environ
-    bound = dict(production_resources(environ) if resources is None else resources)
-    tree = defs_tree()
+    tree = defs_tree(defs_module)
     with _quiet_loader():
         folder = sync_components(tree)
         defs = tree.build_defs()
@@ -62,14 +92,18 @@ def build_definitions(
         defs = _replace_sync_assets(defs, folder, components)
     else:
         components = folder
+    if resources is None:
+        resources = production_resources(environ, registry_secrets(c.registry for c in components))
+    bound = dict(resources)
     syncs = [pair for component in components for pair in component.sync_keys()]
-    # The runs sensor watches every sync's pipeline, each with its own component's registry.
+    # The runs sensor watches every sync's pipeline, each with its own component's registry (a
+    # code location with no sync gets a sensor over nothing).
     observed = [watched for component in components for watched in component.watched_syncs()]
     return dg.Definitions.merge(
         defs,
         dg.Definitions(
             resources=bound,
-            sensors=[build_runs_sensor(RunsWatch(workspace_of(components), observed), environ)],
+            sensors=[build_runs_sensor(RunsWatch(workspace_of(components), observed))],
             # One process per run: the run worker has already imported the code location (~5 s);
             # a step process per asset would import it again. See the README's "Deploy" section.
             executor=dg.in_process_executor,

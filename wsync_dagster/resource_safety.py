@@ -17,7 +17,7 @@ from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.mparticle import MASKED_SECRET
 
-# The mParticle resource's URL fields and the variables that set them under the real target.
+# The mParticle resource's URL fields, and the variables that set them in production.
 URL_SETTINGS = {"api_root": "MPARTICLE_API_ROOT", "token_url": "MPARTICLE_TOKEN_URL"}
 
 
@@ -89,7 +89,7 @@ def checked_url(value: Any, field: str) -> Any:
 
 
 def url_setting_problems(environ: Mapping[str, str]) -> list[str]:
-    """One line per URL variable of the real target that is set to an unsafe value."""
+    """One line per URL variable of the production code location that is set to an unsafe value."""
     return [
         f"{name}={environ[name]!r} {problem}"
         for name in URL_SETTINGS.values()

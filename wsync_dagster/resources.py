@@ -1,29 +1,28 @@
-"""Dagster resources of the production code location and the explicit choice of target.
+"""Dagster resources of the production code location, and the settings they need.
 
-``WSYNC_TARGET`` says which services the code location talks to:
+:mod:`wsync_dagster.definitions` binds the real Snowflake and mParticle, with every setting and secret
+bound through ``dagster.EnvVar``: resolved when a run starts, never shown in the UI. The local
+stand-ins are another code location (``wsync_dagster.local.definitions``), never reached from here.
 
-``mparticle``
-    a real Snowflake account and the real mParticle API; credentials come from ``dagster.EnvVar`` so
-    they are resolved at launch and never shown in the UI.
-``local``
-    the embedded default (Snowflake stand-in and mParticle emulator). It is served by its own code
-    location, ``wsync_dagster.local.definitions`` (``python3 dev.py demo`` / ``python3 dev.py ui``);
-    this module refuses it rather than importing the stand-ins.
-
-Nothing falls back silently. With ``WSYNC_TARGET`` unset the definitions still load (so
-``dagster definitions validate`` and the UI work anywhere), but every resource refuses to run and says
-how to choose. With a target chosen but settings missing, loading fails with one message that lists
-every missing variable.
+Loading never fails for a missing setting, so ``dg check defs`` and the UI work anywhere. Dagster
+resolves an ``EnvVar`` field before a resource's ``setup_for_execution`` runs, and an unset one fails
+the run with one Dagster error per field, and no word about the registry's secrets. So
+:func:`production_resources` checks the environment the code location loads in (a run worker and
+the code server that evaluates sensors each load the code location themselves, so they check their
+own environment): every required setting, every malformed one, and every registry secret the code
+location's syncs name (``password_env``, ``feed_key_env``). When one is missing, each resource key is
+bound to :class:`SettingsMissing` instead: a run then refuses when its resources are set up, with one
+message naming every problem (names, never a secret's value), and the runs sensor skips its tick with
+that same message (:func:`settings_problem`).
 """
 
 import contextlib
-import enum
 import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
@@ -39,13 +38,9 @@ from wsync_dagster.resource_safety import (
     url_setting_problems,
 )
 
-TARGET_VAR = "WSYNC_TARGET"
+PRODUCTION_CODE_LOCATION = "wsync_dagster.definitions"
 LOCAL_CODE_LOCATION = "wsync_dagster.local.definitions"
-
-
-class Target(enum.StrEnum):
-    LOCAL = "local"
-    MPARTICLE = "mparticle"
+RESOURCE_KEYS = ("snowflake", "mparticle")
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,7 @@ class Setting:
     integer: bool = False
 
 
-# Snowflake as Dagster sees it (pre-flight counts and checks), for the real target.
+# Snowflake as Dagster sees it (pre-flight counts and checks).
 SNOWFLAKE_SETTINGS = (
     Setting("SNOWFLAKE_ACCOUNT", "Snowflake account identifier, e.g. xy12345.us-east-1"),
     Setting("SNOWFLAKE_USER", "Snowflake user for pre-flight queries"),
@@ -68,7 +63,7 @@ SNOWFLAKE_SETTINGS = (
     Setting("SNOWFLAKE_ROLE", "role for pre-flight queries", required=False),
     Setting("SNOWFLAKE_WAREHOUSE", "virtual warehouse for pre-flight queries", required=False),
 )
-# mParticle, for the real target.
+# mParticle.
 MPARTICLE_SETTINGS = (
     Setting(
         "MPARTICLE_CLIENT_ID", "client id of an mParticle API credential (Platform API, Admin)"
@@ -84,24 +79,11 @@ MPARTICLE_SETTINGS = (
         "MPARTICLE_TOKEN_URL", "OAuth token endpoint", required=False, default=DEFAULT_TOKEN_URL
     ),
 )
-REAL_SETTINGS = SNOWFLAKE_SETTINGS + MPARTICLE_SETTINGS
+PRODUCTION_SETTINGS = SNOWFLAKE_SETTINGS + MPARTICLE_SETTINGS
 
 
 class SettingsError(ValueError):
-    """The environment does not describe a usable target. The message says what to set."""
-
-
-def selected_target(environ: Mapping[str, str] | None = None) -> Target | None:
-    """The target named by ``WSYNC_TARGET``, None when unset; a bad value raises SettingsError."""
-    environ = os.environ if environ is None else environ
-    raw = environ.get(TARGET_VAR, "").strip()
-    if not raw:
-        return None
-    try:
-        return Target(raw.lower())
-    except ValueError:
-        choices = " or ".join(t.value for t in Target)
-        raise SettingsError(f"{TARGET_VAR}={raw!r} is not a target; set it to {choices}.") from None
+    """The environment does not give a code location what it needs. The message says what to set."""
 
 
 def settings_problems(
@@ -117,54 +99,122 @@ def settings_problems(
     malformed = [
         f"{s.name}={environ[s.name]!r} is not a whole number"
         for s in settings
-        if s.integer and environ.get(s.name) and not environ[s.name].isdigit()
+        if s.integer and not s.secret and environ.get(s.name) and not environ[s.name].isdigit()
     ]
     return missing + malformed
 
 
-def require_settings(
-    target: Target,
-    settings: tuple[Setting, ...],
-    environ: Mapping[str, str],
-    hint: str,
-    more_problems: tuple[str, ...] | list[str] = (),
-) -> None:
-    """Raise one SettingsError naming every setting of ``settings`` that is not usable (and
-    ``more_problems``, found by checks of the caller's own)."""
-    if problems := [*settings_problems(settings, environ), *more_problems]:
-        lines = "\n".join(f"  {p}" for p in problems)
-        raise SettingsError(
-            f"{TARGET_VAR}={target.value} needs {len(problems)} more setting(s):\n{lines}\n{hint}"
-        )
+def secret_problems(
+    secrets: Mapping[str, str], environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per registry secret (variable name -> what names it) that is not set."""
+    environ = os.environ if environ is None else environ
+    return [
+        f"{name} is not set: a secret the registry names ({used_by})"
+        for name, used_by in secrets.items()
+        if not environ.get(name)
+    ]
 
 
-def real_target_problems(environ: Mapping[str, str]) -> list[str]:
-    """Every problem of the real target's settings: missing or malformed variables, and URLs that
-    would send the client secret in clear text."""
-    return [*settings_problems(REAL_SETTINGS, environ), *url_setting_problems(environ)]
+def production_problems(
+    environ: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every problem of the production code location's environment: missing or malformed
+    settings, URLs that would send the client secret in clear text, and registry secrets (variable
+    name -> what names it) that are not set."""
+    environ = os.environ if environ is None else environ
+    return [
+        *settings_problems(PRODUCTION_SETTINGS, environ),
+        *url_setting_problems(environ),
+        *secret_problems(secrets or {}, environ),
+    ]
+
+
+def refusal(location: str, problems: list[str], fix: str) -> str:
+    """The one message a code location refuses to run with: every problem, then the fix."""
+    lines = "\n".join(f"  {p}" for p in problems)
+    return (
+        f"{location} cannot run: {len(problems)} setting(s) missing or malformed (values are "
+        f"never shown):\n{lines}\n{fix}"
+    )
+
+
+def production_refusal(
+    environ: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
+) -> str | None:
+    """The production code location's refusal for ``environ``, or None when nothing is missing."""
+    problems = production_problems(environ, secrets)
+    if not problems:
+        return None
+    return refusal(
+        PRODUCTION_CODE_LOCATION,
+        problems,
+        "Set them in the environment of the code server and of its runs (docs/configuration.md), "
+        "then reload the code location. To try the project without credentials, run the embedded "
+        f"default instead ({LOCAL_CODE_LOCATION}): `python3 dev.py demo` or `python3 dev.py ui`.",
+    )
 
 
 def setting_value(setting: Setting, environ: Mapping[str, str]) -> str | None:
     return environ.get(setting.name) or setting.default
 
 
-class TargetNotSelected(dg.ConfigurableResource):
-    """Bound in place of every resource while ``WSYNC_TARGET`` is unset: refuses to run, says why."""
+class RefusingResource(dg.ConfigurableResource):
+    """Bound in place of a resource whose settings were not usable when the code location loaded.
+
+    A run refuses when its resources are set up, with :meth:`problem`: one message naming every
+    missing or malformed setting and secret. Outside a run (a sensor's tick) setting it up succeeds,
+    so that the sensor can skip its tick with the same message (:func:`settings_problem`); using it
+    there refuses too.
+    """
 
     resource_name: str = Field(description="the resource key this stands in for")
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="the secrets the code location's registries name: variable -> what names it",
+    )
+
+    def problem(self) -> str:
+        """The message this resource refuses with (what the environment lacks now)."""
+        raise NotImplementedError
+
+    def _refuse(self) -> NoReturn:
+        raise SettingsError(self.problem())
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        raise SettingsError(
-            f"Resource '{self.resource_name}' cannot run: {TARGET_VAR} is not set. Set "
-            f"{TARGET_VAR}=local for the embedded default (started by `python3 dev.py demo` or "
-            f"`python3 dev.py ui`), or {TARGET_VAR}=mparticle for a real Snowflake account and "
-            "mParticle workspace (see the README's configuration table)."
+        if context.run is not None:
+            self._refuse()
+
+    # What the real resources offer, refused with the same message.
+    def get_client(self) -> NoReturn:
+        self._refuse()
+
+    def open_client(self) -> NoReturn:
+        self._refuse()
+
+    def get_connection(self) -> NoReturn:
+        self._refuse()
+
+
+class SettingsMissing(RefusingResource):
+    """The production code location's stand-in while its settings or secrets are incomplete."""
+
+    def problem(self) -> str:
+        return production_refusal(os.environ, self.secrets) or (
+            f"{PRODUCTION_CODE_LOCATION} cannot run: its settings were incomplete when it loaded, "
+            "and are complete now; reload the code location."
         )
 
 
-def unselected_resources() -> dict[str, object]:
-    """What every resource key is bound to while no target is chosen."""
-    return {key: TargetNotSelected(resource_name=key) for key in ("snowflake", "mparticle")}
+def settings_problem(*resources: object) -> str | None:
+    """Why the bound ``resources`` cannot run, or None when they can.
+
+    For the runs sensor: with its resources in hand, it skips the tick with this message (the one a
+    run refuses with) instead of failing every tick."""
+    for resource in resources:
+        if isinstance(resource, RefusingResource):
+            return resource.problem()
+    return None
 
 
 class MParticleResource(MaskedSecrets, dg.ConfigurableResource):
@@ -278,7 +328,7 @@ class MParticleResource(MaskedSecrets, dg.ConfigurableResource):
 
 
 def snowflake_resource(environ: Mapping[str, str] | None = None) -> SnowflakeResource:
-    """The real target's Snowflake resource, secrets bound with ``dagster.EnvVar``.
+    """The production Snowflake resource, settings bound with ``dagster.EnvVar``.
 
     The pre-flight only reads, so the session is in autocommit mode (a login parameter, not a
     statement): dagster-snowflake's ``get_connection`` otherwise sends a ``COMMIT`` on every close,
@@ -298,7 +348,7 @@ def snowflake_resource(environ: Mapping[str, str] | None = None) -> SnowflakeRes
 
 
 def mparticle_resource(environ: Mapping[str, str] | None = None) -> MParticleResource:
-    """The real target's mParticle resource, secrets bound with ``dagster.EnvVar``."""
+    """The production mParticle resource, settings bound with ``dagster.EnvVar``."""
     environ = os.environ if environ is None else environ
     optional: dict[str, Any] = {
         field: dg.EnvVar.int(name) if field.endswith("_id") else dg.EnvVar(name)
@@ -318,23 +368,15 @@ def mparticle_resource(environ: Mapping[str, str] | None = None) -> MParticleRes
     )
 
 
-def production_resources(environ: Mapping[str, str] | None = None) -> dict[str, object]:
-    """The resources of the production code location for the target ``environ`` chooses."""
+def production_resources(
+    environ: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """The production code location's resources: the real Snowflake and mParticle, bound through
+    ``dagster.EnvVar``, when ``environ`` holds every setting and every registry secret in
+    ``secrets`` (variable name -> what names it); :class:`SettingsMissing` for each key otherwise.
+    Never raises: a code location always loads."""
     environ = os.environ if environ is None else environ
-    target = selected_target(environ)
-    if target is None:
-        return unselected_resources()
-    if target is Target.LOCAL:
-        raise SettingsError(
-            f"{TARGET_VAR}=local is served by the local code location {LOCAL_CODE_LOCATION}, not "
-            "by wsync_dagster.definitions; start it with `python3 dev.py demo` or "
-            f"`python3 dev.py ui`, or set {TARGET_VAR}=mparticle for a real workspace."
-        )
-    require_settings(
-        target,
-        REAL_SETTINGS,
-        environ,
-        f"Set them, or run the embedded default with `python3 dev.py demo` ({LOCAL_CODE_LOCATION}).",
-        url_setting_problems(environ),
-    )
+    secrets = dict(secrets or {})
+    if production_problems(environ, secrets):
+        return {key: SettingsMissing(resource_name=key, secrets=secrets) for key in RESOURCE_KEYS}
     return {"snowflake": snowflake_resource(environ), "mparticle": mparticle_resource(environ)}

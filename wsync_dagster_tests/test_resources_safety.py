@@ -1,4 +1,4 @@
-"""The resolved resources never show a secret, and the real target never sends one in clear text."""
+"""The resolved resources never show a secret, and production never sends one in clear text."""
 
 from typing import Any
 
@@ -17,16 +17,16 @@ from wsync_dagster.mparticle import MASKED_SECRET
 from wsync_dagster.resource_safety import MaskedSnowflakeResource
 from wsync_dagster.resources import (
     MParticleResource,
-    SettingsError,
+    SettingsMissing,
     mparticle_resource,
-    real_target_problems,
+    production_problems,
+    production_refusal,
     snowflake_resource,
 )
 
 CLIENT_SECRET = "cs-7f3a9e-DO-NOT-LEAK"
 PASSWORD = "pw-41b2c8-DO-NOT-LEAK"
 REAL_ENV = {
-    "WSYNC_TARGET": "mparticle",
     "SNOWFLAKE_ACCOUNT": "xy12345",
     "SNOWFLAKE_USER": "svc_wsync",
     "SNOWFLAKE_PASSWORD": PASSWORD,
@@ -159,12 +159,13 @@ def test_the_settings_check_names_the_variable_and_the_fix() -> None:
         "MPARTICLE_TOKEN_URL": "http://sso.auth.mparticle.com/oauth/token",
         "MPARTICLE_API_ROOT": "api.mparticle.com",
     }
-    found = real_target_problems(env)
+    found = production_problems(env)
     assert len(found) == 2, found
     assert found[0].startswith("MPARTICLE_API_ROOT='api.mparticle.com' is not an absolute URL")
     assert found[1].startswith("MPARTICLE_TOKEN_URL='http://sso.auth.mparticle.com/oauth/token'")
     assert "clear text" in found[1] and "https://" in found[1]
-    with pytest.raises(SettingsError, match="MPARTICLE_TOKEN_URL"):
-        build_definitions(env)
+    refusal = production_refusal(env)
+    assert refusal is not None and found[1] in refusal and CLIENT_SECRET not in refusal
+    assert isinstance(build_definitions(env).resources["mparticle"], SettingsMissing)
     loopback = {**REAL_ENV, "MPARTICLE_TOKEN_URL": "http://127.0.0.1:9/oauth/token"}
-    assert real_target_problems(loopback) == []
+    assert production_problems(loopback) == []

@@ -1,12 +1,14 @@
 """The local code location: ``dg dev -m wsync_dagster.local.definitions`` (``python3 dev.py ui``).
 
-The production definitions (:func:`wsync_dagster.code_location.build_definitions`: the defs folder,
-its sync components, one job per cadence) bound to the local stand-ins
-(:func:`wsync_dagster.local.resources.local_resources`). When the local stack runs
-(:class:`wsync_dagster.local.stack.LocalStack`), it names its sample data's anchor in
+The sample's defs folder (``wsync_dagster/local/defs/``: the demo's registry and the sample
+warehouse's tables), assembled like the production code location
+(:func:`wsync_dagster.code_location.build_definitions`: one job per cadence, the runs sensor) and
+bound to the local stand-ins (:func:`wsync_dagster.local.resources.local_resources`). When the local
+stack runs (:class:`wsync_dagster.local.stack.LocalStack`), it names its sample data's anchor in
 ``WSYNC_LOCAL_SAMPLE_ANCHOR`` and the sync components are rebased onto it (mParticle refuses
 hourly starts older than 7 days, so the registry's fixed dates would go stale);
-``WSYNC_LOCAL_REGISTRY`` replaces the defs folder's registry with another file (tests).
+``WSYNC_LOCAL_REGISTRY`` replaces the sample registry with another file (tests, the deployment).
+Without the launcher's settings it still loads, and every run refuses, saying how to start it.
 """
 
 import os
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from wsync_dagster.code_location import build_definitions, sync_components
+import wsync_dagster.local.defs
+from wsync_dagster.code_location import build_definitions, registry_secrets
 from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.local.resources import local_resources
+from wsync_dagster.local.sample_defs import sample_components
 from wsync_dagster.local.stack import local_registry
 
 ANCHOR_VAR = "WSYNC_LOCAL_SAMPLE_ANCHOR"
@@ -32,7 +36,7 @@ def local_sync_components(environ: Mapping[str, str] | None = None) -> list[Ware
     if source:
         components = [WarehouseSyncComponent.from_registry_file(Path(source))]
     else:
-        components = sync_components()
+        components = sample_components()
     if anchor := environ.get(ANCHOR_VAR):
         at = datetime.fromisoformat(anchor)
         components = [c.with_registry(local_registry(c.registry, at)) for c in components]
@@ -40,10 +44,15 @@ def local_sync_components(environ: Mapping[str, str] | None = None) -> list[Ware
 
 
 def build_local_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
-    """The code location for ``WSYNC_TARGET=local`` (or unset), from ``environ`` (default os.environ)."""
+    """The local code location, from ``environ`` (default os.environ)."""
     environ = os.environ if environ is None else environ
+    components = local_sync_components(environ)
+    secrets = registry_secrets(c.registry for c in components)
     return build_definitions(
-        environ, resources=local_resources(environ), components=local_sync_components(environ)
+        environ,
+        defs_module=wsync_dagster.local.defs,
+        resources=local_resources(environ, secrets),
+        components=components,
     )
 
 

@@ -30,6 +30,7 @@ from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.definitions import build_local_definitions, local_sync_components
 from wsync_dagster.local.materialize import job_origin, run_job
+from wsync_dagster.local.paths import state_root
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
@@ -41,7 +42,7 @@ from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import RegistryError, SyncSpec
 from wsync_dagster.sync.registry.workspace import Workspace
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = state_root()  # WSYNC_HOME, else the working directory (local/paths.py)
 WORKDIR = PROJECT_ROOT / ".wsync"
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 LOCAL_LOCATION = "wsync_dagster.local.definitions"

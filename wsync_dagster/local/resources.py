@@ -1,9 +1,10 @@
-"""The local target's resources: the Snowflake stand-in and the mParticle emulator.
+"""The local code location's resources: the Snowflake stand-in and the mParticle emulator.
 
 The launcher (``python3 dev.py demo`` / ``python3 dev.py ui``, see :mod:`wsync_dagster.local.stack`)
 puts the stand-ins' addresses in ``WSYNC_LOCAL_*``; :func:`local_resources` turns them into the
-resources the local code location (:mod:`wsync_dagster.local.definitions`) binds. Production never
-imports this module.
+resources the local code location (:mod:`wsync_dagster.local.definitions`) binds. Without them (the
+location loaded by hand, or validated), each key is bound to :class:`LocalSettingsMissing`, which
+refuses every run and says to start the stack. Production never imports this module.
 """
 
 import functools
@@ -21,15 +22,15 @@ from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER
 from wsync_dagster.resource_safety import MaskedSnowflakeResource
 from wsync_dagster.resources import (
-    TARGET_VAR,
+    LOCAL_CODE_LOCATION,
+    RESOURCE_KEYS,
     MParticleResource,
+    RefusingResource,
     Setting,
-    SettingsError,
-    Target,
-    require_settings,
-    selected_target,
+    refusal,
+    secret_problems,
     setting_value,
-    unselected_resources,
+    settings_problems,
 )
 
 LOCAL_SNOWFLAKE_SETTINGS = (
@@ -92,7 +93,7 @@ def _emulator_control(emulator_url: str) -> EmulatorControl:
 
 
 class LocalMParticleResource(MParticleResource):
-    """The local target's mParticle: the emulator, whose clock is mParticle's "now".
+    """The local code location's mParticle: the emulator, whose clock is mParticle's "now".
 
     With a manual emulator clock, waiting advances that clock (which runs whatever falls due) instead
     of sleeping, so a local run is deterministic and instant.
@@ -171,31 +172,49 @@ def local_snowflake_resource(host: str, port: int) -> SnowflakeResource:
     )
 
 
-def local_resources(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+WITHOUT_LAUNCHER = (
+    "Start the embedded default with `python3 dev.py demo` or `python3 dev.py ui` (or "
+    "`python3 dev.py deploy`): they start the stand-ins and set these."
+)
+
+
+def local_problems(
+    environ: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every ``WSYNC_LOCAL_*`` setting that is missing or malformed, and every registry secret
+    (variable name -> what names it) the launcher has not set."""
+    environ = os.environ if environ is None else environ
+    problems = settings_problems(LOCAL_SETTINGS, environ)
+    clock = setting_value(LOCAL_MPARTICLE_SETTINGS[1], environ)
+    if clock not in ("real", "manual"):
+        problems.append(f"WSYNC_LOCAL_EMULATOR_CLOCK={clock!r} is not a clock: use real or manual")
+    return [*problems, *secret_problems(secrets or {}, environ)]
+
+
+class LocalSettingsMissing(RefusingResource):
+    """The local code location's stand-in while the launcher's settings are missing."""
+
+    def problem(self) -> str:
+        problems = local_problems(os.environ, self.secrets) or [
+            "the WSYNC_LOCAL_* settings were missing when the code location loaded; reload it"
+        ]
+        return refusal(LOCAL_CODE_LOCATION, problems, WITHOUT_LAUNCHER)
+
+
+def local_resources(
+    environ: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
+) -> dict[str, object]:
     """The local code location's resources, from the ``WSYNC_LOCAL_*`` settings in ``environ``.
 
-    ``WSYNC_TARGET`` unset: every resource refuses to run (as in production). ``local``: the
-    stand-ins, or one SettingsError listing every missing setting. Any other target is refused.
-    """
+    The stand-ins when every setting (and every registry secret in ``secrets``, variable name ->
+    what names it) is there; :class:`LocalSettingsMissing` for each key otherwise. Never raises."""
     environ = os.environ if environ is None else environ
-    target = selected_target(environ)
-    if target is None:
-        return unselected_resources()
-    if target is not Target.LOCAL:
-        raise SettingsError(
-            f"{TARGET_VAR}={target.value} is served by the production code location "
-            "wsync_dagster.definitions; this local code location (wsync_dagster.local.definitions) "
-            f"only serves {TARGET_VAR}=local."
-        )
-    require_settings(
-        target,
-        LOCAL_SETTINGS,
-        environ,
-        "Start the local stack with `python3 dev.py demo` or `python3 dev.py ui`, which set them.",
-    )
+    secrets = dict(secrets or {})
+    if local_problems(environ, secrets):
+        return {
+            key: LocalSettingsMissing(resource_name=key, secrets=secrets) for key in RESOURCE_KEYS
+        }
     host, port, url, clock = (setting_value(s, environ) for s in LOCAL_SETTINGS)
-    if clock not in ("real", "manual"):
-        raise SettingsError(f"WSYNC_LOCAL_EMULATOR_CLOCK={clock!r}: use real or manual.")
     return {
         "snowflake": local_snowflake_resource(host or "127.0.0.1", int(port or 0)),
         "mparticle": emulator_mparticle(url or "", manual_clock=clock == "manual"),

@@ -2,7 +2,7 @@
 
 :class:`LocalStack` starts both servers on 127.0.0.1 (free ports) and seeds the sample warehouse.
 :meth:`LocalStack.environment` is what the local code location needs to run against it
-(``WSYNC_TARGET=local`` and friends), including the sample data's anchor: the code location moves
+(the ``WSYNC_LOCAL_*`` settings and the registry's secrets), including the sample data's anchor: the code location moves
 each schedule's start onto the freshly seeded data (:func:`local_registry`; mParticle refuses hourly
 starts older than 7 days, so fixed demo dates would go stale within a week). The demo and ``dg dev``
 both use it.
@@ -17,7 +17,6 @@ from typing import Self
 import yaml
 from dateutil.relativedelta import relativedelta
 
-from wsync_dagster.code_location import sync_components
 from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, ServiceProcess
 from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import (
@@ -27,6 +26,7 @@ from wsync_dagster.local.sample_data import (
     SampleSummary,
     seed_sample_warehouse,
 )
+from wsync_dagster.local.sample_defs import sample_components
 from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import Registry, Schedule, load_registry
@@ -81,7 +81,7 @@ def local_registry(registry: Registry, anchor: datetime) -> Registry:
 def write_registry(registry: Registry, path: Path) -> Path:
     header = (
         "# Written by wsync_dagster.local.stack: a registry of synced tables (see\n"
-        "# wsync_dagster/defs/warehouse_sync/defs.yaml for the annotated one).\n"
+        "# wsync_dagster/local/defs/warehouse_sync/defs.yaml for the annotated one).\n"
     )
     body = yaml.safe_dump(registry.model_dump(mode="json"), sort_keys=False, width=100)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ class LocalStack:
         manual_clock: bool = False,
         run_seconds: float = 0.0,
     ) -> None:
-        """``registry_source``: a registry file served instead of the defs folder's sync components.
+        """``registry_source``: a registry file served instead of the sample registry.
         ``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
         materialization waits (deterministic, no sleeping); else it is the wall clock."""
         self.workdir = workdir
@@ -172,7 +172,7 @@ class LocalStack:
     def _registries(self) -> list[Registry]:
         if self.registry_source is not None:
             return [load_registry(self.registry_source)]
-        return [component.registry for component in sync_components()]
+        return [component.registry for component in sample_components()]
 
     def served_workspace(self) -> Workspace:
         """What the local code location serves: each registry, rebased onto the seeded sample data,
@@ -230,7 +230,6 @@ class LocalStack:
         }
         chosen = {"WSYNC_LOCAL_REGISTRY": str(self.registry_source)} if self.registry_source else {}
         return {
-            "WSYNC_TARGET": "local",
             "WSYNC_LOCAL_SAMPLE_ANCHOR": self.sample.anchor.isoformat(),
             **chosen,
             "WSYNC_LOCAL_SNOWFLAKE_HOST": self.snowflake.host,

@@ -9,10 +9,11 @@ import pytest
 
 from wsync_dagster.local.demo import run_demo
 from wsync_dagster.local.sample_data import SampleConfig, current_hour
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.stack import local_registry, rebase_schedule, write_registry
 from wsync_dagster.sync.engine.reconcile import ReconcileError, check_catch_up
 from wsync_dagster.sync.registry.cadences import cadence
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Schedule, load_registry
+from wsync_dagster.sync.registry.specs import Schedule, load_registry
 
 ANCHOR = datetime(2027, 3, 14, 9, 0, tzinfo=UTC)  # a Sunday
 
@@ -57,11 +58,11 @@ def test_rebasing_keeps_the_grid_and_lands_within_catch_up(interval, start, expe
 
 
 def test_the_local_registry_follows_the_seeded_data() -> None:
-    rebased = local_registry(load_registry(DEFAULT_REGISTRY), ANCHOR)
+    rebased = local_registry(load_registry(SAMPLE_REGISTRY), ANCHOR)
     assert rebased.sync("ticket_activity").schedule.start == ANCHOR - timedelta(days=3)
     assert rebased.sync("customer_scores").schedule.start == datetime(2027, 3, 4, tzinfo=UTC)
     assert rebased.connection.user == "fake"
-    assert [s.sql for s in rebased.syncs] == [s.sql for s in load_registry(DEFAULT_REGISTRY).syncs]
+    assert [s.sql for s in rebased.syncs] == [s.sql for s in load_registry(SAMPLE_REGISTRY).syncs]
 
 
 def test_the_demo_still_runs_when_the_registry_dates_are_weeks_old(tmp_path: Path, capsys) -> None:
@@ -70,7 +71,7 @@ def test_the_demo_still_runs_when_the_registry_dates_are_weeks_old(tmp_path: Pat
     Moving the registry's dates back is the same as moving the clock ahead (Dagster's own clock
     cannot be moved). The demo must not care: it rebases the registry onto the data it seeds.
     """
-    stale = load_registry(DEFAULT_REGISTRY)
+    stale = load_registry(SAMPLE_REGISTRY)
     stale = stale.model_copy(
         update={
             "syncs": tuple(

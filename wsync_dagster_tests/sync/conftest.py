@@ -22,11 +22,12 @@ from wsync_dagster.local.resources import (
     local_snowflake_resource,
 )
 from wsync_dagster.local.sample_data import SampleSummary
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LocalSnowflake
 from wsync_dagster.local.stack import local_registry
 from wsync_dagster.mparticle import Pipeline, clear_token_cache
 from wsync_dagster.sync.assets.factory import build_sync_assets
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster.sync.registry.specs import Registry, load_registry
 from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
@@ -46,7 +47,7 @@ def control(emulator: EmulatorServer, sample_warehouse: SampleSummary) -> Emulat
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     """The package registry rebased onto the sample data, with its secrets in the environment."""
-    rebased = local_registry(load_registry(DEFAULT_REGISTRY), SAMPLE_ANCHOR)
+    rebased = local_registry(load_registry(SAMPLE_REGISTRY), SAMPLE_ANCHOR)
     monkeypatch.setenv(rebased.connection.password_env, LOCAL_PASSWORD)
     for spec in rebased.syncs:
         monkeypatch.setenv(spec.feed_key_env, LOCAL_MPARTICLE.feed_key)

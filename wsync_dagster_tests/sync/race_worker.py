@@ -16,10 +16,11 @@ from wsync_dagster.local.resources import (
     emulator_clock_mparticle,
     local_snowflake_resource,
 )
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD
 from wsync_dagster.local.stack import local_registry
 from wsync_dagster.sync.assets.factory import build_sync_assets
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster.sync.registry.specs import Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import failure_message
 
@@ -28,7 +29,7 @@ TEMPLATE = "churn_risk_alerts"  # on demand: a materialization triggers its own 
 
 def race_registry(count: int = 5) -> Registry:
     """``count`` on-demand syncs sharing the package's connection, on the sample data."""
-    base = local_registry(load_registry(DEFAULT_REGISTRY), SAMPLE_ANCHOR)
+    base = local_registry(load_registry(SAMPLE_REGISTRY), SAMPLE_ANCHOR)
     template = base.sync(TEMPLATE)
     syncs = tuple(template.model_copy(update={"name": f"race_{n}"}) for n in range(count))
     return base.model_copy(update={"syncs": syncs})

@@ -12,9 +12,10 @@ from wsync_dagster.code_location import sync_components
 from wsync_dagster.component import WarehouseSyncComponent, WarehouseSyncScaffolder
 from wsync_dagster.local.materialize import materialize_partitions
 from wsync_dagster.local.resources import LOCAL_MPARTICLE
+from wsync_dagster.local.sample_defs import sample_components
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD
 from wsync_dagster.sync.assets.translator import WarehouseSyncProps, WarehouseSyncTranslator
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, RegistryError
+from wsync_dagster.sync.registry.specs import Registry, RegistryError
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync.conftest import materializations
 
@@ -178,9 +179,8 @@ def test_the_scaffolded_starter_loads(tmp_path: Path, monkeypatch: pytest.Monkey
     dg.Definitions.validate_loadable(defs)
 
 
-def test_the_sample_defs_folder_is_the_default_registry() -> None:
-    (component,) = sync_components()
-    assert component.yaml_path == DEFAULT_REGISTRY
+def test_the_sample_registry_names_no_local_secret() -> None:
+    (component,) = sample_components()
     assert [s.name for s in component.registry.syncs][:3] == [
         "customer_scores",
         "ticket_activity",

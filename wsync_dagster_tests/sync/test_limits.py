@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import (
-    DEFAULT_REGISTRY,
     Registry,
     RegistryError,
     cross_sync_problems,
@@ -29,13 +29,13 @@ def _limited(registry: Registry, **limits: Any) -> Registry:
 
 def _with_limits(limits: Any) -> str:
     """The sample registry (a component file: the registry is its ``attributes``) with ``limits``."""
-    document = yaml.safe_load(DEFAULT_REGISTRY.read_text(encoding="utf-8"))
+    document = yaml.safe_load(SAMPLE_REGISTRY.read_text(encoding="utf-8"))
     document["attributes"]["limits"] = limits
     return yaml.safe_dump(document)
 
 
 def test_without_a_limits_block_mparticle_numbers_apply() -> None:
-    limits = parse_registry(DEFAULT_REGISTRY.read_text(encoding="utf-8")).limits
+    limits = parse_registry(SAMPLE_REGISTRY.read_text(encoding="utf-8")).limits
     assert limits.effective_records() == {
         "hourly": 1_000_000, "daily": 24_000_000, "weekly": 40_000_000,
         "monthly": 40_000_000, "on_demand": 24_000_000, "once": 40_000_000,

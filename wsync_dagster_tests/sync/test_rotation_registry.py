@@ -1,10 +1,11 @@
 """Registry rules of rotation: permanent syncs count for ever, rotating ones need a slot to share."""
 
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.factory import build_sync_asset
 from wsync_dagster.sync.assets.translator import WarehouseSyncProps
 from wsync_dagster.sync.engine.rotation import rotating_pool_limit
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, load_registry, parse_registry
+from wsync_dagster.sync.registry.specs import load_registry, parse_registry
 from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.sync.test_specs import problems, registry, sync
 
@@ -65,7 +66,7 @@ def test_an_invalid_rotating_sync_still_does_not_count_for_ever() -> None:
 
 
 def test_rotating_syncs_share_one_pool_and_the_demo_registry_rotates_six() -> None:
-    loaded = load_registry(DEFAULT_REGISTRY)
+    loaded = load_registry(SAMPLE_REGISTRY)
     rotating_specs = [s for s in loaded.syncs if s.rotate]
     assert len(loaded.syncs) >= 8 and len(rotating_specs) >= 6
     assert rotating_pool_limit(Workspace.of([loaded])) == 2

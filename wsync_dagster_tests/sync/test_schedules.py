@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from wsync_dagster.resources import TargetNotSelected
+from wsync_dagster.resources import SettingsMissing
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.factory import build_sync_assets
 from wsync_dagster.sync.assets.schedules import build_schedules
@@ -14,7 +14,7 @@ from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 def _definitions(registry: Registry) -> dg.Definitions:
     assets = build_sync_assets(registry)
-    resources = {key: TargetNotSelected(resource_name=key) for key in ("snowflake", "mparticle")}
+    resources = {key: SettingsMissing(resource_name=key) for key in ("snowflake", "mparticle")}
     return dg.Definitions.merge(
         dg.Definitions(assets=assets, resources=resources),
         build_schedules([(spec, naming.asset_key(spec)) for spec in registry.syncs]),

@@ -51,7 +51,7 @@ def tick(
     every registry of a code location)."""
     workspace = Workspace.of([registry] if isinstance(registry, Registry) else registry)
     watched = [(bound, naming.asset_key(bound.spec)) for bound in workspace]
-    sensor = build_runs_sensor(RunsWatch(workspace, watched, limits), {"WSYNC_TARGET": "local"})
+    sensor = build_runs_sensor(RunsWatch(workspace, watched, limits))
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)

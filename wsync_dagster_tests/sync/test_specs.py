@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.sync.registry.specs import (
-    DEFAULT_REGISTRY,
     RegistryError,
     load_registry,
     parse_registry,
@@ -47,7 +47,7 @@ def problems(text: str) -> list[str]:
 
 
 def test_the_default_registry_is_valid_and_declares_the_sample_tables() -> None:
-    loaded = load_registry(DEFAULT_REGISTRY)
+    loaded = load_registry(SAMPLE_REGISTRY)
     assert [s.name for s in loaded.syncs] == [
         "customer_scores",
         "ticket_activity",

@@ -25,16 +25,18 @@ import psutil
 
 from wsync_dagster.local.deploy.guard import READY_MARKER
 from wsync_dagster.local.deploy.postgres import LocalPostgres, free_port, guarded
+from wsync_dagster.local.paths import state_root
 from wsync_dagster.local.process import LocalServiceError, ServiceProcess
 from wsync_dagster.local.sample_data import SampleConfig
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.stack import LocalStack
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY
 
 # The module the code server loads: the one place that names it.
 CODE_LOCATION_MODULE = "wsync_dagster.local.definitions"
 LOCATION_NAME = "wsync_dagster"
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEPLOY_DIR = PROJECT_ROOT / "deploy"
+PROJECT_ROOT = state_root()  # holds .wsync/deploy/ (local/paths.py)
+# The checkout's deploy/ files (read, never written): `dev.py deploy` runs from a checkout.
+DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy"
 SERVICES = ("code-server", "daemon", "webserver")
 
 
@@ -52,7 +54,7 @@ class LocalDeployment:
         *,
         manual_clock: bool = True,
         sample: SampleConfig | None = None,
-        registry_source: Path = DEFAULT_REGISTRY,
+        registry_source: Path = SAMPLE_REGISTRY,
         webserver_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:

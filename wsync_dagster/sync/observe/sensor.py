@@ -10,7 +10,7 @@ moved past exactly what was handled. See the README, "How observation works".
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.resources import MParticleResource, selected_target
+from wsync_dagster.resources import MParticleResource, settings_problem
 from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
@@ -361,22 +361,20 @@ def observe_tick(
     return result, summary
 
 
-def default_status(environ: Mapping[str, str]) -> dg.DefaultSensorStatus:
-    """Running once a target is chosen (observing only reads; pausing a leftover rotating pipeline
-    is its one write); stopped while none is."""
-    if selected_target(environ) is None:
-        return dg.DefaultSensorStatus.STOPPED
-    return dg.DefaultSensorStatus.RUNNING
+# Running from the start, in both code locations: mParticle runs interval pipelines on its own clock,
+# so observing is how Dagster knows what ran. A tick only reads, except pausing a rotating pipeline a
+# crash left active (which frees a slot the limit counts); with no sync it reads nothing.
+DEFAULT_STATUS = dg.DefaultSensorStatus.RUNNING
 
 
-def build_runs_sensor(watch: RunsWatch, environ: Mapping[str, str]) -> dg.SensorDefinition:
+def build_runs_sensor(watch: RunsWatch) -> dg.SensorDefinition:
     """The sensor recording every run of the watched syncs' pipelines, each under its asset's key
     (see :func:`observe_tick`)."""
 
     @dg.sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-        default_status=default_status(environ),
+        default_status=DEFAULT_STATUS,
         description="Records every mParticle run of the registry's pipelines as asset events "
         "(materializations; a failed run fails the partition's parity check), with no Dagster run.",
     )
@@ -384,7 +382,10 @@ def build_runs_sensor(watch: RunsWatch, environ: Mapping[str, str]) -> dg.Sensor
         context: dg.SensorEvaluationContext,
         snowflake: SnowflakeResource,
         mparticle: MParticleResource,
-    ) -> dg.SensorResult:
+    ) -> dg.SensorResult | dg.SkipReason:
+        if problem := settings_problem(snowflake, mparticle):
+            # The message a run would refuse with; nothing is read until the settings are there.
+            return dg.SkipReason(problem)
         result, summary = observe_tick(context, watch, snowflake, mparticle)
         context.log.info(f"{SENSOR_NAME}: {json.dumps(summary)}")
         return result

@@ -1,7 +1,7 @@
 """The registry of synced tables, validated before anything else happens.
 
 The registry is the ``attributes`` of a ``WarehouseSyncComponent`` in a ``defs.yaml`` (the sample:
-``wsync_dagster/defs/warehouse_sync/defs.yaml``); :func:`load_registry` also reads a bare registry
+``wsync_dagster/local/defs/warehouse_sync/defs.yaml``); :func:`load_registry` also reads a bare registry
 file. A bad registry fails definition loading with one line per problem, each naming the table, the
 field and the fix, prefixed with ``file:line`` when the YAML's positions are known. Everything here
 is pure: reading the file is the only I/O.
@@ -31,8 +31,6 @@ from wsync_dagster.sync.registry.cadences import CadenceName, cadence
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.sql import LOAD_TIMESTAMP_TYPES, sql_problems
 from wsync_dagster.sync.registry.strict_yaml import DuplicateKey, load_strict
-
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "defs" / "warehouse_sync" / "defs.yaml"
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -487,7 +485,7 @@ def parse_registry(text: str, source: str = "<registry>") -> Registry:
         return validate_registry(document, source, yaml_line_locator(text, prefix))
 
 
-def load_registry(path: Path = DEFAULT_REGISTRY) -> Registry:
+def load_registry(path: Path) -> Registry:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
