@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 import wsync_dagster.defs
+from wsync_dagster.alerting import alert_definitions
 from wsync_dagster.component import WarehouseSyncComponent, check_across
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
@@ -77,6 +78,8 @@ def build_definitions(
             executor=dg.in_process_executor,
         ),
         build_schedules(syncs),
+        # The optional run-failure webhook (docs/alerting.md): nothing unless it is configured.
+        alert_definitions(environ),
     )
 
 
