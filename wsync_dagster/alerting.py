@@ -15,7 +15,7 @@ takes it as is with ``WSYNC_ALERT_WEBHOOK_FORMAT=slack``; any other receiver get
 * A delivery is retried within the tick (connection errors, timeouts, 429, 5xx), at most
   :data:`MAX_ATTEMPTS` times with explicit timeouts, so one tick stays well inside Dagster's sensor
   timeout. Dagster's run-status sensor moves past a run whether or not its alert went out, so a
-  delivery that still fails fails the tick: the error is shown on the tick and on the failed run.
+  delivery that still fails fails the tick, with an error naming the run (the daemon logs it too).
 """
 
 import enum
@@ -333,7 +333,12 @@ def build_failure_webhook_sensor(
             context.get_step_failure_events(),
             webhook.webserver_url,
         )
-        webhook.post(alert.payload(WebhookFormat(webhook.format)))
+        try:
+            webhook.post(alert.payload(WebhookFormat(webhook.format)))
+        except AlertDeliveryError as error:
+            raise AlertDeliveryError(
+                f"Run {run.run_id} ({run.job_name}) failed, and its alert was not sent: {error}"
+            ) from None
         # Returning ends the tick after this run, so one tick is one delivery (its retries
         # included) and stays inside the sensor timeout; the next run's alert goes next tick.
         return dg.SkipReason(f"alert for run {alert.run_id} sent to {shown_url(webhook.url)}")

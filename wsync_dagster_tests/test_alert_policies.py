@@ -217,3 +217,8 @@ def test_asset_selections_pick_exactly_the_sync_assets() -> None:
     assert selections
     for selection in selections:
         assert dg.AssetSelection.from_string(selection).resolve(graph) == syncs, selection
+    # the production-only filter docs/alerting.md suggests (the registry's environment tag)
+    production = 'kind:"mparticle" and tag:"wsync/environment"="production"'
+    assert dg.AssetSelection.from_string(production).resolve(graph) == {
+        dg.AssetKey(["mparticle", "vip_flags"])
+    }

@@ -216,6 +216,7 @@ def test_an_unreachable_webhook_fails_the_tick_without_showing_the_secret() -> N
     [reaction] = tick.dagster_run_reactions
     assert reaction.dagster_run.run_id == run_id and reaction.error is not None
     shown = reaction.error.to_string()
+    assert f"Run {run_id} (wsync_daily_job) failed, and its alert was not sent" in shown
     assert "did not take the alert after 3 attempt(s)" in shown and "ConnectionError" in shown
     assert "s3cr3t" not in shown and "B0002" not in shown
     assert WAITS == [1.0, 2.0]
