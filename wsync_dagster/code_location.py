@@ -44,7 +44,9 @@ def build_definitions(
     resources: Mapping[str, object] | None = None,
     components: Sequence[WarehouseSyncComponent] | None = None,
 ) -> dg.Definitions:
-    """The defs folder's definitions, one job per cadence over all its syncs, and ``resources``.
+    """The defs folder's definitions, one job per cadence over all its syncs, the runs sensor, the
+    optional run-failure webhook (:mod:`wsync_dagster.alerting`, only when configured), and
+    ``resources``.
 
     Loading does no I/O beyond reading the defs folder and environment variables: no token request,
     no API call, no Snowflake query. ``resources`` binds the ``snowflake`` and ``mparticle`` keys; by
