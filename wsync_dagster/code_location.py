@@ -16,6 +16,7 @@ from types import ModuleType
 import dagster as dg
 
 import wsync_dagster.defs
+from wsync_dagster.alerting import alert_definitions
 from wsync_dagster.component import WarehouseSyncComponent, check_across, workspace_of
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
@@ -72,7 +73,9 @@ def build_definitions(
     resources: Mapping[str, object] | None = None,
     components: Sequence[WarehouseSyncComponent] | None = None,
 ) -> dg.Definitions:
-    """The defs folder's definitions, one job per cadence over all its syncs, and ``resources``.
+    """The defs folder's definitions, one job per cadence over all its syncs, the runs sensor, the
+    optional run-failure webhook (:mod:`wsync_dagster.alerting`, only when configured), and
+    ``resources``.
 
     Loading does no I/O beyond reading the defs folder and environment variables: no token request,
     no API call, no Snowflake query; and it never fails for a missing setting. ``resources`` binds
@@ -109,6 +112,8 @@ def build_definitions(
             executor=dg.in_process_executor,
         ),
         build_schedules(syncs),
+        # The optional run-failure webhook (docs/alerting.md): nothing unless it is configured.
+        alert_definitions(environ),
     )
 
 
