@@ -31,7 +31,7 @@ import requests
 from pydantic import Field, field_validator
 
 from wsync_dagster.resource_safety import MaskedSecrets
-from wsync_dagster.sync.observe.sensor import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+from wsync_dagster.sync.assets.metadata import RunTags
 
 WEBHOOK_URL_VAR = "WSYNC_ALERT_WEBHOOK_URL"
 WEBHOOK_FORMAT_VAR = "WSYNC_ALERT_WEBHOOK_FORMAT"
@@ -265,9 +265,9 @@ def step_failure_text(event: dg.DagsterEvent) -> str:
 
 def partition_of(tags: Mapping[str, str]) -> str | None:
     """The run's partition, or its partition range ``first...last``, from Dagster's run tags."""
-    if single := tags.get(PARTITION_TAG):
+    if single := tags.get(RunTags.PARTITION):
         return single
-    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    start, end = tags.get(RunTags.RANGE_START), tags.get(RunTags.RANGE_END)
     if start and end:
         return start if start == end else f"{start}...{end}"
     return None
