@@ -114,17 +114,18 @@ def _words(scan: _Scan) -> list[str]:
 def sql_problems(sql: str) -> list[str]:
     """Why mParticle would refuse ``sql`` as a data model, with the fix; empty when it is fine.
 
-    Words are read as Snowflake's tokenizer reads them, so nothing inside a string, a quoted name
-    or a comment counts. A model sqlglot cannot parse is not refused for that (Snowflake's grammar
-    is larger than sqlglot's, and the pre-flight runs the model in Snowflake before anything is
-    sent): see :func:`analyze` for what is then unknown.
+    Words are read as sqlglot's Snowflake tokenizer reads them, so nothing inside a string, a
+    quoted name or a comment counts. A model sqlglot cannot parse is not refused for that
+    (Snowflake's grammar is larger than sqlglot's, and the pre-flight runs the model in Snowflake
+    before anything is sent): see :func:`analyze` for what is then unknown.
     """
     problems: list[str] = []
     scan = _scan(sql)
     words = _words(scan)
-    query = analyze(sql).query if scan.complete else None
+    # mParticle's rule is a text that starts with SELECT (so a WITH first is refused); a second
+    # statement needs a ';', refused below
     first = next((w for w in words if w != "("), None)
-    if query is False or (query is None and first != "SELECT"):
+    if first != "SELECT":
         problems.append(
             "must be a single SELECT statement (it is run as a subquery: "
             "SELECT ... FROM ( <sql> ) WHERE ...)"
