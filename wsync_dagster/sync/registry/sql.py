@@ -198,8 +198,9 @@ def analyze(sql: str) -> SqlAnalysis:
     tree = normalize_identifiers(statements[0], dialect=DIALECT)
     if not isinstance(tree, exp.Query):
         return SqlAnalysis(False, (), MappingProxyType({}), None)
+    tables = _tables(tree)  # before the lineage, which qualifies the tree in place
     traced, problem = _column_lineage(tree)
-    return SqlAnalysis(True, _tables(tree), MappingProxyType(traced), problem)
+    return SqlAnalysis(True, tables, MappingProxyType(traced), problem)
 
 
 def named_tables(sql: str) -> tuple[TableName, ...]:
@@ -244,7 +245,9 @@ def _column_lineage(tree: exp.Query) -> tuple[dict[str, tuple[SourceColumn, ...]
     named = {s.alias_or_name for s in tree.selects if isinstance(s, exp.Alias | exp.Column)}
     named.discard("*")
     try:
-        nodes = lineage(None, tree, schema={}, dialect=DIALECT)
+        # trim_selects only shortens each step's SQL label, unused here; with it and a copy of
+        # the tree (this one is ours) tracing costs twice as much (benchmarks/definition_load.py)
+        nodes = lineage(None, tree, schema={}, dialect=DIALECT, trim_selects=False, copy=False)
     except Exception as error:  # sqlglot's tracing is best effort; the model itself is fine
         return {}, f"sqlglot could not trace the columns: {_first_line(error)}"
     traced: dict[str, tuple[SourceColumn, ...]] = {}
@@ -266,11 +269,19 @@ def _sources(root: Node) -> set[SourceColumn]:
         table = _table_name(node.expression)
         if table is None or parent is None:
             continue
-        if not isinstance(parent.expression, exp.Star):  # a leaf named <table alias>.<column>
-            found.add(SourceColumn(table, exp.to_column(node.name).name))
+        if not isinstance(parent.expression, exp.Star):
+            if column := _leaf_column(node):
+                found.add(SourceColumn(table, column))
         elif column := _through_star(parent, grandparent):
             found.add(SourceColumn(table, column))
     return found
+
+
+def _leaf_column(leaf: Node) -> str | None:
+    """The column a table leaf stands for: sqlglot names the leaf with the column's SQL in its
+    default dialect (``T.EMAIL``, ``T."Email"``), whose last token is the column's name."""
+    tokens = sqlglot.tokenize(leaf.name)
+    return tokens[-1].text if tokens else None
 
 
 def _through_star(star: Node, reader: Node | None) -> str | None:
