@@ -198,6 +198,9 @@ SWALLOWS = "would swallow the closing parenthesis"
         ("SELECT 'http://x' AS a, \"/*\" FROM t", None),
         ("SELECT $$it's -- not a comment$$ AS a FROM t", None),
         ("SELECT a FROM t WHERE b = 'it''s /* not */ -- either'", None),
+        ("SELECT a FROM t WHERE b = 'never closed -- x", None),  # Snowflake reports the quote
+        ("SELECT a FROM t /* closed */ WHERE b = 'never closed", None),
+        ("SELECT a FROM t /* closed */ -- open", "ends in a -- comment"),
     ],
 )
 def test_a_comment_that_runs_to_the_end_is_refused(sql: str, fragment: str | None) -> None:
