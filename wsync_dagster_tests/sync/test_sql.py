@@ -162,6 +162,10 @@ def _lineage(sql: str) -> dict[str, list[str]]:
             "SELECT x.a FROM (SELECT * FROM s.t t JOIN s.u u ON t.id = u.id) x",
             {},
         ),
+        (  # a union's columns match by position, unknown when its first branch selects *
+            "SELECT x.a FROM (SELECT * FROM s.t UNION ALL SELECT b FROM s.u) x",
+            {},
+        ),
         (  # a flattened array: the value comes from the array column
             'SELECT v.value:email::string AS "email" FROM s.t, LATERAL FLATTEN(input => t.arr) v',
             {"email": ["S.T.ARR"]},

@@ -240,10 +240,15 @@ def _column_lineage(tree: exp.Query) -> tuple[dict[str, tuple[SourceColumn, ...]
     ``*`` columns (their names are only known in Snowflake). What cannot be traced to a table is
     left out of a column's sources: an unqualified column in a query over several tables, a column
     taken through a ``*`` over several tables. A column with no traced source (a constant,
-    ``COUNT(*)``, or only untraceable reads) is left out.
+    ``COUNT(*)``, or only untraceable reads) is left out. A model with a union whose first branch
+    selects ``*`` has no lineage.
     """
     named = {s.alias_or_name for s in tree.selects if isinstance(s, exp.Alias | exp.Column)}
     named.discard("*")
+    if any(any(s.is_star for s in u.selects) for u in tree.find_all(exp.SetOperation)):
+        # a union's columns are matched by position, and sqlglot guesses the position of a
+        # column that a * of its first branch may hold
+        return {}, "a UNION (or INTERSECT, EXCEPT) whose first branch selects *: positions unknown"
     try:
         # trim_selects only shortens each step's SQL label, unused here; with it and a copy of
         # the tree (this one is ours) tracing costs twice as much (benchmarks/definition_load.py)
