@@ -3,13 +3,19 @@
 Registries are written to a temp dir, each loaded in a fresh process (forked from one that has
 imported the code location's modules, whose import cost is reported once), timing
 ``build_definitions`` and ``Definitions.validate_loadable``. POSIX only.
+
+Run alone (``python benchmarks/definition_load.py [--tables 100] [--repeats 5]``) it also times what
+reading the models' SQL with sqlglot costs (registry/sql.py: the rules, the tables read, the column
+lineage), per model, cold (first time in a process) and cached.
 """
 
+import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,11 +93,14 @@ import dagster as dg
 dagster_done = time.perf_counter()
 import dagster_snowflake
 dagster_snowflake_done = time.perf_counter()
+import wsync_dagster.sync.registry.sql  # sqlglot and its Snowflake dialect
+sql_done = time.perf_counter()
 import wsync_dagster.code_location
 done = time.perf_counter()
 print(json.dumps({
     "imports": done - started, "dagster": dagster_done - started,
-    "dagster_snowflake": dagster_snowflake_done - dagster_done, "ours": done - dagster_snowflake_done,
+    "dagster_snowflake": dagster_snowflake_done - dagster_done,
+    "sql": sql_done - dagster_snowflake_done, "ours": done - sql_done,
 }), flush=True)
 
 def measure(path):
@@ -102,15 +111,16 @@ def measure(path):
     def build():
         return build_definitions(components=[WarehouseSyncComponent.from_registry_file(Path(path))])
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     defs = build()
-    built = time.perf_counter()
+    built, cpu_built = time.perf_counter(), time.process_time()
     dg.Definitions.validate_loadable(defs)
     validated = time.perf_counter()
     again = build()
     rebuilt = time.perf_counter()
     return {
         "build": built - started, "validate": validated - built, "warm_build": rebuilt - validated,
+        "build_cpu": cpu_built - cpu_started,
         "assets": len(list(again.assets or [])), "jobs": len(list(again.jobs or [])),
         "schedules": len(list(again.schedules or [])),
     }
@@ -181,6 +191,7 @@ def report_definitions(times: LoadTimes, repeats: int) -> None:
     )
     rows = (
         ("build_definitions, cold (first in process), s", "build"),
+        ("  the same in CPU time (steadier on a busy machine)", "build_cpu"),
         ("Definitions.validate_loadable, s", "validate"),
         ("build_definitions again, warm, s", "warm_build"),
     )
@@ -200,6 +211,76 @@ def report_definitions(times: LoadTimes, repeats: int) -> None:
         f"  Before any of that, a fresh process spends {times.startup:.2f} s starting and importing "
         f"the code location's\n  modules, whatever the registry: {imports['imports']:.2f} s of "
         f"imports =\n  dagster {imports['dagster']:.2f} s + dagster_snowflake (which imports "
-        f"snowflake.core and snowpark) {imports['dagster_snowflake']:.2f} s\n  + wsync_dagster and "
-        f"the rest {imports['ours']:.2f} s."
+        f"snowflake.core and snowpark) {imports['dagster_snowflake']:.2f} s\n  + registry/sql.py "
+        f"(sqlglot) {imports['sql']:.2f} s + wsync_dagster and the rest {imports['ours']:.2f} s."
     )
+
+
+# One fresh process: the per-model cost of reading SQL with sqlglot, in CPU time.
+SQL_DRIVER = r"""
+import json, sys, time
+started = time.process_time()
+from wsync_dagster.sync.registry import sql
+imported = time.process_time()
+models = json.loads(sys.stdin.read())
+def each(function):
+    begun = time.process_time()
+    for model in models:
+        function(model)
+    return (time.process_time() - begun) / len(models)
+rules = each(sql.sql_problems)  # the registry's rules: tokens only
+analysis = each(sql.analyze)  # parse, tables, column lineage: what the translator reads
+cached = each(sql.analyze)  # a warm rebuild of the definitions
+print(json.dumps({"import": imported - started, "rules": rules, "analysis": analysis,
+                  "cached": cached}))
+"""
+
+
+def report_sql(tables: int) -> None:
+    """The per-model cost of the SQL reading, on the benchmark registry's models."""
+    models = [s["sql"] for s in registry_document(tables)["syncs"]]
+    models += [  # and a heavier one: a join over subqueries with expressions
+        'SELECT c.CUSTOMER_ID AS "customer_id", c.EMAIL AS "email", '
+        f's.SCORE_{i} * 2 AS "score", COALESCE(s.TIER, c.TIER) AS "tier", c.UPDATED_AT '
+        "FROM (SELECT * FROM WSYNC_DEMO.CRM.CUSTOMERS WHERE ACTIVE) c "
+        f"JOIN WSYNC_DEMO.CRM.SCORES_{i} s ON s.CUSTOMER_ID = c.CUSTOMER_ID "
+        "WHERE c.EMAIL IN (SELECT EMAIL FROM WSYNC_DEMO.CRM.ALLOWED)"
+        for i in range(tables)
+    ]
+    found = subprocess.run(
+        [sys.executable, "-c", SQL_DRIVER],
+        input=json.dumps(models),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    numbers = json.loads(found.stdout)
+    print(
+        f"\n3. Reading the models' SQL with sqlglot (registry/sql.py), {len(models)} models "
+        "(half one-table, half a join over subqueries), CPU time\n"
+        f"  import of registry/sql.py and sqlglot, fresh process   {numbers['import']:.2f} s\n"
+        f"  the registry's rules (tokens), per model               {numbers['rules'] * 1000:.2f} ms\n"
+        f"  parse + tables + column lineage, per model             "
+        f"{numbers['analysis'] * 1000:.2f} ms\n"
+        f"  the same, cached (a warm rebuild), per model           {numbers['cached'] * 1000:.3f} ms"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--tables", type=int, default=100, help="declared tables vs 2 (default 100)"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="fresh loads per registry (median)")
+    args = parser.parse_args()
+    if args.tables < 3:
+        parser.error("--tables must be at least 3 (it is compared with 2)")
+    with tempfile.TemporaryDirectory(prefix="wsync-definition-load-") as tmp:
+        times = run_definitions((2, args.tables), args.repeats, Path(tmp))
+    report_definitions(times, args.repeats)
+    report_sql(args.tables)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

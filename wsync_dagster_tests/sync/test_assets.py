@@ -310,6 +310,7 @@ def test_definitions_name_and_partition_assets_from_the_spec(registry) -> None:
         naming.CHECK_PREFLIGHT_PARITY,
         naming.CHECK_ROWS_MAPPED,
         naming.CHECK_ROW_VOLUME,
+        naming.CHECK_COLUMN_SCHEMA,
     }
     assert {c.partitions_def for c in daily.check_specs} == {daily.partitions_def}
     on_demand = assets[dg.AssetKey(["mparticle", "churn_risk_alerts"])]

@@ -7,7 +7,9 @@ from wsync_dagster.sync.engine.preflight import PreflightError, run_preflight
 from wsync_dagster.sync.registry.cadences import CADENCES, cadence, record_limit
 from wsync_dagster.sync.registry.specs import LoadTimestamp, Schedule, SyncSpec
 from wsync_dagster.sync.registry.sql import (
+    analyze,
     grouped_count_query,
+    named_tables,
     quote_identifier,
     render_bound,
     sql_problems,
@@ -70,6 +72,112 @@ def test_unsupported_sql_is_found_outside_literals(sql: str, fragment: str | Non
     assert (fragment in found) if fragment else not found
 
 
+@pytest.mark.parametrize(
+    ("sql", "fragment"),
+    [
+        ("(SELECT a FROM t)", None),
+        ("SELECT a FROM s.t UNION ALL SELECT b FROM s.u", None),
+        ("SELECT a FROM t WHERE b = $$DELETE; DROP$$", None),  # a $$ string is text
+        ("SELECT a AS update FROM t", "uses UPDATE"),  # a word, even where it is a name
+        ("DELETE FROM t", "single SELECT"),
+        ("VALUES (1)", "single SELECT"),
+        ("SHOW TABLES", "single SELECT"),
+        ("-- only a comment", "single SELECT"),
+        ("SELECT 1; SELECT 2", "contains ';'"),
+    ],
+)
+def test_statement_kinds_and_words_are_read_from_snowflake_tokens(
+    sql: str, fragment: str | None
+) -> None:
+    found = " ".join(sql_problems(sql))
+    assert (fragment in found) if fragment else not found, found
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables"),
+    [
+        ('SELECT "Email" FROM "My_DB"."Sch"."Tbl"', ["My_DB.Sch.Tbl"]),  # quoted: exact case
+        ('SELECT a FROM "My_DB".sch.tbl', ["My_DB.SCH.TBL"]),
+        (
+            "SELECT x.a FROM (SELECT a FROM (SELECT a FROM db.s.inner_t) y) x "
+            "WHERE x.a IN (SELECT a FROM db.s.allowed WHERE b IN (SELECT b FROM db.s.deep))",
+            ["DB.S.INNER_T", "DB.S.ALLOWED", "DB.S.DEEP"],
+        ),
+        ("SELECT a.x, b.y FROM s.a a, s.b b WHERE a.id = b.id", ["S.A", "S.B"]),  # comma join
+        ("SELECT a FROM s.t UNION ALL SELECT a FROM s.u", ["S.T", "S.U"]),
+        ("SELECT EXTRACT(YEAR FROM t.ts) AS y FROM s.events t", ["S.EVENTS"]),  # no table T.TS
+        ("SELECT '-- FROM s.fake' AS a, b FROM s.real -- FROM s.comment\n", ["S.REAL"]),
+        ("SELECT v.value AS a FROM s.t, LATERAL FLATTEN(input => t.arr) v", ["S.T"]),
+        ("SELECT a FROM s.t JOIN s.t ON TRUE", ["S.T"]),  # once
+    ],
+)
+def test_named_tables_are_found_by_parsing(sql: str, tables: list[str]) -> None:
+    assert [str(t) for t in named_tables(sql)] == tables
+
+
+def test_sql_sqlglot_cannot_parse_is_not_refused_and_says_why_it_has_no_tables() -> None:
+    sql = "SELECT a FROM s.t MATCH_NOTHING (("  # Snowflake would refuse it in the pre-flight
+    assert sql_problems(sql) == []
+    analysis = analyze(sql)
+    assert analysis.query is None and analysis.tables == () and not analysis.lineage
+    assert analysis.problem and "Line 1" in analysis.problem
+
+
+def _lineage(sql: str) -> dict[str, list[str]]:
+    return {
+        column: [f"{s.table}.{s.column}" for s in sources]
+        for column, sources in analyze(sql).lineage.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (  # output names as Snowflake gives them: quoted exact, unquoted upper-cased
+            'SELECT CUSTOMER_ID AS "customer_id", email, "Mixed" AS m FROM "Db".crm.scores',
+            {
+                "customer_id": ["Db.CRM.SCORES.CUSTOMER_ID"],
+                "EMAIL": ["Db.CRM.SCORES.EMAIL"],
+                "M": ["Db.CRM.SCORES.Mixed"],
+            },
+        ),
+        (  # through nested subqueries, and through a SELECT * over one table
+            "SELECT x.e AS \"email\", x.n || ' ' || x.m AS full_name "
+            "FROM (SELECT email e, first n, last m FROM (SELECT * FROM crm.people) p) x",
+            {"email": ["CRM.PEOPLE.EMAIL"], "FULL_NAME": ["CRM.PEOPLE.FIRST", "CRM.PEOPLE.LAST"]},
+        ),
+        (  # a comma join with qualified columns; an unqualified one could come from either
+            "SELECT s.email, t.score, other FROM db.a.s s, db.a.t t WHERE s.id = t.id",
+            {"EMAIL": ["DB.A.S.EMAIL"], "SCORE": ["DB.A.T.SCORE"]},
+        ),
+        (  # a union reads each branch's column at the same position
+            "SELECT email, ts FROM s1.a UNION ALL SELECT mail, updated FROM s2.b",
+            {"EMAIL": ["S1.A.EMAIL", "S2.B.MAIL"], "TS": ["S1.A.TS", "S2.B.UPDATED"]},
+        ),
+        (  # constants, COUNT(*), unnamed expressions and * columns are left out
+            "SELECT *, 1 AS one, COUNT(*) AS n, ts::date, '--' AS dash FROM s.t GROUP BY ALL",
+            {},
+        ),
+        (  # a SELECT * over a join: the column's table is unknown
+            "SELECT x.a FROM (SELECT * FROM s.t t JOIN s.u u ON t.id = u.id) x",
+            {},
+        ),
+        (  # a union's columns match by position, unknown when its first branch selects *
+            "SELECT x.a FROM (SELECT * FROM s.t UNION ALL SELECT b FROM s.u) x",
+            {},
+        ),
+        (  # a flattened array: the value comes from the array column
+            'SELECT v.value:email::string AS "email" FROM s.t, LATERAL FLATTEN(input => t.arr) v',
+            {"email": ["S.T.ARR"]},
+        ),
+    ],
+)
+def test_column_lineage_traces_each_output_column_to_its_source_columns(
+    sql: str, expected: dict[str, list[str]]
+) -> None:
+    assert _lineage(sql) == expected
+
+
 def _earliest(interval, now):
     catch_up = cadence(interval).catch_up
     assert catch_up is not None
@@ -94,6 +202,9 @@ SWALLOWS = "would swallow the closing parenthesis"
         ("SELECT 'http://x' AS a, \"/*\" FROM t", None),
         ("SELECT $$it's -- not a comment$$ AS a FROM t", None),
         ("SELECT a FROM t WHERE b = 'it''s /* not */ -- either'", None),
+        ("SELECT a FROM t WHERE b = 'never closed -- x", None),  # Snowflake reports the quote
+        ("SELECT a FROM t /* closed */ WHERE b = 'never closed", None),
+        ("SELECT a FROM t /* closed */ -- open", "ends in a -- comment"),
     ],
 )
 def test_a_comment_that_runs_to_the_end_is_refused(sql: str, fragment: str | None) -> None:

@@ -2,7 +2,8 @@
 
 Each asset's spec comes from a :class:`~wsync_dagster.sync.assets.translator.WarehouseSyncTranslator`
 (key, group, tags, owners, kinds, automation, deps, metadata, code version, freshness); the
-factory adds what running a sync needs: partitions on exactly the pipeline's grid, the checks, the
+factory adds what running a sync needs: partitions on exactly the pipeline's grid, the checks
+(:mod:`~wsync_dagster.sync.assets.checks`, :mod:`~wsync_dagster.sync.assets.schema_check`), the
 pipeline's pool and single-run backfills. Interval syncs are materialized by
 :mod:`wsync_dagster.sync.assets.interval`; ``on_demand`` and ``once`` syncs, unpartitioned, by
 :mod:`wsync_dagster.sync.assets.single`. What a run reports is built by :mod:`wsync_dagster.sync.assets.report`.
@@ -14,7 +15,7 @@ import dagster as dg
 from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.resources import MParticleResource
-from wsync_dagster.sync.assets import checks, naming
+from wsync_dagster.sync.assets import checks, naming, schema_check
 from wsync_dagster.sync.assets.interval import SyncEvent, materialize_windows
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.single import materialize_single
@@ -46,7 +47,10 @@ def build_sync_asset(
     @dg.multi_asset(
         name=naming.op_name(asset_spec.key),
         specs=[asset_spec],
-        check_specs=checks.check_specs(asset_spec.key, asset_spec.partitions_def),
+        check_specs=[
+            *checks.check_specs(asset_spec.key, asset_spec.partitions_def),
+            schema_check.check_spec(asset_spec.key, asset_spec.partitions_def),
+        ],
         pool=naming.pool_name(spec),
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
     )

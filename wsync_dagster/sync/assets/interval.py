@@ -23,10 +23,11 @@ from typing import Any, TypeAlias
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
-from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets import checks, schema_check
 from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.partitions import windows_for
 from wsync_dagster.sync.assets.report import (
+    column_schema,
     run_materialization,
     schema_metadata,
     step_observation,
@@ -100,6 +101,8 @@ class PartitionReporter:
         self.selected = {k for k in context.selected_asset_check_keys if k.asset_key == self.key}
         self.outputs_due = set(self.selected)
         self.schema = schema_metadata(report)
+        self.columns = column_schema(report)
+        self.schema_watch = schema_check.SchemaWatch(context.instance, self.key, context.run.run_id)
         self.earlier = checks.earlier_rows(context.instance, self.key, windows[0].key)
         self.position = {w.key: i for i, w in enumerate(windows)}
         self.reported = 0
@@ -125,7 +128,9 @@ class PartitionReporter:
                 None, output_name=self.assets_def.get_output_name_for_asset_check_key(check_key)
             )
         self.outputs_due.clear()
-        for evaluation in checks.partition_evaluations(self.key, count, run, self.history(window)):
+        evaluations = checks.partition_evaluations(self.key, count, run, self.history(window))
+        schema = self.schema_watch.judge(self.columns, window.key)
+        for evaluation in [*evaluations, schema.evaluation(self.key, window.key)]:
             if evaluation.asset_check_key in self.selected:
                 yield evaluation
 

@@ -130,6 +130,9 @@ class DagsterKeys(_Namespace):
     )
     ROW_COUNT = Key[int]("dagster/row_count", "records mapped, for an unpartitioned sync", int)
     COLUMN_SCHEMA = Key[Any]("dagster/column_schema", "the model's columns, each with its role")
+    COLUMN_LINEAGE = Key[Any](
+        "dagster/column_lineage", "each synced column -> the source table column(s) it comes from"
+    )
     URI = Key[str]("dagster/uri", "mparticle://warehouse-sync/pipelines/<pipeline id>", str)
     CODE_REFERENCES = Key[Any]("dagster/code_references", "the sync's entry in its defs.yaml")
     TABLE_NAME = Key[str]("dagster/table_name", "a source table's DATABASE.SCHEMA.TABLE", str)

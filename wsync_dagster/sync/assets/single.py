@@ -18,9 +18,10 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets import checks, schema_check
 from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.report import (
+    column_schema,
     run_materialization,
     schema_metadata,
     step_observation,
@@ -161,11 +162,13 @@ def materialize_single(
     }
     context.log_event(step_observation(context.asset_key, step))
     extra = {**schema_metadata(report), Wsync.ATTACHED: attached}
+    schema_watch = schema_check.SchemaWatch(context.instance, context.asset_key, context.run.run_id)
     yield run_materialization(context.asset_key, spec, actual, run, count=count, extra=extra)
     if count is None:
         yield from checks.results_without_count(context.asset_key, run, not_counted or "")
     else:
         yield from checks.check_results(context.asset_key, [(count, run)])
+    yield schema_watch.judge(column_schema(report)).result(context.asset_key)
 
 
 def _paused(spec: SyncSpec, why: str) -> str:

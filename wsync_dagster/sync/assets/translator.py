@@ -10,6 +10,7 @@ outputs) it sets itself, so no override can break a sync.
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +21,15 @@ from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.metadata import DagsterKeys, Wsync
 from wsync_dagster.sync.registry.cadences import cadence
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
-from wsync_dagster.sync.registry.sql import named_tables
+from wsync_dagster.sync.registry.sql import TableName, analyze
 
 SOURCE_KEY_PREFIX = "snowflake"
 PIPELINE_URI_PREFIX = "mparticle://warehouse-sync/pipelines/"
+
+
+class SourceTablesNotFoundWarning(UserWarning):
+    """A sync's SQL does not say (to sqlglot) which tables it reads, and ``sources`` is not set: the
+    asset has no dependency on them and no column lineage to them."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +54,59 @@ def source_tables(spec: SyncSpec, registry: Registry) -> tuple[str, ...]:
     if spec.sources is not None:
         return tuple(name.upper() for name in spec.sources)
     database = registry.connection.database.upper()
-    tables = []
-    for name in named_tables(spec.sql):
-        parts = name.split(".")
-        if len(parts) == 2:
-            tables.append(f"{database}.{name}")
-        elif len(parts) == 3:
-            tables.append(name)
+    tables = [
+        str(table) if len(table.parts) == 3 else f"{database}.{table}"
+        for table in analyze(spec.sql).tables
+        if len(table.parts) in (2, 3)
+    ]
     return tuple(dict.fromkeys(tables))
+
+
+def unfound_tables_problem(spec: SyncSpec) -> str | None:
+    """Why the tables ``spec``'s SQL reads cannot all be found, and the fix; None when they can
+    (or when ``sources`` lists them)."""
+    if spec.sources is not None:
+        return None
+    analysis = analyze(spec.sql)
+    if analysis.query and (unplaced := [str(t) for t in analysis.tables if len(t.parts) == 1]):
+        why = (
+            f"names {', '.join(unplaced)} without a schema, so its database and schema are unknown"
+        )
+    elif analysis.query is None:
+        why = f"could not be parsed by sqlglot ({analysis.problem}), so the tables it reads are unknown"
+    else:
+        return None
+    return (
+        f"sync '{spec.name}': its SQL {why}; the asset gets no dependency on them and no column "
+        "lineage. List the tables it reads in `sources:` (DATABASE.SCHEMA.TABLE), or qualify them "
+        "in the SQL."
+    )
+
+
+def _matching_source(table: TableName, sources: tuple[str, ...]) -> str | None:
+    """The one source table whose trailing parts are ``table``'s (case-insensitively); None when
+    none or several are."""
+    wanted = [part.upper() for part in table.parts]
+    found = [s for s in sources if s.upper().split(".")[-len(wanted) :] == wanted]
+    return found[0] if len(found) == 1 else None
+
+
+def column_lineage(
+    spec: SyncSpec, registry: Registry, key_of: Callable[[str], dg.AssetKey]
+) -> dg.TableColumnLineage:
+    """Each output column of ``spec``'s SQL -> the source-table columns it is computed from, keyed
+    by ``key_of`` (the translator's source asset key). Only reads of the sync's source tables are
+    kept; see :func:`wsync_dagster.sync.registry.sql.analyze` for what sqlglot can trace."""
+    sources = source_tables(spec, registry)
+    deps: dict[str, list[dg.TableColumnDep]] = {}
+    for column, reads in analyze(spec.sql).lineage.items():
+        found: dict[tuple[dg.AssetKey, str], None] = {}
+        for read in reads:
+            if (table := _matching_source(read.table, sources)) is not None:
+                found[(key_of(table), read.column)] = None
+        if found:
+            deps[column] = [dg.TableColumnDep(asset_key=k, column_name=c) for k, c in found]
+    return dg.TableColumnLineage(deps_by_column=deps)
 
 
 def code_version(spec: SyncSpec) -> str:
@@ -111,6 +162,8 @@ class WarehouseSyncTranslator:
 
     def get_asset_spec(self, sync: WarehouseSyncProps) -> dg.AssetSpec:
         spec = sync.spec
+        if problem := unfound_tables_problem(spec):
+            warnings.warn(problem, SourceTablesNotFoundWarning, stacklevel=2)
         deps = [self.get_source_asset_key(t) for t in source_tables(spec, sync.registry)]
         deps += [dg.AssetKey.from_user_string(d) for d in spec.deps if d]
         return dg.AssetSpec(
@@ -138,12 +191,18 @@ class WarehouseSyncTranslator:
             Wsync.LOAD_TIMESTAMP: f"{spec.load_timestamp.column} ({spec.load_timestamp.type})",
             Wsync.SOURCE_TABLES: ", ".join(source_tables(spec, sync.registry)),
             Wsync.SQL: dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
+            DagsterKeys.COLUMN_LINEAGE: self.get_column_lineage(sync),
         }
         if sync.yaml_path is not None:
             metadata[DagsterKeys.CODE_REFERENCES] = _code_reference(
                 sync.yaml_path, sync.line, spec.name
             )
         return metadata
+
+    def get_column_lineage(self, sync: WarehouseSyncProps) -> dg.TableColumnLineage:
+        """The model's column lineage (``dagster/column_lineage``): each output column -> the
+        columns of the source tables it is computed from, keyed by :meth:`get_source_asset_key`."""
+        return column_lineage(sync.spec, sync.registry, self.get_source_asset_key)
 
     def get_source_asset_key(self, table: str) -> dg.AssetKey:
         """The key of Snowflake table ``DATABASE.SCHEMA.TABLE``: ``snowflake/<db>/<schema>/<table>``
