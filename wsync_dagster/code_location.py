@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 import wsync_dagster.defs
-from wsync_dagster.component import WarehouseSyncComponent, check_across
+from wsync_dagster.component import WarehouseSyncComponent, check_across, registry_errors_first
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
 from wsync_dagster.sync.observe.sensor import build_runs_sensor
@@ -32,8 +32,9 @@ def defs_tree() -> dg.ComponentTree:
 
 def sync_components(tree: dg.ComponentTree | None = None) -> list[WarehouseSyncComponent]:
     """Every WarehouseSyncComponent of the defs folder, checked together (:func:`check_across`)."""
-    components = (tree or defs_tree()).get_all_components(of_type=WarehouseSyncComponent)
-    check_across(components)
+    with registry_errors_first():
+        components = (tree or defs_tree()).get_all_components(of_type=WarehouseSyncComponent)
+        check_across(components)
     return components
 
 
@@ -54,7 +55,7 @@ def build_definitions(
     environ = os.environ if environ is None else environ
     bound = dict(production_resources(environ) if resources is None else resources)
     tree = defs_tree()
-    with _quiet_loader():
+    with _quiet_loader(), registry_errors_first():
         folder = sync_components(tree)
         defs = tree.build_defs()
     if components is not None:
