@@ -335,8 +335,8 @@ class WarehouseSyncComponent(dg.Component):
         for spec, key in keys:
             if key in owner:
                 problem = (
-                    f"sync '{spec.name}': its asset key {key.to_user_string()!r} is already sync "
-                    f"'{owner[key]}'s: every sync needs its own key (translation.key: use "
+                    f"sync '{spec.name}': its asset key {key.to_user_string()!r} is already the key "
+                    f"of sync '{owner[key]}': every sync needs its own (translation.key: use "
                     "{{ sync.name }} in it)"
                 )
                 line = self.translation_lines.get("key") or self.lines.get(spec.name)
@@ -431,10 +431,10 @@ def _limits_disagree(components: Sequence[WarehouseSyncComponent]) -> list[str]:
         )
         where = component.where(component.registry.syncs[0]) if component.registry.syncs else None
         name = where.rsplit(":", 1)[0] if where else "<component>"
-        files.setdefault(f"limits: {text}" if text else "no limits: (mParticle's)", []).append(name)
+        files.setdefault(text or "none, i.e. mParticle's", []).append(name)
     if len(files) < 2:
         return []
-    each = "; ".join(f"{', '.join(names)} declare {what}" for what, names in files.items())
+    each = "; ".join(f"{', '.join(names)}: {what}" for what, names in files.items())
     return [
         f"code location: its registries declare different limits ({each}), but the limits belong "
         "to the one mParticle workspace they all sync into: write the same limits: block (your "

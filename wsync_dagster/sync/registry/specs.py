@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 from wsync_dagster.sync.registry import rules
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.models import (
+    OWN_FIELDS,
     SLUG,
     ConnectionSettings,
     Environment,
@@ -100,6 +101,8 @@ class _Problems:
         self.locate = locate
         self.texts: list[str] = []
         self.lines: list[int | None] = []
+        # Where a template failed or rendered nothing: the model's error there would say it again.
+        self.bad_templates: set[Loc] = set()
 
     def add(
         self, text: str, at: Sequence[str | int] | None = None, line: int | None = None
@@ -136,12 +139,27 @@ def _unknown_key(field: str) -> str:
     return "unknown key; remove it or check its spelling"
 
 
+def _own_fields_but(field: str | int) -> str:
+    others = sorted(OWN_FIELDS - {field})
+    return ", ".join(others[:-1]) + f" or {others[-1]}"
+
+
 def _describe(error: ErrorDetails, document: Any, prefix: Loc = ()) -> str:
     """One problem as 'where: what; fix', naming the sync when the error is inside one."""
     where, loc = _where((*prefix, *error["loc"]), document)
     field = ".".join(str(part) for part in loc)
     kind = error["type"]
-    if kind == "extra_forbidden":
+    if (
+        kind == "extra_forbidden"
+        and len(loc) == 2
+        and loc[0] == "defaults"
+        and loc[1] in OWN_FIELDS
+    ):
+        message = (
+            f"a sync never inherits its {loc[1]} (nor its {_own_fields_but(loc[1])}): write it in "
+            "each sync"
+        )
+    elif kind == "extra_forbidden":
         message = _unknown_key(field)
     elif kind == "missing":
         message = "required but missing; add it"
@@ -220,6 +238,7 @@ def _rendered(
             "(e.g. the environment variable) or write the value",
             loc,
         )
+        problems.bad_templates.add(loc)
     return rendered
 
 
@@ -255,17 +274,18 @@ def _inherited(loc: Loc, raw_syncs: Any, defaults: Any) -> Loc | None:
 
 def _validate_defaults(defaults: Any, document: Any, problems: _Problems) -> set[str]:
     """Check ``defaults:`` on its own (each field's type and rule); the fields it got wrong."""
+    wrong = {str(bad[1]) for bad in problems.bad_templates if bad[:1] == ("defaults",) and bad[1:]}
     if defaults is None:
-        return set()
+        return wrong
     try:
         SyncDefaults.model_validate(defaults)
     except ValidationError as error:
-        wrong = set()
         for detail in error.errors():
-            problems.add(_describe(detail, document, ("defaults",)), ("defaults", *detail["loc"]))
-            wrong.add(str(detail["loc"][0]) if detail["loc"] else "")
-        return wrong
-    return set()
+            loc = ("defaults", *detail["loc"])
+            wrong.add(str(loc[1]) if len(loc) > 1 else "")
+            if not any(loc[: len(bad)] == bad for bad in problems.bad_templates):
+                problems.add(_describe(detail, document, ("defaults",)), loc)
+    return wrong
 
 
 def validate_registry(
@@ -303,6 +323,8 @@ def validate_registry(
     except ValidationError as error:
         for detail in error.errors():
             loc = tuple(detail["loc"])
+            if any(loc[: len(bad)] == bad for bad in problems.bad_templates):
+                continue  # said already: the template there failed or rendered nothing
             text = _describe(detail, body)
             from_defaults = _inherited(loc, raw_syncs, defaults)
             if from_defaults is None:
