@@ -2,6 +2,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from wsync_dagster.sync.registry.specs import (
     DEFAULT_REGISTRY,
@@ -432,3 +433,46 @@ def test_duplicate_keys_are_reported_with_the_other_problems() -> None:
         ["registry", " connection.role"],
         ["sync 'orders'", " shedule"],
     ]
+
+
+# --- docs/registry.md stays true to the models -----------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
+
+
+def test_every_field_is_described_and_documented() -> None:
+    from wsync_dagster.sync.registry.limits import Limits
+    from wsync_dagster.sync.registry.models import (
+        ConnectionSettings,
+        LoadTimestamp,
+        Registry,
+        Schedule,
+        SyncSpec,
+        Translation,
+    )
+
+    rows = {line.split("|")[1].strip() for line in DOCS.read_text().splitlines() if "|" in line}
+    for model in (Registry, ConnectionSettings, SyncSpec, LoadTimestamp, Schedule, Translation,
+                  Limits):  # fmt: skip
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+            if model is not Registry:  # the top-level fields have their own sections
+                assert f"`{name}`" in rows, f"{model.__name__}.{name} is not in {DOCS.name}"
+            else:
+                assert f"## `{name}`" in DOCS.read_text() or name == "default_group", name
+
+
+def test_the_defaults_example_in_the_docs_loads_as_it_says() -> None:
+    text = DOCS.read_text()
+    example = text.split("`defaults:` holds the fields")[1].split("```yaml\n")[1].split("```")[0]
+    example = example.replace(
+        "  connection: {...}\n", textwrap.indent(CONNECTION.strip(), "  ") + "\n"
+    )
+    document = yaml.safe_load(example)["attributes"]
+    loaded = parse_registry(yaml.safe_dump(document))
+    vip, loyal = loaded.syncs
+    assert (
+        vip.rotate and vip.schedule.interval == "on_demand" and vip.owners == ("team:growth-data",)
+    )
+    assert loyal.tags == {"domain": "crm", "slice": "loyal"}
+    assert loyal.schedule.interval == "on_demand" and loyal.schedule.start.day == 25

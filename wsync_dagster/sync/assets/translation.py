@@ -123,7 +123,7 @@ assert set(_ORDER) == set(_APPLY) == set(Translation.model_fields)
 
 def _problem(sync: WarehouseSyncProps, field: str, written: Any, error: Exception) -> str:
     lines = [line for line in str(error).splitlines() if line.strip()]
-    reason = lines[-1] if lines else type(error).__name__
+    reason = (lines[-1] if lines else type(error).__name__).rstrip(".")
     return (
         f"sync '{sync.name}': translation.{field}: {written!r} cannot be applied: {reason}. A "
         "template sees sync (this sync's fields, e.g. sync.name, sync.schedule.interval, "
