@@ -33,6 +33,7 @@ import yaml
 # ComponentTreeException it lets through as it is. Not underscored, but not exported by `dagster`
 # either: wsync_dagster_tests/test_dg.py fails if an upgrade changes how `dg check defs` shows it.
 from dagster.components.core.component_tree import ComponentTreeException
+from dagster_shared.yaml_utils.source_position import SourcePositionTree
 from pydantic import BaseModel, ConfigDict
 
 import wsync_dagster.defs
@@ -362,7 +363,7 @@ class WarehouseSyncComponent(dg.Component):
         return f"sync '{spec.name}' ({self.where(spec) or '<component>'})"
 
 
-def _duplicates_in_own_file(tree: Any) -> list[DuplicateKey]:
+def _duplicates_in_own_file(tree: SourcePositionTree | None) -> list[DuplicateKey]:
     """The keys the component's own ``defs.yaml`` writes twice, in its document. ``dg`` parsed the
     file keeping the last of each, so it is read again, strictly."""
     if tree is None:
@@ -403,17 +404,16 @@ def check_across(components: Iterable[WarehouseSyncComponent]) -> None:
     declared = {
         id(spec): component for component in components for spec in component.registry.syncs
     }
-    syncs = [bound.spec for bound in Workspace.of(c.registry for c in components)]
-    found = rules.cross_sync_problems(
-        syncs,
-        components[0].registry.limits,
+    workspace = Workspace.of(component.registry for component in components)
+    problems += rules.cross_sync_problems(
+        [bound.spec for bound in workspace],
+        # With different limits, no count of free slots means anything.
+        None if problems else workspace.limits,
         label=lambda spec: declared[id(spec)].label(spec),
         where=lambda spec: declared[id(spec)].where(spec),
         scope="code location",
     )
-    if problems:  # with different limits, no count of free slots means anything
-        found = [p for p in found if not p.startswith("code location:")]
-    if problems := problems + found:
+    if problems:
         raise WarehouseSyncLoadError(
             "code location (all WarehouseSyncComponent instances)", problems
         )
