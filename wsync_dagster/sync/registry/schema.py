@@ -101,7 +101,7 @@ def _loosen(node: dict[str, Any]) -> None:
 
 
 def _children(node: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    for key in ("properties", "additionalProperties", "items", "anyOf", "prefixItems"):
+    for key in ("properties", "additionalProperties", "propertyNames", "items", "anyOf"):
         value = node.get(key)
         if isinstance(value, dict) and key == "properties":
             yield from (v for v in value.values() if isinstance(v, dict))
