@@ -479,3 +479,10 @@ def test_components_declaring_different_limits_are_refused_naming_both_files(
     (tmp_path / "same").mkdir()
     project = make_project(tmp_path / "same", monkeypatch, files)
     assert len(components_of(project)) == 2
+
+
+def test_every_translation_field_is_applied_in_order() -> None:
+    from wsync_dagster.sync.assets import translation
+    from wsync_dagster.sync.registry.models import Translation
+
+    assert set(translation._ORDER) == set(translation._APPLY) == set(Translation.model_fields)

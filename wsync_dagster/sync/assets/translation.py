@@ -118,7 +118,6 @@ _APPLY: dict[str, Callable[[dg.AssetSpec, Any], dg.AssetSpec]] = {
 }
 # The key before its prefix: a prefix then applies to a templated key too.
 _ORDER = ("key", "key_prefix", "group_name", "description", "owners", "kinds", "tags", "metadata")
-assert set(_ORDER) == set(_APPLY) == set(Translation.model_fields)
 
 
 def _problem(sync: WarehouseSyncProps, field: str, written: Any, error: Exception) -> str:

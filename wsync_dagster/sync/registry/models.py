@@ -21,18 +21,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model,
 from wsync_dagster.sync.registry import limits
 from wsync_dagster.sync.registry.cadences import CadenceName, cadence
 from wsync_dagster.sync.registry.limits import Limits
-from wsync_dagster.sync.registry.sql import LOAD_TIMESTAMP_TYPES, sql_problems
+from wsync_dagster.sync.registry.sql import LoadTimestampType, sql_problems
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 Environment = Literal["development", "production"]
-LoadTimestampType = Literal[
-    "timestamp_ltz", "timestamp_ntz", "timestamp_tz", "datetime", "date",
-    "timestamp_unixtime_ms", "timestamp_unixtime_s",
-]  # fmt: skip
-assert set(LoadTimestampType.__args__) == set(LOAD_TIMESTAMP_TYPES)
 
 
 def _utc_instant(value: datetime) -> datetime:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 import sqlglot
@@ -45,8 +46,13 @@ DEVICE_IDENTITY_COLUMNS = frozenset(
 )  # fmt: skip
 IDENTITY_COLUMNS = USER_IDENTITY_COLUMNS | DEVICE_IDENTITY_COLUMNS
 
-TIMESTAMP_TYPES = ("timestamp_ntz", "timestamp_ltz", "timestamp_tz", "datetime")
-LOAD_TIMESTAMP_TYPES = (*TIMESTAMP_TYPES, "date", "timestamp_unixtime_ms", "timestamp_unixtime_s")
+# mParticle's load_timestamp_field_type values for Snowflake (docs/warehouse-sync-api.md): the one
+# declaration the registry's model and the window literals below both use.
+LoadTimestampType = Literal[
+    "timestamp_ltz", "timestamp_ntz", "timestamp_tz", "datetime", "date",
+    "timestamp_unixtime_ms", "timestamp_unixtime_s",
+]  # fmt: skip
+LOAD_TIMESTAMP_TYPES: tuple[str, ...] = get_args(LoadTimestampType)
 
 DIALECT = "snowflake"
 _WRAPPED = "SELECT ... FROM ( <sql> ) WHERE ..."
@@ -360,11 +366,6 @@ def window_predicate(
 def columns_query(sql: str) -> str:
     """mParticle's column discovery query."""
     return f"SELECT * FROM ( {sql} ) LIMIT 0"
-
-
-def count_query(sql: str, predicate: str) -> str:
-    """mParticle's row count query for one window."""
-    return f"SELECT COUNT(*) FROM ( {sql} ) WHERE {predicate}"
 
 
 def grouped_count_query(
