@@ -4,7 +4,8 @@ The demo starts the local stack (Snowflake stand-in, mParticle emulator, seeded 
 records the seeded source tables as updated, materializes through the sync jobs
 (``wsync_<cadence>_job``) the most recent closed partitions of every demo asset — the hourly table as
 a multi-partition backfill in one run — and the on-demand assets: the permanent ones one by one,
-then every rotating one at once, so that they take turns on the free active-pipeline slots. It prints
+then every rotating one at once, so that they take turns on the free active-pipeline slots (each run
+in its own run worker process, as Dagster's run launcher would: see ``local/materialize.py``). It prints
 what happened, the peak number of active pipelines (from the emulator's activity log) and three
 enriched profiles read back through the Profile API, and stops everything. Runs land in the
 project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI,
@@ -19,7 +20,6 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,14 @@ import dagster as dg
 from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.definitions import build_local_definitions, local_sync_components
-from wsync_dagster.local.materialize import job_origin, run_job
+from wsync_dagster.local.materialize import (
+    RunOutcome,
+    create_job_run,
+    execute_in_workers,
+    execute_job_run,
+    job_origin,
+    run_outcome,
+)
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import LocalStack
@@ -111,9 +118,9 @@ def plan(
     return steps
 
 
-def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> Any:
-    """One run of the step's sync job, recorded under the local code location's job."""
-    return run_job(
+def _create_run(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """The step's run of its sync job (not started), under the local code location's job."""
+    return create_job_run(
         defs.resolve_job_def(step.job),  # resolved with the definitions' resources bound
         step.key,
         step.partition_keys,
@@ -122,6 +129,13 @@ def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) 
         # Our own INFO lines (pre-flight, reconcile) and warnings; not Dagster's step-by-step DEBUG.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
+
+
+def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> RunOutcome:
+    """One run of the step's sync job, executed in this process."""
+    run = _create_run(defs, step, instance)
+    execute_job_run(defs.resolve_job_def(step.job), run, instance)
+    return run_outcome(instance, run.run_id)
 
 
 def report_source_tables(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
@@ -136,21 +150,9 @@ def report_source_tables(defs: dg.Definitions, instance: dg.DagsterInstance) -> 
             )
 
 
-def _failure_text(result: Any) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            error = event.step_failure_data.error
-            if error is not None:
-                while error.cause is not None and "Failure" not in (error.cls_name or ""):
-                    error = error.cause
-                return error.message.strip()
-    return "the run failed (see the Dagster UI: python3 dev.py ui)"
-
-
-def _summary_rows(result: Any) -> list[tuple[str, ...]]:
+def _summary_rows(outcome: RunOutcome) -> list[tuple[str, ...]]:
     rows = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
+    for materialization in outcome.materializations:
         meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
         rows.append(
             (
@@ -226,15 +228,24 @@ def run_demo(
         return 1
 
 
-def _outcome(step: Step, result: Any) -> tuple[list[tuple[str, ...]], list[str]]:
-    failure = [] if result.success else [f"{step.describe()}: {_failure_text(result)}"]
-    return _summary_rows(result), failure
+def _outcome(step: Step, outcome: RunOutcome) -> tuple[list[tuple[str, ...]], list[str]]:
+    failure = [] if outcome.success else [f"{step.describe()}: {outcome.failure}"]
+    return _summary_rows(outcome), failure
 
 
 def _materialize_rotating(
-    defs: dg.Definitions, registry: Registry, steps: Sequence[Step], instance: dg.DagsterInstance
+    defs: dg.Definitions,
+    registry: Registry,
+    steps: Sequence[Step],
+    instance: dg.DagsterInstance,
+    environment: Mapping[str, str],
+    dagster_home: Path,
 ) -> tuple[list[tuple[str, ...]], list[str]]:
-    """All rotating syncs at once: they take turns on the free slots (sync/engine/rotation.py)."""
+    """All rotating syncs at once: they take turns on the free slots (sync/engine/rotation.py).
+
+    Each is a run of its sync job in the demo's instance, executed by its own run worker process
+    (:func:`wsync_dagster.local.materialize.execute_in_workers`: runs must not share a process).
+    """
     if not steps:
         return [], []
     print(
@@ -242,18 +253,18 @@ def _materialize_rotating(
         f"{rotating_pool_limit(registry)} active-pipeline slot(s) the permanent syncs leave ...",
         flush=True,
     )
-    # One SQLite-backed instance cannot serve concurrent runs from threads: each thread runs on an
-    # in-memory instance, and the materializations are then recorded in the demo's DAGSTER_HOME.
-    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
-        results = list(
-            pool.map(lambda step: materialize(defs, step, dg.DagsterInstance.ephemeral()), steps)
-        )
+    runs = [_create_run(defs, step, instance) for step in steps]
+    execute_in_workers(
+        runs,
+        instance=instance,
+        dagster_home=dagster_home,
+        location_module=LOCAL_LOCATION,
+        environment=environment,
+    )
     rows: list[tuple[str, ...]] = []
     failures: list[str] = []
-    for step, result in zip(steps, results, strict=True):
-        for event in result.get_asset_materialization_events():
-            instance.report_runless_asset_event(event.step_materialization_data.materialization)
-        rows_of, failure = _outcome(step, result)
+    for step, run in zip(steps, runs, strict=True):
+        rows_of, failure = _outcome(step, run_outcome(instance, run.run_id))
         rows += rows_of
         failures += failure
     return rows, failures
@@ -295,7 +306,9 @@ def _demo(
         failures += failure
     registry = components[0].registry
     rotating = [s for s in steps if s.spec.rotate]
-    rows_of, failure = _materialize_rotating(defs, registry, rotating, instance)
+    rows_of, failure = _materialize_rotating(
+        defs, registry, rotating, instance, environment, dagster_home
+    )
     rows += rows_of
     failures += failure
 
