@@ -39,7 +39,8 @@ from wsync_dagster.local.materialize import (
 )
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
-from wsync_dagster.local.stack import LocalStack
+from wsync_dagster.local.seed import SeedError
+from wsync_dagster.local.stack import LocalStack, running_stack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
 from wsync_dagster.sync.engine.rotation import rotating_pool_limit
@@ -49,6 +50,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKDIR = PROJECT_ROOT / ".wsync"
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 LOCAL_LOCATION = "wsync_dagster.local.definitions"
+SEED_VAR = "WSYNC_LOCAL_SEED"
+SEED_FOLDER = "seed"
 HOURLY_BACKFILL = 6
 SHOWN_PROFILES = 3
 
@@ -68,6 +71,16 @@ class Step:
         keys = self.partition_keys
         span = keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions)"
         return f"{self.spec.name} [{span}]"
+
+
+def seed_source(environ: Mapping[str, str] | None = None, workdir: Path = WORKDIR) -> Path | None:
+    """The folder of your own tables that ``demo``, ``ui`` and ``launch`` seed after the sample:
+    ``WSYNC_LOCAL_SEED`` when set (it must be a folder), else ``<workdir>/seed/`` if it exists."""
+    environ = os.environ if environ is None else environ
+    if named := environ.get(SEED_VAR):
+        return Path(named).expanduser().resolve()
+    default = workdir / SEED_FOLDER
+    return default if default.is_dir() else None
 
 
 def prepare_dagster_home(path: Path = DAGSTER_HOME, forget: bool = False) -> Path:
@@ -211,19 +224,29 @@ def run_demo(
     sample: SampleConfig | None = None,
     manual_clock: bool = False,
     registry_source: Path | None = None,
+    seed: Path | None = None,
 ) -> int:
-    """Run the demo; 0 when every sync succeeded, 1 with an explanation otherwise."""
+    """Run the demo; 0 when every sync succeeded, 1 with an explanation otherwise.
+
+    ``seed``: a folder of your own tables loaded after the sample (``python -m wsync_dagster.local
+    demo`` passes :func:`seed_source`)."""
     started = time.monotonic()
     # The single-run backfill policy is deliberate; keep Dagster's "beta" notice out of the demo.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     print("Starting the embedded default: Snowflake stand-in + mParticle emulator on 127.0.0.1 ...")
     try:
-        with LocalStack(workdir, sample, registry_source, manual_clock) as stack:
+        with LocalStack(workdir, sample, registry_source, manual_clock, seed=seed) as stack:
             environment = stack.environment()
             with _environment(environment):
                 home = prepare_dagster_home(dagster_home, forget=stack.fresh)
                 return _demo(stack, environment, home, started)
-    except (LocalServiceError, SettingsError, RegistryError, WarehouseSyncError) as error:
+    except (
+        LocalServiceError,
+        SeedError,
+        SettingsError,
+        RegistryError,
+        WarehouseSyncError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -284,13 +307,21 @@ def _print_activity(emulator_url: str, registry: Registry, rotating: Sequence[Sy
     )
 
 
-def _demo(
-    stack: LocalStack, environment: Mapping[str, str], dagster_home: Path, started: float
-) -> int:
+def _print_stack(stack: LocalStack) -> None:
+    """What was seeded, and where the stand-ins listen (docs/local.md: query the warehouse)."""
     assert stack.summary is not None
     for table in stack.summary.tables:
         print(f"  seeded {table.name}: {table.rows:,} rows")
-    print(f"  emulator at {stack.emulator_url}")
+    for seeded in stack.seeded:
+        print(f"  {seeded.describe()}")
+    for line in stack.addresses():
+        print(f"  {line}")
+
+
+def _demo(
+    stack: LocalStack, environment: Mapping[str, str], dagster_home: Path, started: float
+) -> int:
+    _print_stack(stack)
     defs = build_local_definitions(environment)
     components = local_sync_components(environment)
     instance = dg.DagsterInstance.from_config(str(dagster_home))
@@ -336,7 +367,7 @@ def run_ui(extra: Sequence[str]) -> int:
     """`dg dev` on the local code location, with the demo's DAGSTER_HOME; ``extra`` goes to it."""
     print("Starting the embedded default for the Dagster UI ...")
     try:
-        with LocalStack(WORKDIR) as stack:
+        with LocalStack(WORKDIR, seed=seed_source()) as stack:
             environment: Mapping[str, str] = {
                 **os.environ,
                 **stack.environment(),
@@ -347,11 +378,48 @@ def run_ui(extra: Sequence[str]) -> int:
                 str(Path(sys.executable).parent / "dg"), "dev",
                 "-m", LOCAL_LOCATION, *host, *extra,
             ]  # fmt: skip
-            print(f"  emulator at {stack.emulator_url}; Ctrl-C stops the UI and the stack")
+            _print_stack(stack)
+            print("  Ctrl-C stops the UI and the stack; `python3 dev.py launch` runs a job on it")
             try:
                 return subprocess.run(command, env=dict(environment), cwd=PROJECT_ROOT).returncode
             except KeyboardInterrupt:
                 return 0
-    except LocalServiceError as error:
+    except (LocalServiceError, SeedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _dg_launch(environment: Mapping[str, str], dagster_home: Path, extra: Sequence[str]) -> int:
+    command = [str(Path(sys.executable).parent / "dg"), "launch", "-m", LOCAL_LOCATION, *extra]
+    env = {**os.environ, **environment, "DAGSTER_HOME": str(dagster_home)}
+    print(f"$ dg launch -m {LOCAL_LOCATION} {' '.join(extra)}", flush=True)
+    try:
+        return subprocess.run(command, env=env, cwd=PROJECT_ROOT).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_launch(
+    extra: Sequence[str],
+    workdir: Path = WORKDIR,
+    dagster_home: Path = DAGSTER_HOME,
+    seed: Path | None = None,
+) -> int:
+    """``dg launch`` on the local code location (``extra``: its arguments, e.g. ``--job
+    wsync_daily_job --partition 2026-11-30``), the run recorded in the demo's DAGSTER_HOME.
+
+    Runs against the stack ``python3 dev.py ui`` keeps on ``workdir`` when there is one (the UI
+    shows the run at once); otherwise starts the stack for the launch and stops it afterwards.
+    """
+    if (attached := running_stack(workdir)) is not None:
+        print(f"Using the local stack of process {attached.pid} (python3 dev.py ui) ...")
+        return _dg_launch(attached.environment, dagster_home, extra)
+    print("Starting the embedded default for the launch (no `python3 dev.py ui` is running) ...")
+    try:
+        with LocalStack(workdir, seed=seed) as stack:
+            _print_stack(stack)
+            home = prepare_dagster_home(dagster_home, forget=stack.fresh)
+            return _dg_launch(stack.environment(), home, extra)
+    except (LocalServiceError, SeedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
