@@ -1,14 +1,21 @@
 """``python -m wsync_dagster.local demo|ui|launch``: the embedded default's entry points (dev.py).
 
 Each seeds your own tables after the sample when ``WSYNC_LOCAL_SEED`` names a folder, or
-``.wsync/seed/`` exists (docs/local.md).
+``.wsync/seed/`` exists, and serves the registry file ``WSYNC_LOCAL_REGISTRY`` names instead of the
+sample registry when it is set (docs/local.md).
 """
 
 import argparse
 import signal
 import sys
 
-from wsync_dagster.local.demo import run_demo, run_launch, run_ui, seed_source
+from wsync_dagster.local.demo import (
+    registry_override,
+    run_demo,
+    run_launch,
+    run_ui,
+    seed_source,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         # option such as `-p 3001` as unknown to this parser.
         return run_ui(argv[1:])
     if argv[:1] == ["launch"]:  # the same for `dg launch` (--job ...)
-        return run_launch(argv[1:], seed=seed_source())
+        return run_launch(argv[1:], seed=seed_source(), registry_source=registry_override())
     args = parser.parse_args(argv)
-    return run_demo(manual_clock=args.manual_clock, seed=seed_source())
+    return run_demo(
+        manual_clock=args.manual_clock, registry_source=registry_override(), seed=seed_source()
+    )
 
 
 if __name__ == "__main__":

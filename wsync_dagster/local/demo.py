@@ -52,6 +52,7 @@ DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 LOCAL_LOCATION = "wsync_dagster.local.definitions"
 SEED_VAR = "WSYNC_LOCAL_SEED"
 SEED_FOLDER = "seed"
+REGISTRY_VAR = "WSYNC_LOCAL_REGISTRY"
 HOURLY_BACKFILL = 6
 SHOWN_PROFILES = 3
 
@@ -81,6 +82,14 @@ def seed_source(environ: Mapping[str, str] | None = None, workdir: Path = WORKDI
         return Path(named).expanduser().resolve()
     default = workdir / SEED_FOLDER
     return default if default.is_dir() else None
+
+
+def registry_override(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The registry file ``WSYNC_LOCAL_REGISTRY`` names, which ``demo``, ``ui`` and ``launch`` serve
+    instead of the sample registry (a ``defs.yaml`` of the component, or a bare registry)."""
+    environ = os.environ if environ is None else environ
+    named = environ.get(REGISTRY_VAR)
+    return Path(named).expanduser().resolve() if named else None
 
 
 def prepare_dagster_home(path: Path = DAGSTER_HOME, forget: bool = False) -> Path:
@@ -367,7 +376,7 @@ def run_ui(extra: Sequence[str]) -> int:
     """`dg dev` on the local code location, with the demo's DAGSTER_HOME; ``extra`` goes to it."""
     print("Starting the embedded default for the Dagster UI ...")
     try:
-        with LocalStack(WORKDIR, seed=seed_source()) as stack:
+        with LocalStack(WORKDIR, registry_source=registry_override(), seed=seed_source()) as stack:
             environment: Mapping[str, str] = {
                 **os.environ,
                 **stack.environment(),
@@ -384,7 +393,7 @@ def run_ui(extra: Sequence[str]) -> int:
                 return subprocess.run(command, env=dict(environment), cwd=PROJECT_ROOT).returncode
             except KeyboardInterrupt:
                 return 0
-    except (LocalServiceError, SeedError) as error:
+    except (LocalServiceError, SeedError, RegistryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -404,6 +413,7 @@ def run_launch(
     workdir: Path = WORKDIR,
     dagster_home: Path = DAGSTER_HOME,
     seed: Path | None = None,
+    registry_source: Path | None = None,
 ) -> int:
     """``dg launch`` on the local code location (``extra``: its arguments, e.g. ``--job
     wsync_daily_job --partition 2026-11-30``), the run recorded in the demo's DAGSTER_HOME.
@@ -416,10 +426,10 @@ def run_launch(
         return _dg_launch(attached.environment, dagster_home, extra)
     print("Starting the embedded default for the launch (no `python3 dev.py ui` is running) ...")
     try:
-        with LocalStack(workdir, seed=seed) as stack:
+        with LocalStack(workdir, registry_source=registry_source, seed=seed) as stack:
             _print_stack(stack)
             home = prepare_dagster_home(dagster_home, forget=stack.fresh)
             return _dg_launch(stack.environment(), home, extra)
-    except (LocalServiceError, SeedError) as error:
+    except (LocalServiceError, SeedError, RegistryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from wsync_dagster.local.definitions import build_local_definitions
-from wsync_dagster.local.demo import prepare_dagster_home, run_launch
+from wsync_dagster.local.demo import prepare_dagster_home, registry_override, run_launch
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.stack import STACK_FILE, LocalStack, running_stack
@@ -69,3 +69,9 @@ def test_a_stack_file_left_by_a_killed_stack_is_ignored(tmp_path: Path) -> None:
     assert running_stack(tmp_path) is None
     (tmp_path / STACK_FILE).write_text("{not json", encoding="utf-8")
     assert running_stack(tmp_path) is None
+
+
+def test_the_entry_points_serve_the_registry_file_the_variable_names(tmp_path: Path) -> None:
+    assert registry_override({}) is None
+    mine = tmp_path / "my-registry.yaml"
+    assert registry_override({"WSYNC_LOCAL_REGISTRY": str(mine)}) == mine

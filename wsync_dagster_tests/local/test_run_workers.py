@@ -1,10 +1,13 @@
 """Runs executed by run worker processes (``local/materialize.py: execute_in_workers``), at once,
 on one SQLite-backed Dagster instance: outcomes read back from it, and no run left "started"."""
 
+import contextlib
 import os
 import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -98,12 +101,27 @@ def test_a_worker_whose_parent_dies_interrupts_its_run(instance, tmp_path: Path)
     )  # fmt: skip
     assert parent.stdout is not None
     with started.open(encoding="utf-8") as fifo:  # blocks until the asset runs
-        assert fifo.readline() == "started\n"
+        word, worker = fifo.readline().split()
+    assert word == "started"
     parent.kill()
     parent.wait()
-    # The worker holds the pipe's write end until it exits: end-of-file means it has ended.
-    ready, _, _ = select.select([parent.stdout], [], [], 120)
-    assert ready, "the worker did not stop within 120 s of its parent's death"
-    output = parent.stdout.read().decode(errors="replace")
+    try:
+        output = _read_until_end(parent.stdout.fileno(), within=120.0)
+    finally:  # a worker that failed the test must not outlive it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(worker), signal.SIGKILL)
     current = instance.get_run_by_id(run.run_id)
     assert current is not None and current.status is dg.DagsterRunStatus.FAILURE, output
+
+
+def _read_until_end(fd: int, within: float) -> str:
+    """Everything written to the pipe ``fd`` until its last writer closed it (the worker holds the
+    write end until it exits), failing after ``within`` seconds instead of waiting for ever."""
+    deadline = time.monotonic() + within
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        assert ready, f"the worker did not stop within {within:.0f} s of its parent's death"
+        if not (chunk := os.read(fd, 65536)):
+            return b"".join(chunks).decode(errors="replace")
+        chunks.append(chunk)

@@ -10,7 +10,7 @@ import threading
 import dagster as dg
 
 STARTED_FIFO = "WSYNC_TEST_STARTED_FIFO"
-"""A FIFO ``waits`` writes "started" to once it runs (the test reads it instead of polling)."""
+"""A FIFO ``waits`` writes "started <pid>" to once it runs (the test reads it instead of polling)."""
 
 
 @dg.asset
@@ -26,7 +26,7 @@ def fails() -> None:
 @dg.asset
 def waits() -> None:
     with open(os.environ[STARTED_FIFO], "w", encoding="utf-8") as fifo:
-        fifo.write("started\n")
+        fifo.write(f"started {os.getpid()}\n")
     threading.Event().wait()  # until the worker is interrupted (no timeout: the test stops it)
 
 
