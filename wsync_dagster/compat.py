@@ -10,10 +10,12 @@ pyproject.toml, run those tests, fix this module, and update :data:`VERIFIED_WIT
 import dagster as dg
 
 # The embedded default's demo runs each sync through its named job *as a run of the local code
-# location* (so the UI lists it under that job and can re-execute it). ``dg.materialize`` and
-# ``JobDefinition.execute_in_process`` create runs without a code-location origin, and no public
-# API creates one with it: these are the pieces ``instance.create_run_for_job`` and an in-process
-# execution of that run need.
+# location* (wsync_dagster/local/materialize.py: listed under that job in the UI, which can
+# re-execute it). ``RemoteJobOrigin`` and the origins it is built from say where the UI finds the
+# job; ``instance.create_run_for_job`` takes one, but no public function builds it. ``execute_run``
+# executes a run that already exists in an instance (created by the demo's process, executed by a
+# run worker process); the public ``materialize``/``execute_job`` always create their own run. It
+# takes an ``IJob``: ``InMemoryJob`` wraps the job definition the worker loaded.
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import execute_run
 

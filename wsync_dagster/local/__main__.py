@@ -1,10 +1,21 @@
-"""``python -m wsync_dagster.local demo|ui``: the embedded default's entry points (see dev.py)."""
+"""``python -m wsync_dagster.local demo|ui|launch``: the embedded default's entry points (dev.py).
+
+Each seeds your own tables after the sample when ``WSYNC_LOCAL_SEED`` names a folder, or
+``.wsync/seed/`` exists, and serves the registry file ``WSYNC_LOCAL_REGISTRY`` names instead of the
+sample registry when it is set (docs/local.md).
+"""
 
 import argparse
 import signal
 import sys
 
-from wsync_dagster.local.demo import run_demo, run_ui
+from wsync_dagster.local.demo import (
+    registry_override,
+    run_demo,
+    run_launch,
+    run_ui,
+    seed_source,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         "ui", help="open the Dagster UI on the embedded default; other arguments go to `dg dev`"
     )
     ui.add_argument("dg_args", nargs=argparse.REMAINDER, help="passed to `dg dev` (e.g. -p 3001)")
+    launch = commands.add_parser(
+        "launch",
+        help="`dg launch` on the local code location, against the running `ui` stack if any",
+    )
+    launch.add_argument(
+        "dg_args", nargs=argparse.REMAINDER, help="passed to `dg launch` (e.g. --job ... )"
+    )
     argv = sys.argv[1:] if argv is None else argv
     # SIGTERM unwinds like Ctrl-C, so the local stack's servers are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
@@ -27,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         # Everything after `ui` belongs to `dg dev`: argparse's REMAINDER would reject a leading
         # option such as `-p 3001` as unknown to this parser.
         return run_ui(argv[1:])
+    if argv[:1] == ["launch"]:  # the same for `dg launch` (--job ...)
+        return run_launch(argv[1:], seed=seed_source(), registry_source=registry_override())
     args = parser.parse_args(argv)
-    return run_demo(manual_clock=args.manual_clock)
+    return run_demo(
+        manual_clock=args.manual_clock, registry_source=registry_override(), seed=seed_source()
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ The demo starts the local stack (Snowflake stand-in, mParticle emulator, seeded 
 records the seeded source tables as updated, materializes through the sync jobs
 (``wsync_<cadence>_job``) the most recent closed partitions of every demo asset — the hourly table as
 a multi-partition backfill in one run — and the on-demand assets: the permanent ones one by one,
-then every rotating one at once, so that they take turns on the free active-pipeline slots. It prints
+then every rotating one at once, so that they take turns on the free active-pipeline slots (each run
+in its own run worker process, as Dagster's run launcher would: see ``local/materialize.py``). It prints
 what happened, the peak number of active pipelines (from the emulator's activity log) and three
 enriched profiles read back through the Profile API, and stops everything. Runs land in the
 project-local ``DAGSTER_HOME`` (``.dagster_home/``), which ``dev.py ui`` opens in the Dagster UI,
@@ -19,7 +20,6 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,19 @@ import dagster as dg
 from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.definitions import build_local_definitions, local_sync_components
-from wsync_dagster.local.materialize import job_origin, run_job
+from wsync_dagster.local.materialize import (
+    RunOutcome,
+    create_job_run,
+    execute_in_workers,
+    execute_job_run,
+    job_origin,
+    run_outcome,
+)
 from wsync_dagster.local.paths import state_root
 from wsync_dagster.local.process import LocalServiceError
 from wsync_dagster.local.sample_data import SampleConfig
-from wsync_dagster.local.stack import LocalStack
+from wsync_dagster.local.seed import SeedError
+from wsync_dagster.local.stack import LocalStack, running_stack
 from wsync_dagster.mparticle import Profile, WarehouseSyncError
 from wsync_dagster.resources import MParticleResource, SettingsError
 from wsync_dagster.sync.assets.metadata import DagsterKeys, MParticle
@@ -46,6 +54,9 @@ PROJECT_ROOT = state_root()  # WSYNC_HOME, else the working directory (local/pat
 WORKDIR = PROJECT_ROOT / ".wsync"
 DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 LOCAL_LOCATION = "wsync_dagster.local.definitions"
+SEED_VAR = "WSYNC_LOCAL_SEED"
+SEED_FOLDER = "seed"
+REGISTRY_VAR = "WSYNC_LOCAL_REGISTRY"
 HOURLY_BACKFILL = 6
 SHOWN_PROFILES = 3
 
@@ -65,6 +76,24 @@ class Step:
         keys = self.partition_keys
         span = keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions)"
         return f"{self.spec.name} [{span}]"
+
+
+def seed_source(environ: Mapping[str, str] | None = None, workdir: Path = WORKDIR) -> Path | None:
+    """The folder of your own tables that ``demo``, ``ui`` and ``launch`` seed after the sample:
+    ``WSYNC_LOCAL_SEED`` when set (it must be a folder), else ``<workdir>/seed/`` if it exists."""
+    environ = os.environ if environ is None else environ
+    if named := environ.get(SEED_VAR):
+        return Path(named).expanduser().resolve()
+    default = workdir / SEED_FOLDER
+    return default if default.is_dir() else None
+
+
+def registry_override(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The registry file ``WSYNC_LOCAL_REGISTRY`` names, which ``demo``, ``ui`` and ``launch`` serve
+    instead of the sample registry (a ``defs.yaml`` of the component, or a bare registry)."""
+    environ = os.environ if environ is None else environ
+    named = environ.get(REGISTRY_VAR)
+    return Path(named).expanduser().resolve() if named else None
 
 
 def prepare_dagster_home(path: Path = DAGSTER_HOME, forget: bool = False) -> Path:
@@ -115,9 +144,9 @@ def plan(
     return steps
 
 
-def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> Any:
-    """One run of the step's sync job, recorded under the local code location's job."""
-    return run_job(
+def _create_run(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """The step's run of its sync job (not started), under the local code location's job."""
+    return create_job_run(
         defs.resolve_job_def(step.job),  # resolved with the definitions' resources bound
         step.key,
         step.partition_keys,
@@ -126,6 +155,13 @@ def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) 
         # Our own INFO lines (pre-flight, reconcile) and warnings; not Dagster's step-by-step DEBUG.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
+
+
+def materialize(defs: dg.Definitions, step: Step, instance: dg.DagsterInstance) -> RunOutcome:
+    """One run of the step's sync job, executed in this process."""
+    run = _create_run(defs, step, instance)
+    execute_job_run(defs.resolve_job_def(step.job), run, instance)
+    return run_outcome(instance, run.run_id)
 
 
 def report_source_tables(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
@@ -140,21 +176,9 @@ def report_source_tables(defs: dg.Definitions, instance: dg.DagsterInstance) -> 
             )
 
 
-def _failure_text(result: Any) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            error = event.step_failure_data.error
-            if error is not None:
-                while error.cause is not None and "Failure" not in (error.cls_name or ""):
-                    error = error.cause
-                return error.message.strip()
-    return "the run failed (see the Dagster UI: python3 dev.py ui)"
-
-
-def _summary_rows(result: Any) -> list[tuple[str, ...]]:
+def _summary_rows(outcome: RunOutcome) -> list[tuple[str, ...]]:
     rows = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
+    for materialization in outcome.materializations:
         meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
         rows.append(
             (
@@ -213,32 +237,51 @@ def run_demo(
     sample: SampleConfig | None = None,
     manual_clock: bool = False,
     registry_source: Path | None = None,
+    seed: Path | None = None,
 ) -> int:
-    """Run the demo; 0 when every sync succeeded, 1 with an explanation otherwise."""
+    """Run the demo; 0 when every sync succeeded, 1 with an explanation otherwise.
+
+    ``seed``: a folder of your own tables loaded after the sample (``python -m wsync_dagster.local
+    demo`` passes :func:`seed_source`)."""
     started = time.monotonic()
     # The single-run backfill policy is deliberate; keep Dagster's "beta" notice out of the demo.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     print("Starting the embedded default: Snowflake stand-in + mParticle emulator on 127.0.0.1 ...")
     try:
-        with LocalStack(workdir, sample, registry_source, manual_clock) as stack:
+        with LocalStack(workdir, sample, registry_source, manual_clock, seed=seed) as stack:
             environment = stack.environment()
             with _environment(environment):
                 home = prepare_dagster_home(dagster_home, forget=stack.fresh)
                 return _demo(stack, environment, home, started)
-    except (LocalServiceError, SettingsError, RegistryError, WarehouseSyncError) as error:
+    except (
+        LocalServiceError,
+        SeedError,
+        SettingsError,
+        RegistryError,
+        WarehouseSyncError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
-def _outcome(step: Step, result: Any) -> tuple[list[tuple[str, ...]], list[str]]:
-    failure = [] if result.success else [f"{step.describe()}: {_failure_text(result)}"]
-    return _summary_rows(result), failure
+def _outcome(step: Step, outcome: RunOutcome) -> tuple[list[tuple[str, ...]], list[str]]:
+    failure = [] if outcome.success else [f"{step.describe()}: {outcome.failure}"]
+    return _summary_rows(outcome), failure
 
 
 def _materialize_rotating(
-    defs: dg.Definitions, workspace: Workspace, steps: Sequence[Step], instance: dg.DagsterInstance
+    defs: dg.Definitions,
+    workspace: Workspace,
+    steps: Sequence[Step],
+    instance: dg.DagsterInstance,
+    environment: Mapping[str, str],
+    dagster_home: Path,
 ) -> tuple[list[tuple[str, ...]], list[str]]:
-    """All rotating syncs at once: they take turns on the free slots (sync/engine/rotation.py)."""
+    """All rotating syncs at once: they take turns on the free slots (sync/engine/rotation.py).
+
+    Each is a run of its sync job in the demo's instance, executed by its own run worker process
+    (:func:`wsync_dagster.local.materialize.execute_in_workers`: runs must not share a process).
+    """
     if not steps:
         return [], []
     print(
@@ -246,18 +289,18 @@ def _materialize_rotating(
         f"{rotating_pool_limit(workspace)} active-pipeline slot(s) the permanent syncs leave ...",
         flush=True,
     )
-    # One SQLite-backed instance cannot serve concurrent runs from threads: each thread runs on an
-    # in-memory instance, and the materializations are then recorded in the demo's DAGSTER_HOME.
-    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
-        results = list(
-            pool.map(lambda step: materialize(defs, step, dg.DagsterInstance.ephemeral()), steps)
-        )
+    runs = [_create_run(defs, step, instance) for step in steps]
+    execute_in_workers(
+        runs,
+        instance=instance,
+        dagster_home=dagster_home,
+        location_module=LOCAL_LOCATION,
+        environment=environment,
+    )
     rows: list[tuple[str, ...]] = []
     failures: list[str] = []
-    for step, result in zip(steps, results, strict=True):
-        for event in result.get_asset_materialization_events():
-            instance.report_runless_asset_event(event.step_materialization_data.materialization)
-        rows_of, failure = _outcome(step, result)
+    for step, run in zip(steps, runs, strict=True):
+        rows_of, failure = _outcome(step, run_outcome(instance, run.run_id))
         rows += rows_of
         failures += failure
     return rows, failures
@@ -277,13 +320,21 @@ def _print_activity(emulator_url: str, limits: Limits, rotating: Sequence[SyncSp
     )
 
 
-def _demo(
-    stack: LocalStack, environment: Mapping[str, str], dagster_home: Path, started: float
-) -> int:
+def _print_stack(stack: LocalStack) -> None:
+    """What was seeded, and where the stand-ins listen (docs/local.md: query the warehouse)."""
     assert stack.summary is not None
     for table in stack.summary.tables:
         print(f"  seeded {table.name}: {table.rows:,} rows")
-    print(f"  emulator at {stack.emulator_url}")
+    for seeded in stack.seeded:
+        print(f"  {seeded.describe()}")
+    for line in stack.addresses():
+        print(f"  {line}")
+
+
+def _demo(
+    stack: LocalStack, environment: Mapping[str, str], dagster_home: Path, started: float
+) -> int:
+    _print_stack(stack)
     defs = build_local_definitions(environment)
     components = local_sync_components(environment)
     instance = dg.DagsterInstance.from_config(str(dagster_home))
@@ -299,7 +350,9 @@ def _demo(
         failures += failure
     workspace = Workspace.of(c.registry for c in components)
     rotating = [s for s in steps if s.spec.rotate]
-    rows_of, failure = _materialize_rotating(defs, workspace, rotating, instance)
+    rows_of, failure = _materialize_rotating(
+        defs, workspace, rotating, instance, environment, dagster_home
+    )
     rows += rows_of
     failures += failure
 
@@ -327,7 +380,7 @@ def run_ui(extra: Sequence[str]) -> int:
     """`dg dev` on the local code location, with the demo's DAGSTER_HOME; ``extra`` goes to it."""
     print("Starting the embedded default for the Dagster UI ...")
     try:
-        with LocalStack(WORKDIR) as stack:
+        with LocalStack(WORKDIR, registry_source=registry_override(), seed=seed_source()) as stack:
             environment: Mapping[str, str] = {
                 **os.environ,
                 **stack.environment(),
@@ -338,11 +391,49 @@ def run_ui(extra: Sequence[str]) -> int:
                 str(Path(sys.executable).parent / "dg"), "dev",
                 "-m", LOCAL_LOCATION, *host, *extra,
             ]  # fmt: skip
-            print(f"  emulator at {stack.emulator_url}; Ctrl-C stops the UI and the stack")
+            _print_stack(stack)
+            print("  Ctrl-C stops the UI and the stack; `python3 dev.py launch` runs a job on it")
             try:
                 return subprocess.run(command, env=dict(environment), cwd=PROJECT_ROOT).returncode
             except KeyboardInterrupt:
                 return 0
-    except LocalServiceError as error:
+    except (LocalServiceError, SeedError, RegistryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _dg_launch(environment: Mapping[str, str], dagster_home: Path, extra: Sequence[str]) -> int:
+    command = [str(Path(sys.executable).parent / "dg"), "launch", "-m", LOCAL_LOCATION, *extra]
+    env = {**os.environ, **environment, "DAGSTER_HOME": str(dagster_home)}
+    print(f"$ dg launch -m {LOCAL_LOCATION} {' '.join(extra)}", flush=True)
+    try:
+        return subprocess.run(command, env=env, cwd=PROJECT_ROOT).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_launch(
+    extra: Sequence[str],
+    workdir: Path = WORKDIR,
+    dagster_home: Path = DAGSTER_HOME,
+    seed: Path | None = None,
+    registry_source: Path | None = None,
+) -> int:
+    """``dg launch`` on the local code location (``extra``: its arguments, e.g. ``--job
+    wsync_daily_job --partition 2026-11-30``), the run recorded in the demo's DAGSTER_HOME.
+
+    Runs against the stack ``python3 dev.py ui`` keeps on ``workdir`` when there is one (the UI
+    shows the run at once); otherwise starts the stack for the launch and stops it afterwards.
+    """
+    if (attached := running_stack(workdir)) is not None:
+        print(f"Using the local stack of process {attached.pid} (python3 dev.py ui) ...")
+        return _dg_launch(attached.environment, dagster_home, extra)
+    print("Starting the embedded default for the launch (no `python3 dev.py ui` is running) ...")
+    try:
+        with LocalStack(workdir, registry_source=registry_source, seed=seed) as stack:
+            _print_stack(stack)
+            home = prepare_dagster_home(dagster_home, forget=stack.fresh)
+            return _dg_launch(stack.environment(), home, extra)
+    except (LocalServiceError, SeedError, RegistryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

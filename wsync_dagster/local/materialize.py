@@ -1,16 +1,37 @@
-"""Materialize sync assets in-process, a partition range in one run.
+"""Materialize sync assets, a partition range in one run; runs of named jobs, in worker processes.
 
-Shared by the demo, the Dagster-tier tests and the benchmarks: :func:`materialize_partitions` runs
-one Dagster run over the given partition keys: one key as a plain partitioned run, several as a
-single-run backfill (the ``dagster/asset_partition_range_*`` tags that Dagster's backfill daemon sets
-for assets with ``BackfillPolicy.single_run()``). :func:`run_job` does the same as a run of a named
-job of a code location (the demo's runs, which the UI can re-execute); creating a run with its
-code location's origin has no public API, so it uses Dagster's internal run creation. The emulator's manual-clock resource is
+Shared by the demo, the Dagster-tier tests and the benchmarks:
+
+- :func:`materialize_partitions` runs one Dagster run over the given partition keys: one key as a
+  plain partitioned run, several as a single-run backfill (the ``dagster/asset_partition_range_*``
+  tags that Dagster's backfill daemon sets for assets with ``BackfillPolicy.single_run()``).
+- :func:`create_job_run` creates the same run as a run of a named job of a code location (the
+  demo's runs, which the UI lists under their job and can re-execute); :func:`run_job` also executes
+  it in this process.
+- :func:`execute_in_workers` executes created runs at once, each in its own *run worker* process
+  (``python -m wsync_dagster.local.materialize``) on the same Dagster instance, as Dagster's own run
+  launcher does: one process per run. Runs must not share a process: Dagster configures Python's
+  process-wide logging at the start of each run (``logging.config.dictConfig``, which closes every
+  handler of the process, another run's included), and two runs started from threads of one process
+  deadlock on those locks while they write to the instance. SQLite storage serves several processes
+  (file locks); see docs/local.md.
+- :func:`run_outcome` reads what a run did back from the instance, wherever it ran.
+
+Creating and executing a run with its code location's origin has no public API; the private
+pieces come from :mod:`wsync_dagster.compat`. The emulator's manual-clock resource is
 :func:`wsync_dagster.local.resources.emulator_clock_mparticle`.
 """
 
+import argparse
+import importlib
+import os
+import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -24,10 +45,14 @@ from wsync_dagster.compat import (
     RemoteRepositoryOrigin,
     execute_run,
 )
+from wsync_dagster.emulator.lifecycle import EXIT_WITH_PARENT_FLAG
 from wsync_dagster.sync.assets.metadata import RunTags
 
 # The name Dagster gives the repository of a module's Definitions.
 SINGLETON_REPOSITORY = "__repository__"
+RUN_WORKER_MODULE = "wsync_dagster.local.materialize"
+# How long stopped run workers get to record their run as failed before they are killed.
+WORKER_STOP_SECONDS = 30.0
 
 
 def partition_range_tags(partition_keys: Sequence[str]) -> dict[str, str]:
@@ -71,6 +96,44 @@ def job_origin(location_name: str, job_name: str, working_directory: str) -> Rem
     return RemoteRepositoryOrigin(code_location, SINGLETON_REPOSITORY).get_job_origin(job_name)
 
 
+def create_job_run(
+    job: dg.JobDefinition,
+    asset_key: dg.AssetKey,
+    partition_keys: Sequence[str],
+    *,
+    instance: dg.DagsterInstance,
+    origin: RemoteJobOrigin,
+    run_config: Any = None,
+) -> dg.DagsterRun:
+    """A run (not started) of the named ``job`` for ``asset_key`` over ``partition_keys``.
+
+    Unlike :func:`materialize_partitions` (an ephemeral job), the run belongs to ``job`` in the code
+    location ``origin`` names, so the UI lists it under that job and can re-execute it. The UI lists
+    it at once, as "not started", until a process executes it.
+    """
+    tags: dict[str, str] = partition_range_tags(partition_keys)
+    if len(partition_keys) == 1:
+        tags = {RunTags.PARTITION: partition_keys[0]}
+    return instance.create_run_for_job(
+        job_def=job.get_subset(asset_selection={asset_key}),
+        run_config=run_config,
+        tags=tags,
+        asset_selection=frozenset({asset_key}),
+        remote_job_origin=origin,
+    )
+
+
+def execute_job_run(
+    job: dg.JobDefinition, run: dg.DagsterRun, instance: dg.DagsterInstance
+) -> ExecutionResult:
+    """Execute ``run`` (created by :func:`create_job_run` for ``job``) in this process.
+
+    The code location's jobs run their steps in the run's own process (in_process_executor), which
+    is what running a job from memory needs. Only one run at a time per process (module doc).
+    """
+    return execute_run(InMemoryJob(job), run, instance)
+
+
 def run_job(
     job: dg.JobDefinition,
     asset_key: dg.AssetKey,
@@ -80,22 +143,192 @@ def run_job(
     origin: RemoteJobOrigin,
     run_config: Any = None,
 ) -> ExecutionResult:
-    """One run of the named ``job`` for ``asset_key`` over ``partition_keys``, in this process.
-
-    Unlike :func:`materialize_partitions` (an ephemeral job), the run belongs to ``job`` in the code
-    location ``origin`` names, so the UI lists it under that job and can re-execute it.
-    """
-    # The code location's jobs run their steps in the run's own process (in_process_executor), which
-    # is what running a job from memory needs.
-    subset = job.get_subset(asset_selection={asset_key})
-    tags: dict[str, str] = partition_range_tags(partition_keys)
-    if len(partition_keys) == 1:
-        tags = {RunTags.PARTITION: partition_keys[0]}
-    run = instance.create_run_for_job(
-        job_def=subset,
-        run_config=run_config,
-        tags=tags,
-        asset_selection=frozenset({asset_key}),
-        remote_job_origin=origin,
+    """:func:`create_job_run`, then :func:`execute_job_run` in this process."""
+    run = create_job_run(
+        job, asset_key, partition_keys, instance=instance, origin=origin, run_config=run_config
     )
-    return execute_run(InMemoryJob(subset), run, instance)
+    return execute_job_run(job, run, instance)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did, read back from the instance that recorded it."""
+
+    run_id: str
+    job_name: str
+    status: dg.DagsterRunStatus
+    materializations: tuple[dg.AssetMaterialization, ...]
+    failure: str | None
+    """The first failed step's own message (its ``Failure``), or why the run failed without one."""
+
+    @property
+    def success(self) -> bool:
+        return self.status is dg.DagsterRunStatus.SUCCESS
+
+
+def _step_failure(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        if event is None or event.step_failure_data is None:
+            continue
+        error = event.step_failure_data.error
+        if error is not None:
+            while error.cause is not None and "Failure" not in (error.cls_name or ""):
+                error = error.cause
+            # Dagster writes "<module>.<class>: <message>"; the message is what the user needs.
+            text = error.message.strip()
+            qualified, separator, message = text.partition(": ")
+            if separator and qualified.rsplit(".", 1)[-1] == error.cls_name:
+                return message
+            return text
+    return None
+
+
+def _run_failure(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+        if entry.dagster_event is not None and entry.dagster_event.message:
+            return entry.dagster_event.message.strip()
+    return None
+
+
+def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
+    """The run's status, its materializations and, when it failed, why."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise KeyError(f"no run {run_id} in the Dagster instance at {instance.root_directory}")
+    materializations = tuple(
+        entry.asset_materialization
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if entry.asset_materialization is not None
+    )
+    failure = None
+    if run.status is not dg.DagsterRunStatus.SUCCESS:
+        failure = (
+            _step_failure(instance, run_id)
+            or _run_failure(instance, run_id)
+            or f"the run ended {run.status.value} (see the Dagster UI: python3 dev.py ui)"
+        )
+    return RunOutcome(run_id, run.job_name, run.status, materializations, failure)
+
+
+def run_worker_argv(location_module: str, dagster_home: Path, run_id: str) -> list[str]:
+    """The command of a run worker: execute ``run_id`` of ``dagster_home``'s instance, loading its
+    job from the code location module ``location_module`` (its ``defs``)."""
+    return [
+        sys.executable, "-m", RUN_WORKER_MODULE,
+        "--location", location_module,
+        "--dagster-home", str(dagster_home),
+        run_id, EXIT_WITH_PARENT_FLAG,
+    ]  # fmt: skip
+
+
+def execute_in_workers(
+    runs: Sequence[dg.DagsterRun],
+    *,
+    instance: dg.DagsterInstance,
+    dagster_home: Path,
+    location_module: str,
+    environment: Mapping[str, str],
+) -> None:
+    """Execute ``runs`` at once, each in its own run worker process, and wait until all ended.
+
+    The workers inherit this process's stdout and stderr (their run logs interleave, each line
+    naming its run) and see ``environment`` on top of this process's. A worker that ends without
+    ending its run (killed, or it could not load the code location) has its run marked failed with
+    the reason, so no run is left "started" for ever. If this process is interrupted, the workers
+    are stopped (their runs fail, saying so) before the interruption goes on.
+    """
+    env = {**os.environ, **environment, "DAGSTER_HOME": str(dagster_home)}
+    workers: list[tuple[dg.DagsterRun, subprocess.Popen[bytes]]] = []
+    try:
+        for run in runs:
+            argv = run_worker_argv(location_module, dagster_home, run.run_id)
+            # stdin: a pipe never written; it closes when this process dies, however it dies, and
+            # the worker then interrupts its run (EXIT_WITH_PARENT_FLAG).
+            workers.append((run, subprocess.Popen(argv, env=env, stdin=subprocess.PIPE)))
+        for _, process in workers:
+            process.wait()
+    finally:
+        _stop([process for _, process in workers])
+        for run, process in workers:
+            _fail_if_unfinished(instance, run, process.returncode)
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    live = [p for p in processes if p.poll() is None]
+    for process in live:
+        process.terminate()  # the worker turns SIGTERM into an interruption of its run
+    for process in live:
+        try:
+            process.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for process in processes:
+        if process.stdin is not None:
+            process.stdin.close()
+
+
+def _fail_if_unfinished(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, returncode: int | None
+) -> None:
+    current = instance.get_run_by_id(run.run_id)
+    if current is None or current.is_finished:
+        return
+    instance.report_run_failed(
+        current,
+        message=(
+            f"The run worker process ({RUN_WORKER_MODULE}) exited with code {returncode} before "
+            "the run ended; its output is in the terminal that started it."
+        ),
+    )
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_when_parent_exits() -> None:
+    """Interrupt the run once stdin (a pipe the parent never writes) reaches end-of-file.
+
+    Reads the raw file descriptor: a thread blocked in ``sys.stdin.buffer.read`` holds the buffer's
+    lock, and the interpreter aborts at exit when it cannot take it ("could not acquire lock for
+    <stdin> at interpreter shutdown"). The SIGINT goes to the main thread itself, so that a wait
+    there (a poll's sleep, a socket read) is interrupted at once.
+    """
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+
+    def watch() -> None:
+        while os.read(0, 4096):
+            pass
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    threading.Thread(target=watch, name="interrupt-with-parent", daemon=True).start()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The run worker: execute one created run, then exit 0 if it succeeded, 1 if not."""
+    parser = argparse.ArgumentParser(prog=f"python -m {RUN_WORKER_MODULE}")
+    parser.add_argument("run_id")
+    parser.add_argument("--location", required=True, help="code location module (its `defs`)")
+    parser.add_argument("--dagster-home", required=True, type=Path)
+    parser.add_argument(EXIT_WITH_PARENT_FLAG, action="store_true", dest="exit_with_parent")
+    args = parser.parse_args(argv)
+    # Stopped or orphaned, the run ends as an interrupted (failed) run instead of staying "started".
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.exit_with_parent:
+        _interrupt_when_parent_exits()
+    instance = dg.DagsterInstance.from_config(str(args.dagster_home))
+    run = instance.get_run_by_id(args.run_id)
+    if run is None:
+        parser.error(f"no run {args.run_id} in the Dagster instance at {args.dagster_home}")
+    defs = getattr(importlib.import_module(args.location), "defs", None)
+    if not isinstance(defs, dg.Definitions):
+        parser.error(f"{args.location} has no Definitions named `defs`")
+    result = execute_job_run(defs.resolve_job_def(run.job_name), run, instance)
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -174,7 +174,8 @@ def local_snowflake_resource(host: str, port: int) -> SnowflakeResource:
 
 WITHOUT_LAUNCHER = (
     "Start the embedded default with `python3 dev.py demo` or `python3 dev.py ui` (or "
-    "`python3 dev.py deploy`): they start the stand-ins and set these."
+    "`python3 dev.py deploy`): they start the stand-ins and set these. To run `dg launch` on it, "
+    "use `python3 dev.py launch ...`, which uses a running `python3 dev.py ui`."
 )
 
 

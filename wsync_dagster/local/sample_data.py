@@ -230,6 +230,18 @@ def _write_csv(path: Path, rows: Iterator[tuple[Any, ...]]) -> int:
     return count
 
 
+def copy_csv_into(cursor: Any, table: str, path: Path) -> None:
+    """Bulk-load ``path`` (a CSV without header, in the table's column order; an empty field is
+    NULL) into ``table`` (``DATABASE.SCHEMA.TABLE``): ``PUT`` to the table's stage, ``COPY INTO``."""
+    database, schema, name = table.split(".")
+    cursor.execute(f"PUT 'file://{path.as_posix()}' @{database}.{schema}.%{name} OVERWRITE = TRUE")
+    cursor.execute(
+        f"COPY INTO {table} FROM @{database}.{schema}.%{name} "
+        "FILE_FORMAT = (TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '\"' EMPTY_FIELD_AS_NULL = TRUE) "
+        "PURGE = TRUE"
+    )
+
+
 def _load(cursor: Any, table: str, ddl: str, rows: Iterator[tuple[Any, ...]], workdir: Path) -> int:
     database, schema, name = table.split(".")
     cursor.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -237,12 +249,7 @@ def _load(cursor: Any, table: str, ddl: str, rows: Iterator[tuple[Any, ...]], wo
     cursor.execute(ddl)
     path = workdir / f"{name.lower()}.csv"
     count = _write_csv(path, rows)
-    cursor.execute(f"PUT 'file://{path.as_posix()}' @{database}.{schema}.%{name} OVERWRITE = TRUE")
-    cursor.execute(
-        f"COPY INTO {table} FROM @{database}.{schema}.%{name} "
-        "FILE_FORMAT = (TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '\"' EMPTY_FIELD_AS_NULL = TRUE) "
-        "PURGE = TRUE"
-    )
+    copy_csv_into(cursor, table, path)
     return count
 
 

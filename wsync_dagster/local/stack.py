@@ -1,14 +1,24 @@
 """The embedded default: Snowflake stand-in + mParticle emulator + seeded sample warehouse.
 
-:class:`LocalStack` starts both servers on 127.0.0.1 (free ports) and seeds the sample warehouse.
+:class:`LocalStack` starts both servers on 127.0.0.1 (free ports), seeds the sample warehouse and then
+your own tables, if given a seed folder (:mod:`wsync_dagster.local.seed`).
 :meth:`LocalStack.environment` is what the local code location needs to run against it
 (the ``WSYNC_LOCAL_*`` settings and the registry's secrets), including the sample data's anchor: the code location moves
 each schedule's start onto the freshly seeded data (:func:`local_registry`; mParticle refuses hourly
 starts older than 7 days, so fixed demo dates would go stale within a week). The demo and ``dg dev``
 both use it.
+
+While it runs, a stack describes itself in ``<workdir>/stack.json`` (its process, addresses and
+environment; removed when it stops): :func:`running_stack` finds it, so ``python3 dev.py launch`` runs
+against the stack ``python3 dev.py ui`` started, and a second stack on the same work directory (and
+so the same emulator state file) is refused instead of overwriting the first one's state.
 """
 
+import contextlib
+import json
+import os
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +27,8 @@ from typing import Self
 import yaml
 from dateutil.relativedelta import relativedelta
 
-from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, ServiceProcess
+from wsync_dagster.emulator.control import EmulatorControl
+from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, LocalServiceError, ServiceProcess
 from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import (
     CUSTOMER_SCORES_DAYS,
@@ -27,7 +38,14 @@ from wsync_dagster.local.sample_data import (
     seed_sample_warehouse,
 )
 from wsync_dagster.local.sample_defs import sample_components
-from wsync_dagster.local.snowflake import LOCAL_ACCOUNT, LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
+from wsync_dagster.local.seed import SeededFile, seed_folder
+from wsync_dagster.local.snowflake import (
+    LOCAL_ACCOUNT,
+    LOCAL_PASSWORD,
+    LOCAL_USER,
+    LocalSnowflake,
+    local_connect_args,
+)
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import Registry, Schedule, load_registry
 from wsync_dagster.sync.registry.workspace import Workspace
@@ -37,6 +55,8 @@ EMULATOR_READY_MARKER = "wsync-emulator ready"
 # and the sample anchor whose data its runs extracted.
 STATE_FILE = "emulator-state.json"
 ANCHOR_FILE = "sample-anchor.txt"
+# Present while a stack runs: what `dev.py launch` needs to run against it (see the module doc).
+STACK_FILE = "stack.json"
 
 
 def _at_grid_time(day: datetime, template: datetime) -> datetime:
@@ -100,6 +120,59 @@ def emulator_limit_args(limits: Limits) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class RunningStack:
+    """A stack another process started on a work directory, read from its ``stack.json``."""
+
+    pid: int
+    emulator_url: str
+    snowflake_host: str
+    snowflake_port: int
+    environment: dict[str, str]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_stack(workdir: Path) -> RunningStack | None:
+    """The stack running on ``workdir``, if one is: its ``stack.json`` names a live process whose
+    emulator answers (a file a killed stack left behind is ignored)."""
+    try:
+        saved = json.loads((workdir / STACK_FILE).read_text(encoding="utf-8"))
+        stack = RunningStack(
+            pid=int(saved["pid"]),
+            emulator_url=str(saved["emulator_url"]),
+            snowflake_host=str(saved["snowflake_host"]),
+            snowflake_port=int(saved["snowflake_port"]),
+            environment={str(k): str(v) for k, v in saved["environment"].items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not _alive(stack.pid):
+        return None
+    try:
+        EmulatorControl(stack.emulator_url).clock()
+    except Exception:  # refused, timed out, not an emulator: not a stack we can use
+        return None
+    return stack
+
+
+def snowflake_address(host: str, port: int) -> str:
+    """How to reach the Snowflake stand-in with the Snowflake connector (one line)."""
+    args = local_connect_args(host, port)
+    return (
+        f"host {host}, port {port}, protocol {args['protocol']}, account {args['account']}, "
+        f"user {args['user']}, password {args['password']}"
+    )
+
+
 class LocalStack:
     """Start, seed and stop the embedded default. Use as a context manager."""
 
@@ -110,22 +183,28 @@ class LocalStack:
         registry_source: Path | None = None,
         manual_clock: bool = False,
         run_seconds: float = 0.0,
+        seed: Path | None = None,
     ) -> None:
         """``registry_source``: a registry file served instead of the sample registry.
         ``manual_clock``: the emulator's clock starts at the sample anchor and only moves when a
-        materialization waits (deterministic, no sleeping); else it is the wall clock."""
+        materialization waits (deterministic, no sleeping); else it is the wall clock.
+        ``seed``: a folder of your own tables (``.sql``, ``.csv``), loaded after the sample
+        (:func:`wsync_dagster.local.seed.seed_folder`)."""
         self.workdir = workdir
         self.sample_given = sample
         self.sample = sample or SampleConfig()
         self.registry_source = registry_source
         self.manual_clock = manual_clock
         self.run_seconds = run_seconds
+        self.seed = seed
+        self.seeded: list[SeededFile] = []
         self.snowflake = LocalSnowflake()
         self.emulator: ServiceProcess | None = None
         self.summary: SampleSummary | None = None
         self.registries: list[Registry] = []
         self.state_path = workdir / STATE_FILE
         self.anchor_path = workdir / ANCHOR_FILE
+        self.stack_path = workdir / STACK_FILE
         self.fresh = True
         """Whether the emulator started empty (no state kept from an earlier start)."""
 
@@ -147,13 +226,25 @@ class LocalStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.anchor_path.write_text(self.sample.anchor.isoformat() + "\n", encoding="utf-8")
 
+    def _refuse_a_second_stack(self) -> None:
+        if (other := running_stack(self.workdir)) is not None:
+            raise LocalServiceError(
+                f"a local stack is already running on {self.workdir} (process {other.pid}, "
+                f"emulator {other.emulator_url}); two would overwrite each other's emulator state. "
+                "Stop it first (Ctrl-C where `python3 dev.py ui` runs), or run a job against it "
+                "with `python3 dev.py launch`."
+            )
+
     def start(self) -> Self:
+        self._refuse_a_second_stack()
         try:
             self._continue_or_start_over()
             self.snowflake.start()
             connection = self.snowflake.connect()
             try:
                 self.summary = seed_sample_warehouse(connection, self.sample)
+                if self.seed is not None:
+                    self.seeded = seed_folder(connection, self.seed, self.sample.anchor)
             finally:
                 connection.close()
             self.registries = self._registries()
@@ -164,10 +255,30 @@ class LocalStack:
                 ready_marker=EMULATOR_READY_MARKER,
             )
             self.emulator.start()
+            self._write_stack_file()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _write_stack_file(self) -> None:
+        described = {
+            "pid": os.getpid(),
+            "emulator_url": self.emulator_url,
+            "snowflake_host": self.snowflake.host,
+            "snowflake_port": self.snowflake.port,
+            "environment": self.environment(),
+        }
+        partial = self.stack_path.with_suffix(".tmp")
+        partial.write_text(json.dumps(described, indent=2) + "\n", encoding="utf-8")
+        partial.replace(self.stack_path)
+
+    def addresses(self) -> list[str]:
+        """Where the stand-ins listen, for people: the lines the demo and the UI print."""
+        return [
+            f"Snowflake stand-in: {snowflake_address(self.snowflake.host, self.snowflake.port)}",
+            f"mParticle emulator: {self.emulator_url}",
+        ]
 
     def _registries(self) -> list[Registry]:
         if self.registry_source is not None:
@@ -240,6 +351,9 @@ class LocalStack:
         }
 
     def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if json.loads(self.stack_path.read_text(encoding="utf-8"))["pid"] == os.getpid():
+                self.stack_path.unlink()
         if self.emulator is not None:
             self.emulator.stop()
         self.snowflake.stop()

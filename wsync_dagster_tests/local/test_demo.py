@@ -11,8 +11,15 @@ from wsync_dagster.local.demo import run_demo
 from wsync_dagster.local.sample_data import SampleConfig, current_hour
 from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.stack import local_registry, rebase_schedule, write_registry
+from wsync_dagster.sync.assets.naming import (
+    CHECK_COLUMN_SCHEMA,
+    CHECK_PREFLIGHT_PARITY,
+    CHECK_ROW_VOLUME,
+    CHECK_ROWS_MAPPED,
+)
 from wsync_dagster.sync.engine.reconcile import ReconcileError, check_catch_up
 from wsync_dagster.sync.registry.cadences import cadence
+from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import Schedule, load_registry
 
 ANCHOR = datetime(2027, 3, 14, 9, 0, tzinfo=UTC)  # a Sunday
@@ -115,3 +122,60 @@ def test_the_demo_still_runs_when_the_registry_dates_are_weeks_old(tmp_path: Pat
     assert len(hourly) == 6 and last_hour in hourly
     daily = instance.get_materialized_partitions(dg.AssetKey(["mparticle", "customer_scores"]))
     assert daily == {(anchor - timedelta(days=1)).strftime("%Y-%m-%d")}
+
+
+def _rotating_registry(count: int, slots: int):
+    """The sample's rotating syncs, plus copies up to ``count``, on a workspace of ``slots``."""
+    sample = load_registry(SAMPLE_REGISTRY)
+    rotating = [s for s in sample.syncs if s.rotate]
+    copies = [
+        rotating[i % len(rotating)].model_copy(
+            update={"name": f"rotating_copy_{i}", "pipeline_id": None, "data_model_id": None}
+        )
+        for i in range(count - len(rotating))
+    ]
+    return sample.model_copy(
+        update={
+            "syncs": (*rotating, *copies),
+            "limits": Limits(max_active_pipelines=slots),
+        }
+    )
+
+
+def test_rotating_syncs_run_as_jobs_of_the_demo_instance_with_their_checks(
+    tmp_path: Path, capfd
+) -> None:
+    """Seven rotating syncs at once on two slots: each is a run of wsync_on_demand_job in the
+    demo's DAGSTER_HOME (listed in the UI's Runs page), its checks evaluated, and no process
+    prints a traceback (runs in threads of one process deadlocked or printed sqlite3 errors)."""
+    registry = _rotating_registry(7, slots=2)
+    source = write_registry(registry, tmp_path / "rotating.yaml")
+    home = tmp_path / "dagster_home"
+    code = run_demo(
+        tmp_path / "work", home, SampleConfig(anchor=current_hour()), True, registry_source=source
+    )
+    out, err = capfd.readouterr()
+    assert code == 0, out + err
+    for trouble in ("Traceback", "Exception in thread", "ProgrammingError", "Fatal Python error"):
+        assert trouble not in out + err, out + err
+    assert "Materializing 7 rotating syncs at once" in out
+    peak = re.search(r"Peak active pipelines in the workspace: (\d) \(limit 2\)", out)
+    assert peak is not None and int(peak.group(1)) <= 2, out
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name="wsync_on_demand_job"))
+    keys = {dg.AssetKey(["mparticle", s.name]) for s in registry.syncs}
+    assert len(runs) == 7 and {k for r in runs for k in r.asset_selection or ()} == keys
+    assert all(r.status is dg.DagsterRunStatus.SUCCESS for r in runs)
+    checks = {CHECK_PREFLIGHT_PARITY, CHECK_ROWS_MAPPED, CHECK_ROW_VOLUME, CHECK_COLUMN_SCHEMA}
+    for run in runs:
+        evaluations = instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+        data = [e.dagster_event.asset_check_evaluation_data for e in evaluations if e.dagster_event]
+        assert {d.check_name for d in data} == checks, run.asset_selection
+        assert all(d.passed for d in data)
+        materialized = instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        assert len(materialized) == 1
