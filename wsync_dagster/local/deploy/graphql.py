@@ -114,9 +114,12 @@ class DagsterGraphQL:
         asset_path: Sequence[str],
         partition: str | None = None,
         run_config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
         """Queue one run materializing ``asset_path`` (one partition, or none): the UI's button."""
-        tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        labels = {"dagster/partition": partition} if partition else {}
+        labels |= tags or {}
+        tags_param = [{"key": key, "value": value} for key, value in labels.items()]
         params = {
             "selector": {
                 "repositoryLocationName": LOCATION_NAME,
@@ -124,7 +127,7 @@ class DagsterGraphQL:
                 "pipelineName": ASSET_JOB,
                 "assetSelection": [{"path": list(asset_path)}],
             },
-            "executionMetadata": {"tags": tags},
+            "executionMetadata": {"tags": tags_param},
             "runConfigData": run_config or {},
         }
         result = self.query(_LAUNCH, {"params": params})["launchRun"]
@@ -147,7 +150,7 @@ def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGra
     wait_until(api.daemons_healthy, timeout, "the daemons to report healthy")
     registry = deployment.stack.served_registry()
     for spec in registry.syncs:
-        # The rotating syncs' shared pool gets the slots the permanent syncs leave (README).
+        # The rotating syncs' shared pool gets the slots the permanent syncs leave (docs/deploy.md).
         limit = rotating_pool_limit(registry) if spec.rotate else POOL_LIMIT
         api.set_pool_limit(naming.pool_name(spec), limit)
     return api

