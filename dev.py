@@ -6,7 +6,9 @@ environment (`.venv/`, installed from `constraints.txt` so every machine resolve
 then runs inside it:
 
     python3 dev.py demo    # the main job on the embedded default (local Snowflake + mParticle emulator)
-    python3 dev.py test    # ruff, the type checker, pytest, `dg check defs` (both code locations)
+    python3 dev.py test    # ruff, the type checker, pytest, `dg check defs` (both code locations),
+                           # then a summary: each step's result and time, each failed test's
+                           # name and the end of its output (arguments after `test` go to pytest)
     python3 dev.py ui      # `dg dev` on the embedded default (same DAGSTER_HOME as the demo);
                            # arguments after `ui` go to `dg dev` (e.g. `python3 dev.py ui -p 3001`)
     python3 dev.py launch  # `dg launch` on the embedded default (against the running `ui`, if any);
@@ -19,15 +21,20 @@ Standard library only: it runs before anything is installed.
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
+from xml.etree import ElementTree
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("WSYNC_VENV", ROOT / ".venv"))
 STAMP = VENV / ".wsync-install-stamp"
 INSTALL_INPUTS = ("pyproject.toml", "constraints.txt", "setup.cfg")
+# pytest's report of the last `dev.py test`, read back for the summary that ends its output.
+JUNIT_REPORT = ROOT / ".wsync" / "pytest-junit.xml"
 
 
 def _venv_python() -> Path:
@@ -101,16 +108,16 @@ def _bin(python: Path, name: str) -> str:
     return str(python.parent / name)
 
 
-def cmd_test(python: Path, extra: list[str]) -> int:
-    steps: list[list[str]] = [
-        [_bin(python, "ruff"), "check", "."],
-        [_bin(python, "ruff"), "format", "--check", "."],
-        [_bin(python, "basedpyright")],
-        [str(python), "-m", "pytest", "-q", *extra],
-    ]
-    for step in steps:
-        if (code := _run(step)) != 0:
-            return code
+def junit_options(report: Path) -> list[str]:
+    """pytest options that write ``report`` whatever the other arguments: captured output goes into
+    it (``junit_logging``), so the summary can show the end of a failed test's output, and
+    ``xunit1`` names each test's file."""
+    return ["--junitxml", str(report), "-o", "junit_logging=all", "-o", "junit_family=xunit1"]
+
+
+def _test_steps(
+    python: Path, extra: list[str]
+) -> list[tuple[str, list[str], dict[str, str] | None]]:
     # Both code locations (production, and the local one `dev.py ui` opens) must load from a
     # completely empty environment: no settings, no secrets.
     bare_env = {
@@ -121,10 +128,90 @@ def cmd_test(python: Path, extra: list[str]) -> int:
     # `dg check defs` checks the project's defs.yaml files against the component's schema, then
     # loads and validates the production code location (`[tool.dg]`). The local code location
     # (its own defs folder, the sample) gets the same check through a second dg project.
-    if (code := _run([_bin(python, "dg"), "check", "defs"], env=bare_env)) != 0:
-        return code
     local_check = [str(python), "-m", "wsync_dagster.local.dg_project", "check", "defs"]
-    return _run(local_check, env=bare_env)
+    return [
+        ("ruff check", [_bin(python, "ruff"), "check", "."], None),
+        ("ruff format", [_bin(python, "ruff"), "format", "--check", "."], None),
+        ("basedpyright", [_bin(python, "basedpyright")], None),
+        ("pytest", [str(python), "-m", "pytest", "-q", *junit_options(JUNIT_REPORT), *extra], None),
+        ("dg check defs", [_bin(python, "dg"), "check", "defs"], bare_env),
+        ("dg check defs (local)", local_check, bare_env),
+    ]
+
+
+def cmd_test(python: Path, extra: list[str]) -> int:
+    """Every check, even after one failed (CI shows them all), then a summary at the very end:
+    each step's result and time, and each failed test with the end of its output."""
+    JUNIT_REPORT.unlink(missing_ok=True)
+    JUNIT_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    results: list[tuple[str, int, float]] = []
+    began = time.monotonic()
+    for name, argv, env in _test_steps(python, extra):
+        started = time.monotonic()
+        code = _run(argv, env=env)
+        results.append((name, code, time.monotonic() - started))
+    print("\n[dev] ===== summary =====", flush=True)
+    for name, code, seconds in results:
+        print(f"[dev] {'ok    ' if code == 0 else 'FAILED'} {name} ({_duration(seconds)})")
+    pytest_failed = any(name == "pytest" and code != 0 for name, code, _ in results)
+    if pytest_failed:
+        print("\n".join(failed_tests_report(JUNIT_REPORT)), flush=True)
+    failed = [code for _name, code, _seconds in results if code != 0]
+    verdict = "all checks passed" if not failed else f"{len(failed)} step(s) failed"
+    print(f"[dev] {verdict} in {_duration(time.monotonic() - began)}", flush=True)
+    return failed[0] if failed else 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s" if seconds >= 60 else f"{seconds:.1f}s"
+
+
+def _node_id(case: ElementTree.Element) -> str:
+    """pytest's node id of a junit ``testcase`` (``xunit1`` gives the file; the ``classname`` is
+    ``pkg.module[.Class]``)."""
+    classname, name, file = case.get("classname", ""), case.get("name", ""), case.get("file")
+    if not file:
+        return f"{classname}::{name}"
+    module = file.removesuffix(".py").replace("/", ".")
+    classes = classname.removeprefix(module).strip(".").split(".")
+    return "::".join([file, *filter(None, classes), name])
+
+
+def _tail(text: str, lines: int) -> list[str]:
+    """The last ``lines`` non-blank lines of ``text``, without pytest's "Captured ..." rulers."""
+    kept = [
+        line
+        for line in text.rstrip().splitlines()
+        if line.strip() and not re.fullmatch(r"-+ Captured \w+ -+", line.strip())
+    ]
+    return kept[-lines:]
+
+
+def failed_tests_report(report: Path, tail_lines: int = 25) -> list[str]:
+    """Each failed or erroring test of a pytest junit ``report``: its node id and time, the end
+    of its failure (the assertion or exception), and the end of what it printed."""
+    if not report.exists():
+        return [f"[dev] pytest failed before writing {report}: see its output above"]
+    cases = []
+    for case in ElementTree.parse(report).getroot().iter("testcase"):
+        problems = [e for e in case if e.tag in ("failure", "error")]
+        if problems:
+            cases.append((case, problems))
+    if not cases:
+        return [f"[dev] pytest failed, but {report} lists no failed test: see its output above"]
+    lines = [f"[dev] {len(cases)} failed test(s), from {report}:"]
+    for case, problems in cases:
+        node = _node_id(case)
+        seconds = float(case.get("time") or 0.0)
+        lines.append(f"\n[dev] FAILED {node} ({_duration(seconds)})")
+        for problem in problems:
+            detail = problem.text or problem.get("message") or ""
+            lines += [f"    {line}" for line in _tail(detail, tail_lines)]
+        output = "\n".join(e.text or "" for e in case if e.tag in ("system-out", "system-err"))
+        if output.strip():
+            lines.append("    --- end of its output ---")
+            lines += [f"    {line}" for line in _tail(output, tail_lines)]
+    return lines
 
 
 def main(argv: list[str]) -> int:

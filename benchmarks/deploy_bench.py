@@ -122,7 +122,7 @@ def measure_executors(workdir: Path) -> None:
         api = ready_api(deployment)
         connection = deployment.postgres.settings.connect()
         connection.autocommit = True
-        spec = next(s for s in deployment.stack.served_registry().syncs
+        spec = next(s for s in deployment.stack.served_workspace().specs()
                     if s.schedule.interval == "daily")  # fmt: skip
         keys = closed_partitions(deployment, spec, 4)
         path = naming.asset_key(spec).path
@@ -171,7 +171,7 @@ def measure_scale(workdir: Path, syncs: int, partitions: int) -> dict[str, Any]:
         api = ready_api(deployment)
         connection = deployment.postgres.settings.connect()
         connection.autocommit = True
-        specs = deployment.stack.served_registry().syncs
+        specs = deployment.stack.served_workspace().specs()
         with MemoryWatch(deployment) as memory:
             started = time.monotonic()
             backfills = [

@@ -127,7 +127,7 @@ def main() -> None:
         LocalStack(Path(workdir), run_seconds=args.run_seconds) as stack,
     ):
         os.environ.update(stack.environment())
-        base = stack.served_registry()
+        base = stack.served_workspace().registries[0]  # the sample: one registry
         resources = {
             "snowflake": local_snowflake_resource(stack.snowflake.host, stack.snowflake.port),
             "mparticle": emulator_mparticle(stack.emulator_url, manual_clock=False, **POLLING),

@@ -292,15 +292,6 @@ class LocalStack:
             raise RuntimeError("the local stack is not started")
         return Workspace.of(local_registry(r, self.sample.anchor) for r in self.registries)
 
-    def served_registry(self) -> Registry:
-        """What the local code location serves: every sync of the registries, rebased onto the
-        seeded sample data (the first registry's connection and limits)."""
-        if not self.registries:
-            raise RuntimeError("the local stack is not started")
-        syncs = tuple(spec for registry in self.registries for spec in registry.syncs)
-        merged = self.registries[0].model_copy(update={"syncs": syncs})
-        return local_registry(merged, self.sample.anchor)
-
     def _emulator_argv(self, limits: Limits) -> list[str]:
         options = {
             "--host": "127.0.0.1",

@@ -41,7 +41,7 @@ def test_launch_runs_a_job_partition_on_the_stack_the_ui_keeps(tmp_path: Path, c
             assert run.status is dg.DagsterRunStatus.SUCCESS
             assert instance.get_materialized_partitions(CUSTOMER_SCORES) == {day}
         # The pipeline was created in the UI stack's emulator, not in one of its own.
-        spec = ui_stack.served_registry().sync("customer_scores")
+        spec = ui_stack.served_workspace().get("customer_scores").spec
         with dict(defs.resources or {})["mparticle"].open_client() as client:
             assert client.get_pipeline(spec.resolved_pipeline_id).is_active
 

@@ -40,7 +40,7 @@ def test_after_the_demo_one_tick_shows_every_partition_the_emulator_ran(
         for event in result.asset_events:
             instance.report_runless_asset_event(event)
 
-        spec = stack.served_registry().sync("ticket_activity")
+        spec = stack.served_workspace().get("ticket_activity").spec
         with resources["mparticle"].open_client() as client:
             runs = list(client.iter_pipeline_runs(spec.resolved_pipeline_id, page_size=500))
 

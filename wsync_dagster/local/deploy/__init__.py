@@ -1,1 +1,1 @@
-"""The production deployment, run locally: ``python3 dev.py deploy`` (see deploy/README.md)."""
+"""The production deployment, run locally: ``python3 dev.py deploy`` (see docs/deploy.md)."""

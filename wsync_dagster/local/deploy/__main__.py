@@ -1,4 +1,6 @@
-"""``python -m wsync_dagster.local.deploy [--smoke]`` (``python3 dev.py deploy``), see README."""
+"""``python -m wsync_dagster.local.deploy [--smoke]`` (``python3 dev.py deploy``).
+
+See docs/deploy.md."""
 
 import argparse
 import signal

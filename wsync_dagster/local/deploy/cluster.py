@@ -19,9 +19,10 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import psutil
+import yaml
 
 from wsync_dagster.local.deploy.guard import READY_MARKER
 from wsync_dagster.local.deploy.postgres import LocalPostgres, free_port, guarded
@@ -57,7 +58,10 @@ class LocalDeployment:
         registry_source: Path = SAMPLE_REGISTRY,
         webserver_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
+        instance: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``instance``: sections laid over deploy/dagster.yaml's, key by key (the smoke swaps in
+        its crashing run launcher, chaos.py); the deployment otherwise runs that file unchanged."""
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.home = workdir / "dagster_home"
@@ -67,6 +71,7 @@ class LocalDeployment:
         )
         self.webserver_port = webserver_port
         self.extra_env = dict(extra_env or {})
+        self.instance = dict(instance or {})
         self.services: dict[str, ServiceProcess] = {}
         self.env: dict[str, str] = {}
         self._groups: set[int] = set()  # every process group we started, for the final sweep
@@ -80,7 +85,7 @@ class LocalDeployment:
         try:
             self.logs.mkdir(parents=True, exist_ok=True)
             self.home.mkdir(parents=True, exist_ok=True)
-            shutil.copy(DEPLOY_DIR / "dagster.yaml", self.home / "dagster.yaml")
+            self._write_instance()
             self.postgres.start()
             self.stack.start()
             self.webserver_port = self.webserver_port or free_port()
@@ -99,6 +104,16 @@ class LocalDeployment:
             self.stop()
             raise
         return self
+
+    def _write_instance(self) -> None:
+        target = self.home / "dagster.yaml"
+        if not self.instance:
+            shutil.copy(DEPLOY_DIR / "dagster.yaml", target)
+            return
+        config = yaml.safe_load((DEPLOY_DIR / "dagster.yaml").read_text(encoding="utf-8"))
+        for section, values in self.instance.items():
+            config[section] = {**config.get(section, {}), **values}
+        target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
     def _argv(self, name: str) -> tuple[list[str], str | None, str]:
         """The program, the URL that answers once it is ready, and the URL it serves."""

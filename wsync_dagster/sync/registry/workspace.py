@@ -52,6 +52,10 @@ class Workspace:
     def syncs(self) -> tuple[BoundSync, ...]:
         return tuple(self)
 
+    def specs(self) -> list[SyncSpec]:
+        """Every sync, in declaration order (each still belongs to its own registry)."""
+        return [bound.spec for bound in self]
+
     def get(self, name: str) -> BoundSync:
         for bound in self:
             if bound.name == name:

@@ -1,0 +1,65 @@
+"""`python3 dev.py test`'s summary: the failed tests' names and the end of their output, last."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dev_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("wsync_dev", ROOT / "dev.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FAILING = """
+def test_passes():
+    pass
+
+def test_fails_with_output():
+    for i in range(50):
+        print(f"printed line {i}")
+    assert 1 + 1 == 3, "arithmetic is broken"
+
+class TestGroup:
+    def test_errors(self):
+        raise RuntimeError("boom in a class")
+"""
+
+
+def test_the_summary_names_each_failed_test_and_ends_with_its_output(tmp_path: Path) -> None:
+    tests = tmp_path / "test_sample.py"
+    tests.write_text(FAILING, encoding="utf-8")
+    report = tmp_path / "junit.xml"
+    dev = dev_module()
+    # The options dev.py gives pytest, on a file with two failures (run in its own folder, so the
+    # project's pytest configuration and conftest stay out of it).
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests),
+         *dev.junit_options(report)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+
+    lines = dev.failed_tests_report(report, tail_lines=5)
+
+    text = "\n".join(lines)
+    assert lines[0].startswith("[dev] 2 failed test(s)")
+    assert "FAILED test_sample.py::test_fails_with_output" in text
+    assert "FAILED test_sample.py::TestGroup::test_errors" in text
+    assert "arithmetic is broken" in text and "RuntimeError: boom in a class" in text
+    # The end of what the test printed, not its beginning.
+    assert "printed line 49" in text and "printed line 40" not in text
+    assert "test_passes" not in text and "Captured" not in text
+
+
+def test_the_summary_says_when_pytest_wrote_no_report(tmp_path: Path) -> None:
+    lines = dev_module().failed_tests_report(tmp_path / "missing.xml")
+    assert lines == [
+        f"[dev] pytest failed before writing {tmp_path / 'missing.xml'}: see its output above"
+    ]
