@@ -1,7 +1,7 @@
 """The local code location: ``dg dev -m wsync_dagster.local.definitions`` (``python3 dev.py ui``).
 
 The production definitions (:func:`wsync_dagster.code_location.build_definitions`: the defs folder,
-its sync components, one job per cadence) bound to the local stand-ins
+its sync components, a job per interval sync) bound to the local stand-ins
 (:func:`wsync_dagster.local.resources.local_resources`). When the local stack runs
 (:class:`wsync_dagster.local.stack.LocalStack`), it names its sample data's anchor in
 ``WSYNC_LOCAL_SAMPLE_ANCHOR`` and the sync components are rebased onto it (mParticle refuses
@@ -10,7 +10,7 @@ hourly starts older than 7 days, so the registry's fixed dates would go stale);
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -25,11 +25,17 @@ ANCHOR_VAR = "WSYNC_LOCAL_SAMPLE_ANCHOR"
 REGISTRY_VAR = "WSYNC_LOCAL_REGISTRY"
 
 
-def local_sync_components(environ: Mapping[str, str] | None = None) -> list[WarehouseSyncComponent]:
-    """The sync components the local code location serves, rebased onto the sample anchor."""
+def local_sync_components(
+    environ: Mapping[str, str] | None = None,
+    components: Sequence[WarehouseSyncComponent] | None = None,
+) -> list[WarehouseSyncComponent]:
+    """The sync components the local code location serves (``components``, else the registry file
+    ``WSYNC_LOCAL_REGISTRY`` names, else the defs folder's), rebased onto the sample anchor."""
     environ = os.environ if environ is None else environ
     source = environ.get(REGISTRY_VAR)
-    if source:
+    if components is not None:
+        components = list(components)
+    elif source:
         components = [WarehouseSyncComponent.from_registry_file(Path(source))]
     else:
         components = sync_components()
@@ -39,12 +45,15 @@ def local_sync_components(environ: Mapping[str, str] | None = None) -> list[Ware
     return components
 
 
-def build_local_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
-    """The code location for ``WSYNC_TARGET=local`` (or unset), from ``environ`` (default os.environ)."""
+def build_local_definitions(
+    environ: Mapping[str, str] | None = None,
+    components: Sequence[WarehouseSyncComponent] | None = None,
+) -> dg.Definitions:
+    """The code location for ``WSYNC_TARGET=local`` (or unset), from ``environ`` (default
+    os.environ); ``components`` replaces the defs folder's sync components, as in production."""
     environ = os.environ if environ is None else environ
-    return build_definitions(
-        environ, resources=local_resources(environ), components=local_sync_components(environ)
-    )
+    served = local_sync_components(environ, components)
+    return build_definitions(environ, resources=local_resources(environ), components=served)
 
 
 defs = build_local_definitions()
