@@ -1,10 +1,11 @@
 """The runs sensor: every run mParticle made of a registry pipeline, recorded as asset events.
 
-Each tick, per pipeline: read the runs after the cursor (:func:`observe.read_batch`, one listing in the
-steady state), count their windows in Snowflake (column discovery plus one grouped count per sync),
-skip the runs a Dagster run or an earlier tick already recorded (by ``mparticle/run_id``), and return
-the rest as materializations (a failed run: a failed parity check on its partition), with the cursor
-moved past exactly what was handled. See the README, "How observation works".
+Each tick, per pipeline: read the runs after the cursor (:func:`observe.read_batch`, one listing in
+the steady state; several pipelines at a time, within a time budget, the pipelines a tick could not
+read first the next time), count their windows in Snowflake (column discovery plus one grouped
+count per sync), skip the runs a Dagster run or an earlier tick already recorded (by
+``mparticle/run_id``), and return the rest as materializations (a failed run: a failed parity check
+on its partition), with the cursor moved past exactly what was handled. See docs/observation.md.
 """
 
 import json
@@ -158,13 +159,26 @@ def read_pipeline(
         return PipelineRead(error=error)
 
 
+@dataclass
+class Reads:
+    """Where a tick's reading ended: what each pipeline read gave (by index into the watched
+    syncs), which were never started or left behind, and why reading stopped early."""
+
+    outcomes: dict[int, PipelineRead] = field(default_factory=dict)
+    unread: list[int] = field(default_factory=list)
+    left_behind: list[int] = field(default_factory=list)
+    budget_spent: bool = False
+    refused: WarehouseSyncError | None = None
+
+
 def read_order(watched: Sequence[Watched], first: Sequence[str]) -> list[int]:
     """Indexes into ``watched``: the pipelines ``first`` names (the ones the previous tick could not
     read), then the others, each group in the registry's order. So when ticks are cut short, the
     pipelines at the end of the list take their turn instead of waiting for ever."""
     wanted = set(first)
     ahead = [i for i, (bound, _) in enumerate(watched) if bound.pipeline_id in wanted]
-    return ahead + [i for i in range(len(watched)) if i not in set(ahead)]
+    rest = [i for i, (bound, _) in enumerate(watched) if bound.pipeline_id not in wanted]
+    return ahead + rest
 
 
 def read_runs(client: WarehouseSyncClient, watch: RunsWatch, tick: Tick) -> list[Observed]:
@@ -181,18 +195,15 @@ def read_runs(client: WarehouseSyncClient, watch: RunsWatch, tick: Tick) -> list
     watched, limits, clock = watch.watched, tick.limits, watch.clock
     started = clock()
     queue = deque(read_order(watched, tick.read_first))
-    outcomes: dict[int, PipelineRead] = {}
+    reads = Reads()
     running: dict[Future[PipelineRead], int] = {}
-    budget_spent = False
-    refused: WarehouseSyncError | None = None
-    readers = ThreadPoolExecutor(
-        max_workers=max(1, limits.parallel_listings), thread_name_prefix="wsync-runs-sensor"
-    )
+    workers = max(1, limits.parallel_listings)
+    readers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wsync-runs-sensor")
     try:
         while queue or running:
-            while queue and refused is None and len(running) < max(1, limits.parallel_listings):
+            while queue and reads.refused is None and len(running) < workers:
                 if clock() - started > limits.tick_seconds:
-                    budget_spent = True
+                    reads.budget_spent = True
                     break
                 index = queue.popleft()
                 bound = watched[index][0]
@@ -206,36 +217,27 @@ def read_runs(client: WarehouseSyncClient, watch: RunsWatch, tick: Tick) -> list
             done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 index = running.pop(future)
-                outcomes[index] = outcome = future.result()
-                if isinstance(outcome.error, WORKSPACE_ERRORS) and refused is None:
-                    refused = outcome.error
+                reads.outcomes[index] = outcome = future.result()
+                if isinstance(outcome.error, WORKSPACE_ERRORS) and reads.refused is None:
+                    reads.refused = outcome.error
             if left <= 0:
-                break  # what is still being read is left behind, below
+                break  # what is still being read is left behind
     finally:
         # Reads not started are dropped; one still going ends on its own (its result unused).
         readers.shutdown(wait=False, cancel_futures=True)
-    return _sort_reads(watch, tick, outcomes, unread=list(queue), left_behind=[*running.values()],
-                       budget_spent=budget_spent, refused=refused)  # fmt: skip
+    reads.unread, reads.left_behind = list(queue), list(running.values())
+    return sort_reads(watch, tick, reads)
 
 
-def _sort_reads(
-    watch: RunsWatch,
-    tick: Tick,
-    outcomes: Mapping[int, PipelineRead],
-    *,
-    unread: Sequence[int],
-    left_behind: Sequence[int],
-    budget_spent: bool,
-    refused: WarehouseSyncError | None,
-) -> list[Observed]:
+def sort_reads(watch: RunsWatch, tick: Tick, reads: Reads) -> list[Observed]:
     """The batches read, in the registry's order; a note naming each pipeline left out, once."""
     watched, limits = watch.watched, tick.limits
     observed: list[Observed] = []
     not_created: list[str] = []
     turned_away: list[int] = []
-    for index in sorted(outcomes):
+    for index in sorted(reads.outcomes):
         bound, key = watched[index]
-        spec, pipeline_id, outcome = bound.spec, bound.pipeline_id, outcomes[index]
+        spec, pipeline_id, outcome = bound.spec, bound.pipeline_id, reads.outcomes[index]
         if isinstance(outcome.error, NotFoundError):
             not_created.append(f"'{spec.name}' ({pipeline_id})")
         elif isinstance(outcome.error, WORKSPACE_ERRORS):
@@ -264,24 +266,24 @@ def _sort_reads(
     def names(indexes: Sequence[int]) -> str:
         return ", ".join(f"'{watched[i][0].name}'" for i in sorted(indexes))
 
-    if refused is not None:
-        waiting = [*turned_away, *unread]
+    if reads.refused is not None:
+        waiting = [*turned_away, *reads.unread]
+        refusal = first_line(reads.refused)
         tick.notes.append(
-            f"mParticle refused to list runs ({first_line(refused)}); {names(waiting)} wait a tick"
+            f"mParticle refused to list runs ({refusal}); {names(waiting)} wait a tick"
         )
-    elif unread and budget_spent:
+    elif reads.unread and reads.budget_spent:
         tick.notes.append(
-            f"time budget spent ({limits.tick_seconds:g} s); {names(unread)} wait a tick and are "
-            "read first then"
+            f"time budget spent ({limits.tick_seconds:g} s); {names(reads.unread)} wait a tick "
+            "and are read first then"
         )
-    if left_behind:
+    if reads.left_behind:
         tick.notes.append(
-            f"still reading {names(left_behind)} after {limits.abandon_seconds:g} s; left "
+            f"still reading {names(reads.left_behind)} after {limits.abandon_seconds:g} s; left "
             "behind, read first next tick"
         )
-    tick.read_first = [
-        watched[i][0].pipeline_id for i in sorted({*turned_away, *unread, *left_behind})
-    ]
+    left_out = sorted({*turned_away, *reads.unread, *reads.left_behind})
+    tick.read_first = [watched[i][0].pipeline_id for i in left_out]
     return observed
 
 
