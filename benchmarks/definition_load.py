@@ -201,8 +201,8 @@ def report_definitions(times: LoadTimes, repeats: int) -> None:
         print(f"{label:44}{a:>12.3f}{b:>12.3f}{_ratio(b, a):>9}{marginal:>14.1f} ms")
     counts = {size: times.samples[size][0] for size in (small, large)}
     print(
-        "  ({} / {} assets, {} / {} jobs, {} / {} schedules: one job and schedule per cadence and "
-        "grid)".format(
+        "  ({} / {} assets, {} / {} jobs, {} / {} schedules: a job and a schedule per interval "
+        "sync, a job per other cadence)".format(
             *(int(counts[n][k]) for k in ("assets", "jobs", "schedules") for n in (small, large))
         )
     )

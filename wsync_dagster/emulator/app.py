@@ -42,6 +42,8 @@ Admin API under ``/_emulator/`` (no token; loopback clients only; never logged, 
   ``{"hold": {"count", "seconds", "method", "path"}}`` (the next ``count`` matching calls each wait
   until all ``count`` have arrived, then proceed together — at most ``seconds``, default 30 — so
   that concurrent clients meet there; ``GET`` shows how many are ``waiting``),
+  ``{"latency": {"seconds", "method", "path"}}`` (every matching call waits ``seconds`` before it
+  is answered, concurrently with the others, until cleared: a real service's round trip),
   ``{"token_delay": {"seconds", "count"}}`` (slow token endpoint; ``count`` null = until cleared),
   ``{"token_failure": {"count"}}`` (next token calls 500), ``{"warehouse_unreachable": bool}``,
   ``{"run_failure": {"reason", "pipeline_id"}}`` (the next run, of that pipeline or of any, fails
@@ -127,6 +129,7 @@ class _RequestLayer:
 
         try:
             if path.startswith(_FAULTED_PREFIXES):
+                await self.backend.admin.delay(method, path)
                 await self.backend.admin.hold(method, path)
             fault = (
                 self.backend.admin.take_request_fault(method, path)

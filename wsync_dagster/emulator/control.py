@@ -79,6 +79,12 @@ class EmulatorControl:
             server_error={"count": count, "status": status, "method": method, "path": path}
         )
 
+    def set_latency(
+        self, seconds: float, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Every API call (optionally only matching ones) waits ``seconds`` before its answer."""
+        self.set_faults(latency={"seconds": seconds, "method": method, "path": path})
+
     def slow_token(self, seconds: float, count: int | None = None) -> None:
         """Delay token responses by ``seconds`` (the next ``count`` ones, or all until cleared)."""
         self.set_faults(token_delay={"seconds": seconds, "count": count})

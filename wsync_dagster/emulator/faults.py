@@ -66,12 +66,37 @@ class RequestHold:
 
 
 @dataclasses.dataclass
+class Latency:
+    """Every matching API call waits ``seconds`` before it is answered, until cleared: a real
+    service's round trip, so that benchmarks see what many calls cost when each takes time. Calls
+    wait concurrently, as they would on a real server."""
+
+    seconds: float = 0.0
+    method: str | None = None
+    path: str | None = None
+
+    def of(self, method: str, path: str) -> float:
+        if self.seconds <= 0:
+            return 0.0
+        if self.method is not None and self.method.upper() != method.upper():
+            return 0.0
+        if self.path is not None and not re.search(self.path, path):
+            return 0.0
+        return self.seconds
+
+    async def wait(self, method: str, path: str) -> None:
+        if seconds := self.of(method, path):
+            await asyncio.sleep(seconds)
+
+
+@dataclasses.dataclass
 class Faults:
     """Every fault the emulator can inject; the default instance injects none."""
 
     throttle: RequestFault = dataclasses.field(default_factory=lambda: RequestFault(status=429))
     server_error: RequestFault = dataclasses.field(default_factory=RequestFault)
     hold: RequestHold = dataclasses.field(default_factory=RequestHold)
+    latency: Latency = dataclasses.field(default_factory=Latency)
     token_delay_seconds: float = 0.0
     token_delay_count: int | None = None  # None: every token call is slow until cleared
     token_failures: int = 0
@@ -101,6 +126,7 @@ class Faults:
             "throttle": dataclasses.asdict(self.throttle),
             "server_error": dataclasses.asdict(self.server_error),
             "hold": self.hold.to_json(),
+            "latency": dataclasses.asdict(self.latency),
             "token_delay": {"seconds": self.token_delay_seconds, "count": self.token_delay_count},
             "token_failure": {"count": self.token_failures},
             "warehouse_unreachable": self.warehouse_unreachable,
@@ -154,6 +180,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "throttle": {**_COUNT, "retry_after": int, **_MATCH},
     "server_error": {**_COUNT, "status": int, **_MATCH},
     "hold": {**_COUNT, "seconds": (int, float), **_MATCH},
+    "latency": {"seconds": (int, float), **_MATCH},
     "token_delay": {"seconds": (int, float), "count": (int, type(None))},
     "token_failure": _COUNT,
     "run_failure": {"reason": str, "pipeline_id": (str, type(None))},
@@ -178,6 +205,10 @@ def _set_server_error(faults: Faults, o: dict[str, Any]) -> None:
 def _set_hold(faults: Faults, o: dict[str, Any]) -> None:
     calls = RequestFault(o.get("count", 1), 0, 0, o.get("method"), o.get("path"))
     faults.hold = RequestHold(calls, float(o.get("seconds", 30.0)))
+
+
+def _set_latency(faults: Faults, o: dict[str, Any]) -> None:
+    faults.latency = Latency(float(o.get("seconds", 0.0)), o.get("method"), o.get("path"))
 
 
 def _set_token_delay(faults: Faults, o: dict[str, Any]) -> None:
@@ -210,6 +241,7 @@ _SETTERS = {
     "throttle": _set_throttle,
     "server_error": _set_server_error,
     "hold": _set_hold,
+    "latency": _set_latency,
     "token_delay": _set_token_delay,
     "token_failure": _set_token_failure,
     "warehouse_unreachable": _set_warehouse_unreachable,

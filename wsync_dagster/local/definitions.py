@@ -2,7 +2,7 @@
 
 The sample's defs folder (``wsync_dagster/local/defs/``: the demo's registry and the sample
 warehouse's tables), assembled like the production code location
-(:func:`wsync_dagster.code_location.build_definitions`: one job per cadence, the runs sensor) and
+(:func:`wsync_dagster.code_location.build_definitions`: a job and a schedule per interval sync, the runs sensor) and
 bound to the local stand-ins (:func:`wsync_dagster.local.resources.local_resources`). When the local
 stack runs (:class:`wsync_dagster.local.stack.LocalStack`), it names its sample data's anchor in
 ``WSYNC_LOCAL_SAMPLE_ANCHOR`` and the sync components are rebased onto it (mParticle refuses
@@ -12,7 +12,7 @@ Without the launcher's settings it still loads, and every run refuses, saying ho
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -29,11 +29,17 @@ ANCHOR_VAR = "WSYNC_LOCAL_SAMPLE_ANCHOR"
 REGISTRY_VAR = "WSYNC_LOCAL_REGISTRY"
 
 
-def local_sync_components(environ: Mapping[str, str] | None = None) -> list[WarehouseSyncComponent]:
-    """The sync components the local code location serves, rebased onto the sample anchor."""
+def local_sync_components(
+    environ: Mapping[str, str] | None = None,
+    components: Sequence[WarehouseSyncComponent] | None = None,
+) -> list[WarehouseSyncComponent]:
+    """The sync components the local code location serves (``components``, else the registry file
+    ``WSYNC_LOCAL_REGISTRY`` names, else the defs folder's), rebased onto the sample anchor."""
     environ = os.environ if environ is None else environ
     source = environ.get(REGISTRY_VAR)
-    if source:
+    if components is not None:
+        components = list(components)
+    elif source:
         components = [WarehouseSyncComponent.from_registry_file(Path(source))]
     else:
         components = sample_components()
@@ -43,16 +49,20 @@ def local_sync_components(environ: Mapping[str, str] | None = None) -> list[Ware
     return components
 
 
-def build_local_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
-    """The local code location, from ``environ`` (default os.environ)."""
+def build_local_definitions(
+    environ: Mapping[str, str] | None = None,
+    components: Sequence[WarehouseSyncComponent] | None = None,
+) -> dg.Definitions:
+    """The local code location, from ``environ`` (default os.environ); ``components`` replaces the
+    sample's sync components, as in production."""
     environ = os.environ if environ is None else environ
-    components = local_sync_components(environ)
-    secrets = registry_secrets(c.registry for c in components)
+    served = local_sync_components(environ, components)
+    secrets = registry_secrets(c.registry for c in served)
     return build_definitions(
         environ,
         defs_module=wsync_dagster.local.defs,
         resources=local_resources(environ, secrets),
-        components=components,
+        components=served,
     )
 
 

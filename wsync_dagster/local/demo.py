@@ -2,7 +2,7 @@
 
 The demo starts the local stack (Snowflake stand-in, mParticle emulator, seeded sample warehouse),
 records the seeded source tables as updated, materializes through the sync jobs
-(``wsync_<cadence>_job``) the most recent closed partitions of every demo asset — the hourly table as
+(docs/jobs-and-schedules.md) the most recent closed partitions of every demo asset — the hourly table as
 a multi-partition backfill in one run — and the on-demand assets: the permanent ones one by one,
 then every rotating one at once, so that they take turns on the free active-pipeline slots (each run
 in its own run worker process, as Dagster's run launcher would: see ``local/materialize.py``). It prints
@@ -119,7 +119,7 @@ def prepare_dagster_home(path: Path = DAGSTER_HOME, forget: bool = False) -> Pat
 
 
 def _job_of(defs: dg.Definitions, key: dg.AssetKey) -> str:
-    """The sync job (``wsync_<cadence>_job``) that materializes ``key``."""
+    """The sync job that materializes ``key`` (see docs/jobs-and-schedules.md)."""
     for job in defs.resolve_all_job_defs():
         if job.name.startswith("wsync_") and key in job.asset_layer.executable_asset_keys:
             return job.name

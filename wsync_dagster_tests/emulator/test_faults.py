@@ -64,6 +64,22 @@ def test_a_held_call_goes_on_alone_after_its_seconds(api: Api, control: Emulator
     assert control.faults()["hold"]["count"] == 1 and control.faults()["hold"]["waiting"] == 0
 
 
+def test_latency_delays_every_matching_call_until_cleared(
+    api: Api, control: EmulatorControl
+) -> None:
+    api.token  # noqa: B018 - the token endpoint has its own delay (token_delay)
+    control.set_latency(0.2, method="GET", path=r"/connections$")
+    for _ in range(2):  # not used up
+        started = time.monotonic()
+        assert api.get("connections").status_code == 200
+        assert time.monotonic() - started >= 0.2
+    assert control.faults()["latency"] == {
+        "seconds": 0.2, "method": "GET", "path": r"/connections$"
+    }  # fmt: skip
+    control.clear_faults()
+    assert control.faults()["latency"]["seconds"] == 0
+
+
 def test_server_errors_use_the_configured_status(api: Api, control: EmulatorControl) -> None:
     api.token  # noqa: B018
     control.fail_requests(1, status=502)
@@ -167,6 +183,8 @@ def test_a_run_failure_can_target_one_pipeline(
         {"throttle": {"count": -1}},
         {"hold": {"seconds": -1}},
         {"hold": {"seconds": "1"}},
+        {"latency": {"seconds": -0.1}},
+        {"latency": {"count": 1}},
     ],
 )
 def test_bad_fault_settings_are_400(emulator: EmulatorServer, body: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """Reading runs after a cursor: thousands of runs over bounded ticks, without loss or repeats."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from wsync_dagster.mparticle import PipelineRun
@@ -8,6 +9,7 @@ from wsync_dagster.sync.observe.batch import (
     ObserveLimits,
     dump_cursor,
     parse_cursor,
+    parse_read_first,
     read_batch,
 )
 
@@ -94,3 +96,15 @@ def test_the_cursor_round_trips_and_ignores_what_it_does_not_know() -> None:
     marks = {"a": Mark(T0, 7), "b": Mark(T0 + timedelta(days=1), 9)}
     assert parse_cursor(dump_cursor(marks)) == marks
     assert parse_cursor(None) == {} and parse_cursor('{"version": 0}') == {}
+
+
+def test_the_pipelines_to_read_first_ride_in_the_cursor_and_older_cursors_still_parse() -> None:
+    marks = {"a": Mark(T0, 7)}
+    cursor = dump_cursor(marks, ["c", "b"])
+    assert parse_cursor(cursor) == marks and parse_read_first(cursor) == ("c", "b")
+    assert parse_read_first(dump_cursor(marks)) == () and parse_read_first(None) == ()
+    # Without pipelines to read first, the cursor is the one earlier versions wrote.
+    assert json.loads(dump_cursor(marks)) == {
+        "version": 1,
+        "pipelines": {"a": {"logical_date": T0.isoformat(), "run_id": 7}},
+    }

@@ -1,4 +1,5 @@
-"""One job and one partitioned schedule per cadence, ticking as each interval closes."""
+"""A job and a partitioned schedule per interval sync, ticking as each interval closes; one
+unscheduled job per other cadence. Names: docs/jobs-and-schedules.md."""
 
 from datetime import timedelta
 
@@ -8,6 +9,7 @@ from wsync_dagster.resources import SettingsMissing
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.factory import build_sync_assets
 from wsync_dagster.sync.assets.schedules import build_schedules
+from wsync_dagster.sync.registry.cadences import CADENCES
 from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
@@ -21,23 +23,28 @@ def _definitions(registry: Registry) -> dg.Definitions:
     )
 
 
-def test_each_cadence_gets_a_job_and_a_schedule_on_its_grid(registry: Registry) -> None:
+def test_each_interval_sync_gets_a_job_and_a_schedule_on_its_grid(registry: Registry) -> None:
     defs = _definitions(registry)
-    hourly = defs.resolve_schedule_def("wsync_hourly_job_schedule")
-    daily = defs.resolve_schedule_def("wsync_daily_job_schedule")
+    hourly = defs.resolve_schedule_def("wsync_hourly_ticket_activity_schedule")
+    daily = defs.resolve_schedule_def("wsync_daily_customer_scores_schedule")
     assert hourly.cron_schedule == "0 * * * *" and daily.cron_schedule == "0 0 * * *"
     assert hourly.execution_timezone == "UTC"
     assert {s.name for s in defs.get_repository_def().schedule_defs} == {
-        "wsync_hourly_job_schedule",
-        "wsync_daily_job_schedule",
+        "wsync_hourly_ticket_activity_schedule",
+        "wsync_daily_customer_scores_schedule",
     }  # on_demand and once syncs are not scheduled
-    job = defs.resolve_job_def("wsync_hourly_job")
+    job = defs.resolve_job_def("wsync_hourly_ticket_activity_job")
     assert job.asset_layer.executable_asset_keys == {dg.AssetKey(["mparticle", "ticket_activity"])}
+    assert hourly.job_name == job.name
+    on_demand = defs.resolve_job_def("wsync_on_demand_job")
+    assert {k.path[-1] for k in on_demand.asset_layer.executable_asset_keys} == {
+        s.name for s in registry.syncs if s.schedule.interval == "on_demand"
+    }
 
 
 def test_a_tick_requests_the_interval_that_just_closed(registry: Registry) -> None:
     defs = _definitions(registry)
-    schedule = defs.resolve_schedule_def("wsync_hourly_job_schedule")
+    schedule = defs.resolve_schedule_def("wsync_hourly_ticket_activity_schedule")
     tick = SAMPLE_ANCHOR + timedelta(hours=1)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
@@ -57,6 +64,19 @@ def test_syncs_of_one_cadence_on_different_grids_get_a_job_each(registry: Regist
             ),
         }
     )
-    defs = _definitions(registry.model_copy(update={"syncs": (*registry.syncs, moved)}))
-    second = defs.resolve_schedule_def("wsync_hourly_job_2_schedule")
+    defs = _definitions(registry.model_copy(update={"syncs": (moved, *registry.syncs)}))
+    second = defs.resolve_schedule_def("wsync_hourly_ticket_activity_quarter_past_schedule")
     assert second.cron_schedule == "15 * * * *"
+    first = defs.resolve_schedule_def("wsync_hourly_ticket_activity_schedule")
+    assert first.cron_schedule == "0 * * * *"
+
+
+def test_no_two_kinds_of_job_can_share_a_name() -> None:
+    """``wsync_<interval>_<sync>`` and ``wsync_<cadence>`` stay apart only while no cadence's name
+    followed by ``_`` begins another's (a new cadence must keep it so)."""
+    for one in CADENCES:
+        for other in CADENCES:
+            assert one == other or not other.startswith(f"{one}_"), (one, other)
+    stems = {naming.cadence_stem(c) for c in CADENCES}
+    assert len(stems) == len(CADENCES)
+    assert all(naming.DAGSTER_NAME.match(naming.job_name(s)) for s in stems)

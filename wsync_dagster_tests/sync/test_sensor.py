@@ -1,6 +1,8 @@
 """The runs sensor against the emulator: what it records, its cursor, dedup, failures and paging."""
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
@@ -46,12 +48,14 @@ def tick(
     resources: dict[str, Any],
     cursor: str | None,
     limits: ObserveLimits = DEFAULT_LIMITS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dg.SensorResult:
     """One evaluation, its events stored as the sensor daemon stores them (``registry``: one, or
     every registry of a code location)."""
     workspace = Workspace.of([registry] if isinstance(registry, Registry) else registry)
     watched = [(bound, naming.asset_key(bound.spec)) for bound in workspace]
-    sensor = build_runs_sensor(RunsWatch(workspace, watched, limits))
+    watch = RunsWatch(workspace, watched, limits, clock)
+    sensor = build_runs_sensor(watch)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)
@@ -212,22 +216,24 @@ def test_one_pipelines_failing_listing_never_holds_up_the_others(
     assert daily_id in parse_cursor(resumed.cursor)
 
 
-def test_throttling_that_outlasts_the_retries_ends_the_tick_and_the_next_resumes(
+def test_throttling_that_outlasts_the_retries_stops_new_reads_and_the_next_tick_resumes(
     registry, resources, control, instance
 ) -> None:
     both = only(registry, HOURLY, "customer_scores")
     set_up(both, resources, control)
     hourly_id = both.sync(HOURLY).resolved_pipeline_id
     control.throttle(10, path=f"{hourly_id}/status/runs")  # the workspace says: slow down
+    one_at_a_time = replace(DEFAULT_LIMITS, parallel_listings=1)  # no read was under way
 
-    cut = tick(instance, both, resources, None)
+    cut = tick(instance, both, resources, None, one_at_a_time)
     notes = (cut.skip_reason.skip_message if cut.skip_reason else "") or ""
-    assert "mParticle refused to list runs" in notes and "'customer_scores' wait a tick" in notes
+    assert "mParticle refused to list runs" in notes
+    assert "'ticket_activity', 'customer_scores' wait a tick" in notes
     assert parse_cursor(cut.cursor) == {}
     assert not materialized(instance, HOURLY) and not materialized(instance, "customer_scores")
 
     control.clear_faults()
-    resumed = tick(instance, both, resources, cut.cursor)
+    resumed = tick(instance, both, resources, cut.cursor, one_at_a_time)
     assert len(materialized(instance, HOURLY)) == 72
     assert set(parse_cursor(resumed.cursor)) == {
         hourly_id,

@@ -29,6 +29,10 @@ class Admin:
         """Wait here while a ``hold`` fault gathers the concurrent calls it matches."""
         await self._store.faults.hold.meet(method, path)
 
+    async def delay(self, method: str, path: str) -> None:
+        """Wait the ``latency`` fault's round trip, if it matches this call."""
+        await self._store.faults.latency.wait(method, path)
+
     def update_faults(self, body: Any) -> dict[str, Any]:
         with self._store.lock:
             self._store.faults.update(body)

@@ -1,5 +1,7 @@
 """The one place that names things Dagster shows: asset keys, groups, kinds, tags, jobs, checks."""
 
+import re
+
 import dagster as dg
 
 from wsync_dagster.sync.assets.metadata import AssetTags
@@ -40,9 +42,41 @@ def pool_name(spec: SyncSpec) -> str:
     return ROTATING_POOL if spec.rotate else f"wsync/{spec.resolved_pipeline_id}"
 
 
-def job_name(interval: str, index: int = 0) -> str:
-    """``wsync_<cadence>_job``; a cadence with several grids (different starts) gets ``_2``, ``_3``."""
-    return f"wsync_{interval}_job" + (f"_{index + 1}" if index else "")
+# Jobs and schedules (docs/jobs-and-schedules.md). Each name is ``<stem>_job`` or
+# ``<stem>_schedule``, and each stem says what the job runs, never where it sits in a list:
+#   wsync_<interval>_<sync>   an interval sync's own job and schedule (interval: hourly, daily, ...)
+#   wsync_<cadence>           every sync of an unscheduled cadence (on_demand, once), launched by hand
+# Stems cannot collide: sync names are unique in a code location, and no cadence's name followed
+# by ``_`` begins another cadence's name (a test checks both). A new kind of job takes a stem of its own shape under the
+# ``wsync_`` prefix (for example ``wsync_on_demand_<what it runs>``), and a test in
+# wsync_dagster_tests/sync/test_schedules.py, so that the rule stays one rule.
+JOB_PREFIX = "wsync_"
+DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def sync_stem(spec: SyncSpec) -> str:
+    """``wsync_<interval>_<sync>``: what an interval sync's job and schedule are named after."""
+    return _stem(spec.schedule.interval, spec.name)
+
+
+def cadence_stem(interval: str) -> str:
+    """``wsync_<cadence>``: the job of every sync of an unscheduled cadence (on_demand, once)."""
+    return _stem(interval)
+
+
+def job_name(stem: str) -> str:
+    return f"{stem}_job"
+
+
+def schedule_name(stem: str) -> str:
+    return f"{stem}_schedule"
+
+
+def _stem(*parts: str) -> str:
+    stem = JOB_PREFIX + "_".join(parts)
+    if not DAGSTER_NAME.match(stem):  # sync names and cadences are snake_case: never happens
+        raise ValueError(f"{stem!r} is not a valid Dagster name (letters, digits, underscores)")
+    return stem
 
 
 def op_name(key: dg.AssetKey) -> str:

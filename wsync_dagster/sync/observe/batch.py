@@ -59,12 +59,27 @@ def parse_cursor(text: str | None) -> dict[str, Mark]:
     }
 
 
-def dump_cursor(marks: Mapping[str, Mark]) -> str:
+def parse_read_first(text: str | None) -> tuple[str, ...]:
+    """The pipelines the previous tick left unread (its time ran out, or mParticle refused), which
+    this tick reads first; empty for no or another cursor, or a cursor written before this list."""
+    if not text:
+        return ()
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
+        return ()
+    first = data.get("read_first", [])
+    return tuple(p for p in first if isinstance(p, str)) if isinstance(first, list) else ()
+
+
+def dump_cursor(marks: Mapping[str, Mark], read_first: Sequence[str] = ()) -> str:
     pipelines = {
         pipeline: {"logical_date": mark.logical_date.isoformat(), "run_id": mark.run_id}
         for pipeline, mark in sorted(marks.items())
     }
-    return json.dumps({"version": CURSOR_VERSION, "pipelines": pipelines}, sort_keys=True)
+    data: dict[str, Any] = {"version": CURSOR_VERSION, "pipelines": pipelines}
+    if read_first:
+        data["read_first"] = list(read_first)
+    return json.dumps(data, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -74,8 +89,14 @@ class ObserveLimits:
     page_size: int = MAX_PAGE_SIZE
     max_runs_per_pipeline: int = 200
     max_listings_per_pipeline: int = 4
+    parallel_listings: int = 8
+    """Pipelines read at once, over the tick's one client (whose HTTP session keeps up to 10
+    connections to the API open)."""
     tick_seconds: float = 20.0
     """No new pipeline is read once the tick has run this long (the sensor timeout is 60 s)."""
+    abandon_seconds: float = 35.0
+    """A read still going this long after the tick began is left behind: its pipeline keeps its
+    cursor and is read first next tick, so the tick ends well inside the sensor timeout."""
     retry_budget_seconds: float = 10.0
     max_attempts: int = 3
     unpartitioned_lookback: int = 1000

@@ -1,16 +1,19 @@
 """The runs sensor: every run mParticle made of a registry pipeline, recorded as asset events.
 
-Each tick, per pipeline: read the runs after the cursor (:func:`observe.read_batch`, one listing in the
-steady state), count their windows in Snowflake (column discovery plus one grouped count per sync),
-skip the runs a Dagster run or an earlier tick already recorded (by ``mparticle/run_id``), and return
-the rest as materializations (a failed run: a failed parity check on its partition), with the cursor
-moved past exactly what was handled. See the README, "How observation works".
+Each tick, per pipeline: read the runs after the cursor (:func:`observe.read_batch`, one listing in
+the steady state; several pipelines at a time, within a time budget, the pipelines a tick could not
+read first the next time), count their windows in Snowflake (column discovery plus one grouped
+count per sync), skip the runs a Dagster run or an earlier tick already recorded (by
+``mparticle/run_id``), and return the rest as materializations (a failed run: a failed parity check
+on its partition), with the cursor moved past exactly what was handled. See docs/observation.md.
 """
 
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +46,7 @@ from wsync_dagster.sync.observe.batch import (
     Recording,
     dump_cursor,
     parse_cursor,
+    parse_read_first,
     partition_of,
     read_batch,
     recorded_run_ids,
@@ -65,6 +69,7 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 IN_FLIGHT_LIMIT = 200
+WAIT_STEP_SECONDS = 1.0
 
 
 # A sync the sensor watches, with its own registry, and the key of its asset.
@@ -105,6 +110,9 @@ class Tick:
 
     marks: dict[str, Mark]
     limits: ObserveLimits = DEFAULT_LIMITS
+    read_first: Sequence[str] = ()
+    """Pipelines to read before the others: those the previous tick left unread (from the
+    cursor); after :func:`read_runs`, those this tick left unread."""
     events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     listings: int = 0
@@ -129,58 +137,153 @@ def small_budget(mparticle: MParticleResource, limits: ObserveLimits) -> MPartic
 WORKSPACE_ERRORS = (AuthenticationError, PermissionDeniedError, RateLimitedError)
 
 
+@dataclass
+class PipelineRead:
+    """One pipeline's read: its batch and its failed runs' reasons, or the error that stopped it."""
+
+    batch: Batch | None = None
+    reasons: dict[int, str] = field(default_factory=dict)
+    error: WarehouseSyncError | None = None
+
+
+def read_pipeline(
+    client: WarehouseSyncClient, bound: BoundSync, mark: Mark | None, limits: ObserveLimits
+) -> PipelineRead:
+    """The runs of one pipeline after ``mark`` (:func:`read_batch`) and each failed run's reason."""
+    try:
+        batch = read_batch(client, bound.pipeline_id, mark, limits, floor=bound.spec.schedule.start)
+        # Each failed run's own reason where it can be told apart (see sync/engine/reasons.py).
+        failed = [r for r in batch.runs if r.state is RunState.FAILED]
+        return PipelineRead(batch, attribute(client, bound.pipeline_id, failed))
+    except WarehouseSyncError as error:
+        return PipelineRead(error=error)
+
+
+@dataclass
+class Reads:
+    """Where a tick's reading ended: what each pipeline read gave (by index into the watched
+    syncs), which were never started or left behind, and why reading stopped early."""
+
+    outcomes: dict[int, PipelineRead] = field(default_factory=dict)
+    unread: list[int] = field(default_factory=list)
+    left_behind: list[int] = field(default_factory=list)
+    budget_spent: bool = False
+    refused: WarehouseSyncError | None = None
+
+
+def read_order(watched: Sequence[Watched], first: Sequence[str]) -> list[int]:
+    """Indexes into ``watched``: the pipelines ``first`` names (the ones the previous tick could not
+    read), then the others, each group in the registry's order. So when ticks are cut short, the
+    pipelines at the end of the list take their turn instead of waiting for ever."""
+    wanted = set(first)
+    ahead = [i for i, (bound, _) in enumerate(watched) if bound.pipeline_id in wanted]
+    rest = [i for i, (bound, _) in enumerate(watched) if bound.pipeline_id not in wanted]
+    return ahead + rest
+
+
 def read_runs(client: WarehouseSyncClient, watch: RunsWatch, tick: Tick) -> list[Observed]:
-    """Each pipeline's batch, until the time budget runs out.
+    """Each pipeline's batch, ``limits.parallel_listings`` pipelines at a time, within the budget.
 
     One pipeline's trouble never stops the others: a pipeline that does not exist yet (a sync never
     materialized) has nothing to record, and one whose listing fails after the client's retries
-    (5xx, timeout) is skipped this tick; either keeps its cursor and is named once in the notes.
-    Only an error about the credential or the whole workspace (401, 403, 429) ends the tick.
+    (5xx, timeout) is skipped this tick; either keeps its cursor and is named once in the notes. A
+    slow pipeline holds one reader, not the tick. No read starts after ``limits.tick_seconds``,
+    and the tick stops waiting for reads still going at ``limits.abandon_seconds``. Only an error
+    about the credential or the whole workspace (401, 403, 429) stops new reads. Pipelines left
+    unread are named once, kept in ``tick.read_first`` and read first next tick.
     """
     watched, limits, clock = watch.watched, tick.limits, watch.clock
-    deadline = clock() + limits.tick_seconds
+    started = clock()
+    queue = deque(read_order(watched, tick.read_first))
+    reads = Reads()
+    running: dict[Future[PipelineRead], int] = {}
+    workers = max(1, limits.parallel_listings)
+    readers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wsync-runs-sensor")
+    try:
+        while queue or running:
+            while queue and reads.refused is None and len(running) < workers:
+                if clock() - started > limits.tick_seconds:
+                    reads.budget_spent = True
+                    break
+                index = queue.popleft()
+                bound = watched[index][0]
+                mark = tick.marks.get(bound.pipeline_id)
+                running[readers.submit(read_pipeline, client, bound, mark, limits)] = index
+            if not running:
+                break
+            left = limits.abandon_seconds - (clock() - started)
+            # At most a second at a time, so that the tick's own clock decides when to give up.
+            timeout = min(max(left, 0.0), WAIT_STEP_SECONDS)
+            done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = running.pop(future)
+                reads.outcomes[index] = outcome = future.result()
+                if isinstance(outcome.error, WORKSPACE_ERRORS) and reads.refused is None:
+                    reads.refused = outcome.error
+            if left <= 0:
+                break  # what is still being read is left behind
+    finally:
+        # Reads not started are dropped; one still going ends on its own (its result unused).
+        readers.shutdown(wait=False, cancel_futures=True)
+    reads.unread, reads.left_behind = list(queue), list(running.values())
+    return sort_reads(watch, tick, reads)
+
+
+def sort_reads(watch: RunsWatch, tick: Tick, reads: Reads) -> list[Observed]:
+    """The batches read, in the registry's order; a note naming each pipeline left out, once."""
+    watched, limits = watch.watched, tick.limits
     observed: list[Observed] = []
     not_created: list[str] = []
-    for index, (bound, key) in enumerate(watched):
-        spec, pipeline_id = bound.spec, bound.pipeline_id
-        if clock() > deadline:
-            waiting = ", ".join(f"'{b.name}'" for b, _ in watched[index:])
-            tick.notes.append(f"time budget spent; {waiting} wait a tick")
-            break
-        try:
-            batch = read_batch(
-                client, pipeline_id, tick.marks.get(pipeline_id), limits, floor=spec.schedule.start
-            )
-            # Each failed run's own reason where it can be told apart (see sync/engine/reasons.py).
-            failed = [r for r in batch.runs if r.state is RunState.FAILED]
-            reasons = attribute(client, pipeline_id, failed)
-        except NotFoundError:
+    turned_away: list[int] = []
+    for index in sorted(reads.outcomes):
+        bound, key = watched[index]
+        spec, pipeline_id, outcome = bound.spec, bound.pipeline_id, reads.outcomes[index]
+        if isinstance(outcome.error, NotFoundError):
             not_created.append(f"'{spec.name}' ({pipeline_id})")
-            continue
-        except WORKSPACE_ERRORS as error:
-            rest = ", ".join(f"'{b.name}'" for b, _ in watched[index:])
+        elif isinstance(outcome.error, WORKSPACE_ERRORS):
+            turned_away.append(index)
+        elif outcome.error is not None:
             tick.notes.append(
-                f"mParticle refused to list runs ({first_line(error)}); {rest} wait a tick"
+                f"could not read the runs of '{spec.name}' ({pipeline_id}): "
+                f"{first_line(outcome.error)}; it is read again next tick, the other syncs are not "
+                "held up"
             )
-            break
-        except WarehouseSyncError as error:
-            tick.notes.append(
-                f"could not read the runs of '{spec.name}' ({pipeline_id}): {first_line(error)}; "
-                "it is read again next tick, the other syncs are not held up"
-            )
-            continue
-        tick.listings += batch.listings
-        if batch.unreadable:
-            tick.notes.append(
-                f"'{spec.name}': more runs share one logical date than a listing holds "
-                f"({limits.page_size}); they cannot be ordered and are not recorded"
-            )
-        observed.append(Observed(bound, key, batch, reasons))
+        elif outcome.batch is not None:
+            batch = outcome.batch
+            tick.listings += batch.listings
+            if batch.unreadable:
+                tick.notes.append(
+                    f"'{spec.name}': more runs share one logical date than a listing holds "
+                    f"({limits.page_size}); they cannot be ordered and are not recorded"
+                )
+            observed.append(Observed(bound, key, batch, outcome.reasons))
     if not_created:
         tick.notes.append(
             f"no pipeline in mParticle yet for {', '.join(not_created)}: nothing to record until "
             "a first materialization creates it"
         )
+
+    def names(indexes: Sequence[int]) -> str:
+        return ", ".join(f"'{watched[i][0].name}'" for i in sorted(indexes))
+
+    if reads.refused is not None:
+        waiting = [*turned_away, *reads.unread]
+        refusal = first_line(reads.refused)
+        tick.notes.append(
+            f"mParticle refused to list runs ({refusal}); {names(waiting)} wait a tick"
+        )
+    elif reads.unread and reads.budget_spent:
+        tick.notes.append(
+            f"time budget spent ({limits.tick_seconds:g} s); {names(reads.unread)} wait a tick "
+            "and are read first then"
+        )
+    if reads.left_behind:
+        tick.notes.append(
+            f"still reading {names(reads.left_behind)} after {limits.abandon_seconds:g} s; left "
+            "behind, read first next tick"
+        )
+    left_out = sorted({*turned_away, *reads.unread, *reads.left_behind})
+    tick.read_first = [watched[i][0].pipeline_id for i in left_out]
     return observed
 
 
@@ -337,7 +440,8 @@ def observe_tick(
     """One tick: record what mParticle ran since the cursor; the result carries the new cursor."""
     clock = watch.clock
     started = clock()
-    tick = Tick(marks=parse_cursor(context.cursor), limits=watch.limits)
+    cursor = context.cursor
+    tick = Tick(parse_cursor(cursor), watch.limits, read_first=parse_read_first(cursor))
     with small_budget(mparticle, watch.limits).open_client() as client:
         observed = read_runs(client, watch, tick)
         sweep_rotating(client, watch.workspace, tick, mparticle.now())
@@ -356,7 +460,9 @@ def observe_tick(
     # A tick that recorded nothing, or was cut short, says why (the daemon shows it as skipped).
     skip = dg.SkipReason(json.dumps(summary)) if tick.notes or not tick.events else None
     result = dg.SensorResult(
-        asset_events=tick.events, cursor=dump_cursor(tick.marks), skip_reason=skip
+        asset_events=tick.events,
+        cursor=dump_cursor(tick.marks, tick.read_first),
+        skip_reason=skip,
     )
     return result, summary
 

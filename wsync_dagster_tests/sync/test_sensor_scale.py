@@ -1,0 +1,146 @@
+"""The runs sensor with many pipelines: reads run side by side, a slow pipeline holds up no other,
+and pipelines a short tick could not read go first in the next one (benchmarks/sensor_bench.py
+measures the numbers; docs/observation.md explains them)."""
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from wsync_dagster.mparticle import PipelineRun, WarehouseSyncClient
+from wsync_dagster.sync.observe import sensor
+from wsync_dagster.sync.observe.batch import parse_cursor
+from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS
+from wsync_dagster.sync.registry.specs import Registry
+from wsync_dagster_tests.sync.test_sensor import HOURLY, instance, materialized, only, set_up, tick
+
+__all__ = ["instance"]  # the fixture
+
+WAIT = 30.0  # seconds a test waits for another thread before it fails (never on success)
+
+# Called with the pipeline id before each run listing of any client (in the reading thread).
+ON_LISTING: list[Callable[[str], None]] = []
+
+
+@pytest.fixture(autouse=True)
+def hooked_listings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    listing = WarehouseSyncClient.list_pipeline_runs
+
+    def hooked(self: WarehouseSyncClient, pipeline_id: str, **kwargs: Any) -> list[PipelineRun]:
+        for hook in ON_LISTING:
+            hook(pipeline_id)
+        return listing(self, pipeline_id, **kwargs)
+
+    monkeypatch.setattr(WarehouseSyncClient, "list_pipeline_runs", hooked)
+    yield
+    ON_LISTING.clear()
+
+
+def three_hourly(registry: Registry) -> Registry:
+    """The hourly sync and two copies on the same data (each its own pipeline, 72 runs each)."""
+    hourly = only(registry, HOURLY)
+    template = hourly.sync(HOURLY)
+    copies = tuple(template.model_copy(update={"name": f"{HOURLY}_{n}"}) for n in ("two", "three"))
+    return hourly.model_copy(update={"syncs": (*hourly.syncs, *copies)})
+
+
+def notes_of(result: dg.SensorResult) -> str:
+    return (result.skip_reason.skip_message if result.skip_reason else "") or ""
+
+
+class Clock:
+    """A tick's clock that only moves when told (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def test_a_tick_cut_short_reads_the_pipelines_it_left_first_next_time(
+    registry, resources, control, instance
+) -> None:
+    """Without that, the pipelines at the end of the list would never be read once every tick
+    runs out of time (100 pipelines at 250 ms a listing, in the benchmark)."""
+    three = three_hourly(registry)
+    set_up(three, resources, control)
+    clock = Clock()
+    ON_LISTING.append(lambda _pipeline: clock.advance(15))  # each listing takes 15 s
+    one_at_a_time = replace(DEFAULT_LIMITS, parallel_listings=1, tick_seconds=20)
+    names = [s.name for s in three.syncs]
+
+    first = tick(instance, three, resources, None, one_at_a_time, clock)
+    assert [bool(materialized(instance, n)) for n in names] == [True, True, False]
+    notes = notes_of(first)
+    assert notes.count("ticket_activity_three") == 1
+    assert "time budget spent (20 s); 'ticket_activity_three' wait a tick" in notes
+
+    second = tick(instance, three, resources, first.cursor, one_at_a_time, clock)
+    assert all(materialized(instance, n) for n in names)
+    assert set(parse_cursor(second.cursor)) == {s.resolved_pipeline_id for s in three.syncs}
+    assert "'ticket_activity_two' wait a tick" in notes_of(second)
+
+
+def test_a_slow_pipeline_is_left_behind_and_holds_up_no_other(
+    registry, resources, control, instance, monkeypatch
+) -> None:
+    three = three_hourly(registry)
+    set_up(three, resources, control)
+    slow_id = three.sync(HOURLY).resolved_pipeline_id  # read first
+    release, finished = threading.Event(), threading.Event()
+    clock = Clock()
+
+    def listing(pipeline_id: str) -> None:
+        if pipeline_id == slow_id:
+            release.wait(WAIT)  # a listing that hangs until the test lets it go
+            finished.set()
+
+    ON_LISTING.append(listing)
+    read = set[str]()
+
+    class Readers(ThreadPoolExecutor):
+        """The tick's readers; once every other pipeline's read has ended, the tick's clock passes
+        the point where it stops waiting (a done callback: the read has ended by then)."""
+
+        def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+            future = super().submit(fn, *args, **kwargs)
+            pipeline_id = args[1].pipeline_id
+
+            def ended(_: Future[Any]) -> None:
+                read.add(pipeline_id)
+                if read == {s.resolved_pipeline_id for s in three.syncs} - {slow_id}:
+                    clock.advance(DEFAULT_LIMITS.abandon_seconds + 1)
+
+            future.add_done_callback(ended)
+            return future
+
+    monkeypatch.setattr(sensor, "ThreadPoolExecutor", Readers)
+    try:
+        result = tick(instance, three, resources, None, DEFAULT_LIMITS, clock)
+    finally:
+        release.set()
+    assert finished.wait(WAIT)  # the slow read ended on its own, its result unused
+    monkeypatch.undo()
+
+    assert not materialized(instance, HOURLY)
+    assert len(materialized(instance, f"{HOURLY}_two")) == 72
+    assert len(materialized(instance, f"{HOURLY}_three")) == 72
+    notes = notes_of(result)
+    assert notes.count(f"'{HOURLY}'") == 1
+    assert f"still reading '{HOURLY}' after 35 s; left behind, read first next tick" in notes
+    assert slow_id not in parse_cursor(result.cursor)
+
+    resumed = tick(instance, three, resources, result.cursor)
+    assert len(materialized(instance, HOURLY)) == 72
+    assert slow_id in parse_cursor(resumed.cursor)
