@@ -18,7 +18,13 @@ from wsync_dagster.mparticle import WarehouseSyncClient
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
-from wsync_dagster_tests.sync.conftest import failure_message, materializations, materialize
+from wsync_dagster_tests.sync import test_sensor as sensors
+from wsync_dagster_tests.sync.conftest import (
+    failure_message,
+    materializations,
+    materialize,
+    other_pipeline,
+)
 
 SYNC = "ticket_activity"
 PIPELINE = "wsync-ticket-activity"
@@ -160,3 +166,171 @@ def test_late_rows_are_found_by_the_next_hour_and_a_resend_sends_them(
     description = plain.get_asset_materialization_events()[0].step_materialization_data
     assert "nothing was sent again" in (description.materialization.description or "")
     assert not any(e["method"] in ("POST", "DELETE") for e in control.request_log())
+
+
+def test_resending_a_day_takes_turns_on_the_free_slots_and_leaves_no_pipeline(
+    registry: Registry,
+    resources: dict[str, Any],
+    control: EmulatorControl,
+    client: WarehouseSyncClient,
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    day = [f"2026-11-{25 + (12 + h) // 24}-{(12 + h) % 24:02d}:00" for h in range(24)]
+    synced = materialize(registry, resources, SYNC, day, instance=instance)
+    assert synced.success, failure_message(synced)
+    first_runs = {k: m["mparticle/run_id"] for k, m in materializations(synced).items()}
+    # two other teams' pipelines: with ticket_activity's, 3 of the 5 slots stay taken
+    for other in ("other-0", "other-1"):
+        client.create_pipeline(other_pipeline(other))
+    control.clear_request_log()
+
+    resent = materialize(registry, resources, SYNC, day, instance=instance, tags=RESEND)
+    assert resent.success, failure_message(resent)
+
+    meta = materializations(resent)
+    assert sorted(meta) == day
+    assert {k: m["wsync/resend_of_run_id"] for k, m in meta.items()} == first_runs
+    resend_ids = {m["wsync/resend_pipeline_id"] for m in meta.values()}
+    assert len(resend_ids) == 24  # one once pipeline per window
+    activity = control.activity()
+    assert activity["peak_active"] == 5  # the two free slots were used, never a sixth
+    activated = {e["pipeline_id"] for e in activity["events"] if e["active"]}
+    assert resend_ids <= activated
+    assert max(e["active_count"] for e in activity["events"]) <= 5
+    refused = [e for e in control.request_log() if e["status"] == 400]
+    assert refused == []  # it waited on mParticle's count instead of asking for a sixth
+    assert resend_pipelines(client) == []  # every one deleted once its window was reported
+    assert all(evaluations(resent, naming.CHECK_LATE_ROWS)[k].passed for k in day)
+
+
+def _with(registry: Registry, **fields: Any) -> Registry:
+    spec = registry.sync(SYNC).model_copy(update=fields)
+    syncs = tuple(spec if s.name == SYNC else s for s in registry.syncs)
+    return registry.model_copy(update={"syncs": syncs})
+
+
+def test_a_window_over_the_once_limit_is_refused_before_anything_is_sent(
+    registry: Registry, resources: dict[str, Any], control: EmulatorControl
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(registry, resources, SYNC, [H], instance=instance)
+    assert first.success, failure_message(first)
+    rows = materializations(first)[H]["preflight/rows"]
+    small = registry.model_copy(
+        update={"limits": registry.limits.model_copy(update={"records_per_request": {"once": 5}})}
+    )
+    control.clear_request_log()
+    refused = materialize(small, resources, SYNC, [H], instance=instance, tags=RESEND)
+    message = failure_message(refused)
+    assert f"window {H}" in message and f"holds {rows:,} rows" in message
+    assert "limits.records_per_request.once" in message and "nothing was sent" in message
+    assert control.request_log() == []  # refused before reaching mParticle at all
+
+
+def test_only_windows_mparticle_ran_can_be_resent(
+    registry: Registry, resources: dict[str, Any], control: EmulatorControl
+) -> None:
+    # the pipeline has run every closed hour; the next one closes, unrun (the clock does not settle)
+    first = materialize(registry, resources, SYNC, [H])
+    assert first.success, failure_message(first)
+    control.set_clock(
+        SAMPLE_ANCHOR + timedelta(hours=1), settle=False
+    )  # 11:00-12:00 closed at 13:00, not run
+    control.clear_request_log()
+    latest = "2026-11-28-12:00"
+    refused = materialize(registry, resources, SYNC, [latest], tags=RESEND)
+    message = failure_message(refused)
+    assert f"first: {latest}" in message and "nothing to re-send yet" in message
+    assert "Nothing was sent to mParticle" in message
+    assert not any(
+        e["method"] == "POST" and e["path"].endswith("/pipelines") for e in control.request_log()
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({"wsync/resend": "yes"}, "Run tag wsync/resend must be true or false, not 'yes'"),
+        (
+            {"wsync/resend": "true", "wsync/check_late_rows": "true"},
+            "are both true: a run either re-sends its windows or only checks them",
+        ),
+    ],
+)
+def test_malformed_run_tags_are_refused_before_anything_is_sent(
+    registry: Registry,
+    resources: dict[str, Any],
+    control: EmulatorControl,
+    tags: dict[str, str],
+    expected: str,
+) -> None:
+    result = materialize(registry, resources, SYNC, [H], tags=tags)
+    assert expected in failure_message(result)
+    assert control.request_log() == []
+
+
+def test_the_resend_tag_on_an_unpartitioned_sync_is_refused(
+    registry: Registry, resources: dict[str, Any], control: EmulatorControl
+) -> None:
+    result = materialize(registry, resources, "churn_risk_alerts", tags=RESEND)
+    message = failure_message(result)
+    assert "applies to the partitions of interval syncs" in message
+    assert control.request_log() == []
+
+
+def test_a_range_is_checked_on_request_without_sending_or_materializing(
+    registry: Registry,
+    resources: dict[str, Any],
+    control: EmulatorControl,
+    insert_late: Any,
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    synced = ["2026-11-25-12:00", "2026-11-25-13:00", "2026-11-25-14:00"]
+    first = materialize(registry, resources, SYNC, synced, instance=instance)
+    assert first.success, failure_message(first)
+    insert_late(2, START + timedelta(hours=1, minutes=30))  # inside 13:00
+    control.clear_request_log()
+
+    checked = materialize(
+        registry,
+        resources,
+        SYNC,
+        [*synced, "2026-11-25-15:00"],  # the last one never synced: nothing to compare with
+        instance=instance,
+        tags={"wsync/check_late_rows": "true"},
+    )
+    assert checked.success, failure_message(checked)
+    assert materializations(checked) == {}
+    late = evaluations(checked, naming.CHECK_LATE_ROWS)
+    assert sorted(late) == synced
+    assert [late[k].passed for k in synced] == [True, False, True]
+    assert value(late["2026-11-25-13:00"], "wsync/late_rows") == 2
+    assert evaluations(checked, naming.CHECK_PREFLIGHT_PARITY) == {}  # only late_rows is judged
+    assert control.request_log() == []  # nothing reached mParticle
+
+
+def test_the_runs_sensor_recounts_the_windows_before_the_runs_it_records(
+    registry: Registry,
+    resources: dict[str, Any],
+    control: EmulatorControl,
+    insert_late: Any,
+) -> None:
+    with dg.instance_for_test() as instance:
+        hourly, _, keys = sensors.caught_up_hourly(registry, resources, control)
+        first = sensors.tick(instance, hourly, resources, None)  # records the 72 catch-up runs
+        late_hour = keys[-3]
+        stamp = datetime.strptime(late_hour, "%Y-%m-%d-%H:%M").replace(tzinfo=START.tzinfo)
+        insert_late(4, stamp + timedelta(minutes=10))
+
+        control.advance(3600)  # the next hour closes and runs
+        second = sensors.tick(instance, hourly, resources, first.cursor)
+        late = {
+            e.partition: e
+            for e in second.asset_events
+            if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == naming.CHECK_LATE_ROWS
+        }
+        assert sorted(late) == keys[-24:]  # the day before the new run, from the same count
+        assert [k for k, e in late.items() if not e.passed] == [late_hour]
+        assert value(late[late_hour], "wsync/late_rows") == 4
+        assert second.skip_reason is not None
+        assert "4 late row(s) in 1 synced window(s)" in (second.skip_reason.skip_message or "")

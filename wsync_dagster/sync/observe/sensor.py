@@ -23,12 +23,19 @@ from wsync_dagster.mparticle import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    PipelineRun,
     RateLimitedError,
     RunState,
     WarehouseSyncClient,
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource, selected_target
+from wsync_dagster.sync.assets.late_rows import (
+    late_rows_total,
+    latest_records,
+    recount_evaluations,
+    windows_before,
+)
 from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
@@ -50,7 +57,7 @@ from wsync_dagster.sync.observe.batch import (
     run_window,
 )
 from wsync_dagster.sync.registry.specs import SyncSpec
-from wsync_dagster.sync.registry.windows import WindowCount
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
 
 _log = logging.getLogger("wsync_dagster.sensor")
@@ -80,6 +87,8 @@ class Observed:
     batch: Batch
     reasons: dict[int, str] = field(default_factory=dict)  # failed runs' reasons, by run id
     counts: dict[int, WindowCount] = field(default_factory=dict)
+    # the windows before the batch's, recounted in the same query for late rows (by partition)
+    recounts: dict[str, WindowCount] = field(default_factory=dict)
     preflight_note: str | None = None
     schema: dict[str, Any] = field(default_factory=dict)  # the column schema, when discovered
 
@@ -184,26 +193,42 @@ def read_runs(client: WarehouseSyncClient, watch: RunsWatch, tick: Tick) -> list
     return observed
 
 
+def recount_windows(spec: SyncSpec, runs: Sequence[PipelineRun]) -> list[Window]:
+    """The ``spec.late_row_windows`` partitions' windows before the oldest of ``runs`` (an
+    interval sync's), recounted for late rows in the same query as the runs' own windows."""
+    if not spec.schedule.is_interval or not runs or spec.late_row_windows == 0:
+        return []
+    partitions = partitions_for(spec.schedule)
+    oldest = runs[0]
+    key = partition_of(partitions, oldest)
+    if key is None:
+        return []
+    return windows_before(partitions, run_window(oldest, key), spec.late_row_windows)
+
+
 def count_runs(snowflake: SnowflakeResource, observed: Sequence[Observed]) -> None:
-    """Count each sync's successful windows (two queries per sync); a failure is noted, not raised."""
+    """Count each sync's successful windows, and the windows before them for late rows, in one
+    grouped query (two queries per sync); a failure is noted, not raised."""
     for item in observed:
         succeeded = [r for r in item.batch.runs if r.state is RunState.SUCCESS]
         if not succeeded:
             continue
         windows = [run_window(r, str(r.pipeline_run_id)) for r in succeeded]
+        recount = recount_windows(item.spec, succeeded)
         try:
             with snowflake.get_connection() as connection:
                 cursor = connection.cursor()
                 try:
                     columns = discover_columns(cursor, item.spec)
-                    counts, _ = count_windows(cursor, item.spec, columns, windows)
+                    counts, _ = count_windows(cursor, item.spec, columns, [*recount, *windows])
                 finally:
                     cursor.close()
         except Exception as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
             item.preflight_note = f"pre-flight count unavailable: {first}"
             continue
-        item.counts = {int(c.window.key): c for c in counts}
+        item.recounts = {c.window.key: c for c in counts[: len(recount)]}
+        item.counts = {int(c.window.key): c for c in counts[len(recount) :]}
         item.schema = schema_metadata(columns)
 
 
@@ -313,6 +338,23 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
         tick.marks[spec.resolved_pipeline_id] = Mark.of(keyed[-1][0])
 
 
+def judge_late_rows(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy) -> None:
+    """``late_rows`` of each recounted window with a run on record (one query on the instance),
+    but for partitions a Dagster run in flight is materializing: it judges them itself."""
+    counts = [c for key, c in item.recounts.items() if not is_busy(busy, item.key, key)]
+    if not counts:
+        return
+    records = latest_records(instance, item.key, [c.window.key for c in counts])
+    evaluations = list(recount_evaluations(item.key, counts, records))
+    tick.events.extend(evaluations)
+    late_windows, late = late_rows_total(evaluations)
+    if late_windows:
+        tick.notes.append(
+            f"'{item.spec.name}': {late:,} late row(s) in {late_windows} synced window(s) (see "
+            "their late_rows check); re-send them with run tag wsync/resend=true"
+        )
+
+
 def sweep_rotating(
     client: WarehouseSyncClient, workspace: Workspace, tick: Tick, now: datetime
 ) -> None:
@@ -345,6 +387,7 @@ def observe_tick(
     busy = busy_partitions(context.instance)
     for item in observed:
         record(context.instance, item, tick, busy)
+        judge_late_rows(context.instance, item, tick, busy)
     summary: dict[str, Any] = {
         "recorded_runs": tick.recorded,
         "already_recorded": tick.duplicates,
