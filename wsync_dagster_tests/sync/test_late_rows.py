@@ -11,9 +11,12 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from pydantic import SecretStr
 
 from wsync_dagster.emulator import EmulatorControl
+from wsync_dagster.local.resources import LOCAL_MPARTICLE
 from wsync_dagster.local.sample_data import TICKET_ACTIVITY
+from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster.mparticle import WarehouseSyncClient
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.registry.specs import Registry
@@ -23,7 +26,9 @@ from wsync_dagster_tests.sync.conftest import (
     failure_message,
     materializations,
     materialize,
+    mparticle_for,
     other_pipeline,
+    snowflake_for,
 )
 
 SYNC = "ticket_activity"
@@ -334,3 +339,96 @@ def test_the_runs_sensor_recounts_the_windows_before_the_runs_it_records(
         assert value(late[late_hour], "wsync/late_rows") == 4
         assert second.skip_reason is not None
         assert "4 late row(s) in 1 synced window(s)" in (second.skip_reason.skip_message or "")
+
+
+def test_a_resend_still_running_at_the_timeout_is_attached_to_by_the_next_one(
+    registry: Registry, local_snowflake: LocalSnowflake, slow_control: EmulatorControl
+) -> None:
+    """Runs take 300 s of the emulator's clock: a re-send that waits 60 s leaves its pipeline
+    running; the next re-send of the window attaches to it instead of loading the window twice."""
+    snowflake = snowflake_for(local_snowflake)
+    patient = {"snowflake": snowflake, "mparticle": mparticle_for(slow_control)}
+    impatient = {
+        "snowflake": snowflake,
+        "mparticle": mparticle_for(slow_control, run_timeout_seconds=60.0),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(registry, patient, SYNC, [H], instance=instance)
+    assert first.success, failure_message(first)
+
+    cut_short = materialize(registry, impatient, SYNC, [H], instance=instance, tags=RESEND)
+    message = failure_message(cut_short)
+    assert f"{H}: re-send pipeline {PIPELINE}-resend-202611251200-" in message
+    assert "after 60 s; materialize the partition again with run tag wsync/resend=true" in message
+    with patient["mparticle"].open_client() as client:
+        [left] = resend_pipelines(client)  # still running: the one leftover
+
+    slow_control.clear_request_log()
+    attached = materialize(registry, patient, SYNC, [H], instance=instance, tags=RESEND)
+    assert attached.success, failure_message(attached)
+    assert materializations(attached)[H]["wsync/resend_pipeline_id"] == left
+    creates = [
+        e
+        for e in slow_control.request_log()
+        if e["method"] == "POST" and e["path"].endswith("/pipelines")
+    ]
+    assert creates == []  # attached: the window was not loaded a second time
+    with patient["mparticle"].open_client() as client:
+        assert resend_pipelines(client) == []  # deleted (with its run) once reported
+
+
+def test_a_resend_pipeline_left_by_a_crash_is_deleted_by_the_next_resend(
+    registry: Registry,
+    resources: dict[str, Any],
+    control: EmulatorControl,
+    client: WarehouseSyncClient,
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(registry, resources, SYNC, [H, H1], instance=instance)
+    assert first.success, failure_message(first)
+    # a re-send of H+1 whose Dagster run died after its run ended, before deleting it
+    template = client.get_pipeline(PIPELINE)
+    crashed = f"{PIPELINE}-resend-202611251300-deadbeef"
+    client.create_pipeline(
+        template.model_copy(
+            update={
+                "id": crashed,
+                "name": crashed,
+                "schedule_interval": "once",
+                "schedule_start_time": START + timedelta(hours=1),
+                "schedule_end_time": START + timedelta(hours=2),
+                "partner_feed_key": SecretStr(LOCAL_MPARTICLE.feed_key),
+            }
+        )
+    )
+    control.settle()
+    assert resend_pipelines(client) == [crashed]
+
+    resent = materialize(registry, resources, SYNC, [H], instance=instance, tags=RESEND)
+    assert resent.success, failure_message(resent)
+    assert resend_pipelines(client) == []  # the leftover and this re-send's own, both deleted
+
+
+def test_materializing_a_synced_window_again_says_it_only_re_reported_and_points_to_resend(
+    registry: Registry, resources: dict[str, Any], control: EmulatorControl, insert_late: Any
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(registry, resources, SYNC, [H], instance=instance)
+    assert first.success, failure_message(first)
+    insert_late(2, START + timedelta(minutes=5))
+
+    again = materialize(registry, resources, SYNC, [H], instance=instance)
+    meta = materializations(again)[H]
+    assert meta["mparticle/run_id"] == materializations(first)[H]["mparticle/run_id"]
+    assert meta["wsync/re_reported"] is True
+    [event] = again.get_asset_materialization_events()
+    description = event.step_materialization_data.materialization.description or ""
+    assert "nothing was sent again" in description and "wsync/resend=true" in description
+    # the counts now differ: the blocking parity check fails, and its advice converges
+    parity = evaluations(again, naming.CHECK_PREFLIGHT_PARITY)[H]
+    assert not parity.passed
+    assert "Materializing it again only re-reports the same run" in parity.description
+    assert "materialize the partition with run tag wsync/resend=true" in parity.description
+    assert "Counts cannot see a value corrected in place" in parity.description
+    late = evaluations(again, naming.CHECK_LATE_ROWS)[H]
+    assert not late.passed and value(late, "wsync/late_rows") == 2

@@ -264,6 +264,12 @@ class _Wait:
     problems: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
+RE_REPORTED_NOTE = (
+    "re-reported: the run was on record already, and nothing was sent again. To send the "
+    f"window's current rows, re-send it with {RESEND_TAG_TEXT}"
+)
+
+
 def _report_synced(wait: _Wait, window: Window, run: PipelineRun) -> Iterator[Event]:
     """Report ``window``'s successful run; say so when it was on record already (nothing was
     sent again), and re-report a later re-send of the window instead of the run it replaced."""
@@ -274,12 +280,8 @@ def _report_synced(wait: _Wait, window: Window, run: PipelineRun) -> Iterator[Ev
     if record is None or record.run_id != run.pipeline_run_id:
         yield from wait.reporter.report_window(window, run)
         return
-    note = (
-        f"re-reported: run {run.pipeline_run_id} was on record already, and nothing was sent "
-        f"again. To send the window's current rows, re-send it with {RESEND_TAG_TEXT}"
-    )
-    wait.ctx.log.info(f"{window.key}: {note}")
-    yield from wait.reporter.report_window(window, run, {Wsync.RE_REPORTED: True}, note)
+    wait.ctx.log.info(f"{window.key}: run {run.pipeline_run_id} {RE_REPORTED_NOTE}")
+    yield from wait.reporter.report_window(window, run, {Wsync.RE_REPORTED: True}, RE_REPORTED_NOTE)
 
 
 def _re_report_resend(wait: _Wait, window: Window, record: Recorded) -> Iterator[Event]:
@@ -332,7 +334,8 @@ def _finish(wait: _Wait, waited: float) -> Iterator[Event]:
         if run is not None and run.state is RunState.FAILED:  # failed before this materialization
             repaired, extra, problem = _repair(ctx, client, window, run)
             if repaired is not None:
-                yield from reporter.report_window(window, repaired, extra)
+                note = RE_REPORTED_NOTE if extra.get(Wsync.RE_REPORTED) else None
+                yield from reporter.report_window(window, repaired, extra, note)
                 continue
             problems[window.key] = problem or ""
         elif ctx.spec.paused:
@@ -382,7 +385,10 @@ def _repair(
     run = repair.run
     if run is not None and run.state is RunState.SUCCESS:
         if repair.reused:
-            ctx.log.info(f"{window.key} was repaired earlier, by run {run.pipeline_run_id}")
+            extra[Wsync.RE_REPORTED] = True
+            ctx.log.info(
+                f"{window.key} was repaired earlier, by run {run.pipeline_run_id}: {RE_REPORTED_NOTE}"
+            )
         return run, extra, None
     if run is not None and run.state is RunState.FAILED:
         return (
