@@ -14,6 +14,9 @@
   windows before it are the earlier windows counted by the same pre-flight, after the latest
   materializations of earlier partitions recorded in Dagster's instance (one query per run). An
   unpartitioned sync's windows differ in length, so only 0 rows warns there.
+* ``late_rows`` (warning, interval syncs only): a synced window holds no more rows in Snowflake
+  now than its run on record extracted; built in :mod:`wsync_dagster.sync.assets.late_rows`, which
+  also judges the windows recounted before the ones a run syncs.
 
 A partitioned asset's checks are partitioned too: each synced partition gets its own evaluation of
 every check (:func:`partition_evaluations`), so Dagster's check history shows one result per

@@ -14,6 +14,12 @@ A partition whose run had already failed when the materialization began is **rep
 (:mod:`wsync_dagster.sync.engine.repair`) once the wait is over; one whose run fails while it waits is
 reported with that run's own reason (:mod:`wsync_dagster.sync.engine.reasons`). A paused sync is not waited
 for: mParticle starts no run of a paused pipeline.
+
+The pre-flight also recounts the ``recount_windows`` windows before the first partition, in the same
+query, and ``late_rows`` is judged for them at once (:mod:`wsync_dagster.sync.assets.late_rows`). The
+run tag ``wsync/resend=true`` re-sends the partitions instead of attaching to their runs, and
+``wsync/check_late_rows=true`` only checks them (:mod:`wsync_dagster.sync.assets.resending`). A
+partition whose run is on record already is only re-reported, and says so.
 """
 
 import dataclasses

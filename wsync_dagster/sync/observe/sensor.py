@@ -4,7 +4,9 @@ Each tick, per pipeline: read the runs after the cursor (:func:`observe.read_bat
 steady state), count their windows in Snowflake (column discovery plus one grouped count per sync),
 skip the runs a Dagster run or an earlier tick already recorded (by ``mparticle/run_id``), and return
 the rest as materializations (a failed run: a failed parity check on its partition), with the cursor
-moved past exactly what was handled. See the README, "How observation works".
+moved past exactly what was handled. The same grouped count also recounts the windows before the
+batch's (``recount_windows``), whose ``late_rows`` check each tick judges against their runs on
+record (docs/late-rows.md). See the README, "How observation works".
 """
 
 import json
