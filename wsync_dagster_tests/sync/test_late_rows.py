@@ -19,7 +19,10 @@ from wsync_dagster.local.sample_data import TICKET_ACTIVITY
 from wsync_dagster.local.snowflake import LocalSnowflake
 from wsync_dagster.mparticle import WarehouseSyncClient
 from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.late_rows import late_rows_verdict, windows_before
+from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.registry.specs import Registry
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 from wsync_dagster_tests.sync import test_sensor as sensors
 from wsync_dagster_tests.sync.conftest import (
@@ -432,3 +435,28 @@ def test_materializing_a_synced_window_again_says_it_only_re_reported_and_points
     assert "Counts cannot see a value corrected in place" in parity.description
     late = evaluations(again, naming.CHECK_LATE_ROWS)[H]
     assert not late.passed and value(late, "wsync/late_rows") == 2
+
+
+def test_the_verdict_counts_only_rows_beyond_what_the_run_read() -> None:
+    window = Window(H, START, START + timedelta(hours=1))
+    late = late_rows_verdict(WindowCount(window, rows=12, rows_without_identity=0), 7, 10)
+    assert not late.passed and late.severity is dg.AssetCheckSeverity.WARN
+    assert late.metadata["wsync/late_rows"] == 2 and late.metadata["mparticle/run_id"] == 7
+    assert "2 more than mParticle run 7 extracted (10)" in (late.description or "")
+    # rows deleted upstream are not late: mParticle never deletes attributes, nothing to send
+    fewer = late_rows_verdict(WindowCount(window, rows=8, rows_without_identity=0), 7, 10)
+    assert fewer.passed and fewer.metadata["wsync/late_rows"] == 0
+    assert "Counts cannot see a value corrected in place" in (fewer.description or "")
+
+
+def test_the_windows_before_stop_at_the_start_of_the_grid(registry: Registry) -> None:
+    partitions = partitions_for(registry.sync(SYNC).schedule)
+    third = Window("2026-11-25-14:00", START + timedelta(hours=2), START + timedelta(hours=3))
+    before = windows_before(partitions, third, 24)
+    assert [w.key for w in before] == [H, H1]
+    assert [(w.start, w.end) for w in before] == [
+        (START, START + timedelta(hours=1)),
+        (START + timedelta(hours=1), START + timedelta(hours=2)),
+    ]
+    assert windows_before(partitions, third, 1) == before[1:]
+    assert windows_before(partitions, third, 0) == []
