@@ -39,8 +39,9 @@ class Cost:
     queries: int = 0
     late_rows_evaluations: int = 0
     seconds: float = 0.0
+    windows_counted: int = 0
     sensor_queries: int = 0
-    sensor_evaluations: int = 0
+    sensor_windows_counted: int = 0
 
     @property
     def per_materialization(self) -> float:
@@ -58,7 +59,7 @@ def _statements() -> int:
     return sum(METER.snowflake_statements.values())
 
 
-def _late_rows_events(events: Sequence[Any]) -> int:
+def _late_rows_evaluations(events: Sequence[Any]) -> int:
     return sum(
         1
         for e in events
@@ -117,22 +118,21 @@ def measure_late_rows(
                     for e in result.all_events
                     if e.event_type_value == "ASSET_CHECK_EVALUATION"
                 ]
-                cost.late_rows_evaluations += _late_rows_events(evaluations)
+                cost.late_rows_evaluations += _late_rows_evaluations(evaluations)
             cost.seconds = time.perf_counter() - started
             cost.queries = _statements()
+            cost.windows_counted = METER.windows_counted
         costs.append(cost)
 
     # One steady-state tick of the runs sensor both ways, from the same cursor.
     with instance_factory() as instance:
         first = _sensor_tick(with_recount(registry, name, 0), resources, instance, None)
         control.advance(3600)  # the next hour closes and runs
-        for cost, (_, recount) in zip(costs, settings, strict=True):
+        for cost, (_, recount) in zip(costs, settings, strict=True):  # both from the same cursor
             METER.reset()
-            result = _sensor_tick(
-                with_recount(registry, name, recount), resources, instance, first.cursor
-            )
+            _sensor_tick(with_recount(registry, name, recount), resources, instance, first.cursor)
             cost.sensor_queries = _statements()
-            cost.sensor_evaluations = _late_rows_events(result.asset_events)
+            cost.sensor_windows_counted = METER.windows_counted
     return costs
 
 
@@ -159,12 +159,18 @@ def report_late_rows(costs: Sequence[Cost]) -> None:
             with_.late_rows_evaluations,
             "d",
         ),
+        (
+            "windows in the grouped counts, all runs",
+            without.windows_counted,
+            with_.windows_counted,
+            "d",
+        ),
         ("wall time, all runs, s", without.seconds, with_.seconds, ".1f"),
         ("Snowflake queries, one sensor tick", without.sensor_queries, with_.sensor_queries, "d"),
         (
-            "late_rows evaluations, that tick",
-            without.sensor_evaluations,
-            with_.sensor_evaluations,
+            "windows in its grouped count",
+            without.sensor_windows_counted,
+            with_.sensor_windows_counted,
             "d",
         ),
     ]

@@ -27,7 +27,12 @@ from wsync_dagster_tests.sync.conftest import (
 
 ASSET = dg.AssetKey(["mparticle", "ticket_activity"])
 PIPELINE = "wsync-ticket-activity"
-CHECKS = (naming.CHECK_PREFLIGHT_PARITY, naming.CHECK_ROWS_MAPPED, naming.CHECK_ROW_VOLUME)
+CHECKS = (
+    naming.CHECK_PREFLIGHT_PARITY,
+    naming.CHECK_ROWS_MAPPED,
+    naming.CHECK_ROW_VOLUME,
+    naming.CHECK_LATE_ROWS,
+)
 
 
 def _keys(registry: Registry, count: int, hours_before: int = 0) -> list[str]:

@@ -5,8 +5,8 @@ steady state), count their windows in Snowflake (column discovery plus one group
 skip the runs a Dagster run or an earlier tick already recorded (by ``mparticle/run_id``), and return
 the rest as materializations (a failed run: a failed parity check on its partition), with the cursor
 moved past exactly what was handled. The same grouped count also recounts the windows before the
-batch's (``recount_windows``), whose ``late_rows`` check each tick judges against their runs on
-record (docs/late-rows.md). See the README, "How observation works".
+batch's (``recount_windows``): a window holding more rows than its run on record read gets an
+asset observation saying so (docs/late-rows.md). See the README, "How observation works".
 """
 
 import json
@@ -32,12 +32,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource, selected_target
-from wsync_dagster.sync.assets.late_rows import (
-    late_rows_total,
-    latest_records,
-    recount_evaluations,
-    windows_before,
-)
+from wsync_dagster.sync.assets.late_rows import late_rows_verdict, latest_records, windows_before
 from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
@@ -116,7 +111,9 @@ class Tick:
 
     marks: dict[str, Mark]
     limits: ObserveLimits = DEFAULT_LIMITS
-    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = field(default_factory=list)
+    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.AssetObservation] = field(
+        default_factory=list
+    )
     notes: list[str] = field(default_factory=list)
     listings: int = 0
     recorded: int = 0
@@ -340,20 +337,43 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
         tick.marks[spec.resolved_pipeline_id] = Mark.of(keyed[-1][0])
 
 
-def judge_late_rows(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy) -> None:
-    """``late_rows`` of each recounted window with a run on record (one query on the instance),
-    but for partitions a Dagster run in flight is materializing: it judges them itself."""
+def observe_late_rows(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy) -> None:
+    """An asset observation on each recounted window that holds late rows (its run on record read
+    from the instance, one query), but for partitions a Dagster run in flight is materializing.
+
+    Observations, not ``late_rows`` check evaluations: Dagster 1.13 stores at most one evaluation
+    per check, partition and run, and every runless event (a sensor's) has the same empty run id,
+    so the next tick recounting the same window could not store its evaluation. Dagster runs judge
+    the check (each materialization, a re-send, a ``wsync/check_late_rows`` run); see
+    docs/late-rows.md.
+    """
     counts = [c for key, c in item.recounts.items() if not is_busy(busy, item.key, key)]
     if not counts:
         return
     records = latest_records(instance, item.key, [c.window.key for c in counts])
-    evaluations = list(recount_evaluations(item.key, counts, records))
-    tick.events.extend(evaluations)
-    late_windows, late = late_rows_total(evaluations)
-    if late_windows:
+    late = [
+        (count, verdict)
+        for count in counts
+        if (record := records.get(count.window.key)) is not None
+        and record.records_extracted is not None
+        and not (
+            verdict := late_rows_verdict(count, record.run_id, record.records_extracted)
+        ).passed
+    ]
+    for count, verdict in late:
+        tick.events.append(
+            dg.AssetObservation(
+                asset_key=item.key,
+                partition=count.window.key,
+                description=verdict.description,
+                metadata=verdict.metadata,
+            )
+        )
+    if late:
+        rows = sum(int(v.metadata[Wsync.LATE_ROWS]) for _, v in late)
         tick.notes.append(
-            f"'{item.spec.name}': {late:,} late row(s) in {late_windows} synced window(s) (see "
-            "their late_rows check); re-send them with run tag wsync/resend=true"
+            f"'{item.spec.name}': {rows:,} late row(s) in {len(late)} synced window(s) (first: "
+            f"{late[0][0].window.key}); re-send them with run tag wsync/resend=true"
         )
 
 
@@ -389,11 +409,12 @@ def observe_tick(
     busy = busy_partitions(context.instance)
     for item in observed:
         record(context.instance, item, tick, busy)
-        judge_late_rows(context.instance, item, tick, busy)
+        observe_late_rows(context.instance, item, tick, busy)
     summary: dict[str, Any] = {
         "recorded_runs": tick.recorded,
         "already_recorded": tick.duplicates,
         "run_listings": tick.listings,
+        "recounted_windows": sum(len(item.recounts) for item in observed),
         "seconds": round(clock() - started, 3),
     }
     if tick.notes:
