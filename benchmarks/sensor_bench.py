@@ -38,6 +38,7 @@ from sync_meter import METER, instrument_snowflake
 from wsync_dagster.emulator import EmulatorControl
 from wsync_dagster.local.resources import emulator_mparticle, local_snowflake_resource
 from wsync_dagster.local.sample_data import SampleConfig
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.stack import LocalStack, local_registry, write_registry
 from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster.sync.assets import naming
@@ -45,7 +46,7 @@ from wsync_dagster.sync.engine.reconcile import reconcile
 from wsync_dagster.sync.observe import sensor
 from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, RunsWatch, build_runs_sensor
 from wsync_dagster.sync.registry.limits import Limits
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster.sync.registry.specs import Registry, load_registry
 from wsync_dagster.sync.registry.workspace import Workspace
 
 TEMPLATE = "ticket_activity"
@@ -54,7 +55,7 @@ TEMPLATE = "ticket_activity"
 def hourly_registry(sample: SampleConfig, count: int, hours: int) -> Registry:
     """``count`` hourly copies of the template, each its own pipeline, ``hours`` before the anchor
     (the sample's own registry pointed at the local stand-in)."""
-    base = local_registry(load_registry(DEFAULT_REGISTRY), sample.anchor)
+    base = local_registry(load_registry(SAMPLE_REGISTRY), sample.anchor)
     template = base.sync(TEMPLATE)
     start = sample.anchor - timedelta(hours=hours)
     syncs = tuple(

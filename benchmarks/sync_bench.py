@@ -23,13 +23,16 @@
    lag from a run's end to its partition's materialization, in emulator time; then the adaptive
    polling targets: at most 30 run listings, API calls at least 20x fewer than one run per
    partition, every lag within the longest poll interval.
+3. **Late-row detection** (``late_rows_cost.py``): Snowflake queries per materialization of the
+   scheduled path (one partition per run) and per steady-state runs sensor tick, with the recount of
+   the windows before (``recount_windows`` default) and without it (0). Target: no extra query.
 2. **Definition load** with 2 and with N declared tables (default 100; every cadence, 5 active, the
    rest paused): registries written to a temp dir, each loaded in a fresh process (forked from one
    that has imported the code location's modules, whose import cost is reported once), timing
    ``build_definitions`` and ``Definitions.validate_loadable`` (median of ``--repeats``). POSIX only.
 
     .venv/bin/python benchmarks/sync_bench.py [--partitions N] [--tables N] [--repeats N]
-        [--run-seconds S] [--instance memory|sqlite]
+        [--run-seconds S] [--instance memory|sqlite] [--late-rows-partitions N]
 """
 
 import argparse
@@ -49,6 +52,7 @@ from typing import Any
 
 import dagster as dg
 from definition_load import report_definitions, run_definitions
+from late_rows_cost import Cost, measure_late_rows, report_late_rows
 from report_lag import ReportTiming, report_timing
 from sync_meter import METER, Meter, MeteredEmulatorClock, instrument_snowflake
 
@@ -245,8 +249,12 @@ def dagster_instance(kind: str, root: Path) -> Iterator[dg.DagsterInstance]:
 
 
 def run_backfill(
-    partitions: int, run_seconds: float, instance_kind: str, workdir: Path
-) -> tuple[Outcome, ...]:
+    partitions: int,
+    run_seconds: float,
+    instance_kind: str,
+    workdir: Path,
+    late_rows_partitions: int,
+) -> tuple[Outcome, Outcome, list[Cost]]:
     anchor = current_hour()
     print(f"Starting the local stack (anchor {anchor:%Y-%m-%dT%H:%M}Z) ...", flush=True)
     sample = SampleConfig(anchor=anchor)
@@ -309,7 +317,18 @@ def run_backfill(
                 f"naive ({len(keys)} runs)", control, per_partition, instance, mparticle_runs
             )
             print(f"  naive way done in {naive.seconds:.1f} s\n", flush=True)
-    return project, naive
+
+        late = measure_late_rows(
+            registry,
+            SYNC,
+            keys[-late_rows_partitions:],
+            resources,
+            control,
+            lambda: dagster_instance(instance_kind, workdir / "dagster_home_late"),
+            run_config=QUIET,
+        )
+        print("  late-row detection measured\n", flush=True)
+    return project, naive, late
 
 
 def _duration(seconds: float) -> str:
@@ -446,6 +465,13 @@ def main() -> int:
     )
     parser.add_argument("--repeats", type=int, default=5, help="fresh loads per registry (median)")
     parser.add_argument(
+        "--late-rows-partitions",
+        type=int,
+        default=24,
+        help="hourly partitions materialized one per run with and without the late-row recount "
+        "(default 24)",
+    )
+    parser.add_argument(
         "--instance",
         choices=sorted(INSTANCES),
         default="memory",
@@ -466,11 +492,16 @@ def main() -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # the single-run backfill policy
     instrument_snowflake()
     with tempfile.TemporaryDirectory(prefix="wsync-sync-bench-") as tmp:
-        project, naive = run_backfill(
-            args.partitions, args.run_seconds, args.instance, Path(tmp) / "stack"
+        project, naive, late = run_backfill(
+            args.partitions,
+            args.run_seconds,
+            args.instance,
+            Path(tmp) / "stack",
+            min(args.late_rows_partitions, args.partitions),
         )
         report_backfill(project, naive, args.partitions, args.run_seconds)
         report_reporting(project, naive)
+        report_late_rows(late)
         times = run_definitions((2, args.tables), args.repeats, Path(tmp))
         report_definitions(times, args.repeats)
     per_process = times.startup + times.median(2, "build")

@@ -23,6 +23,8 @@ class Meter:
 
     snowflake_statements: Counter[str] = field(default_factory=Counter)
     snowflake_connections: int = 0
+    # windows in the grouped count queries (each window is two COUNT_IFs: rows, rows without identity)
+    windows_counted: int = 0
     waits: int = 0
     wait_seconds: float = 0.0
     clock_reads: int = 0
@@ -31,7 +33,7 @@ class Meter:
 
     def reset(self) -> None:
         self.snowflake_statements = Counter()
-        self.snowflake_connections = self.waits = self.clock_reads = 0
+        self.snowflake_connections = self.windows_counted = self.waits = self.clock_reads = 0
         self.wait_seconds = self.clock_seconds = 0.0
         self.timeline = Timeline()
 
@@ -50,6 +52,7 @@ def instrument_snowflake() -> None:
     @functools.wraps(execute)
     def counted_execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
         METER.snowflake_statements[command.split(None, 1)[0].upper()] += 1
+        METER.windows_counted += command.count("COUNT_IF(") // 2
         return execute(self, command, *args, **kwargs)
 
     @functools.wraps(init)

@@ -11,7 +11,8 @@ import pytest
 from wsync_dagster.code_location import build_definitions
 from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.local.definitions import ANCHOR_VAR, build_local_definitions
-from wsync_dagster.sync.registry.specs import DEFAULT_REGISTRY, Registry, load_registry
+from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
+from wsync_dagster.sync.registry.specs import Registry, load_registry
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 # What a code location runs, by name: each job's synced tables, each schedule's job and cron.
@@ -45,7 +46,7 @@ def component(registry: Registry, folder: str) -> WarehouseSyncComponent:
 @pytest.fixture
 def sample() -> WarehouseSyncComponent:
     """The defs folder's registry, as production declares it (fixed starts)."""
-    return component(load_registry(DEFAULT_REGISTRY), "warehouse_sync")
+    return component(load_registry(SAMPLE_REGISTRY), "warehouse_sync")
 
 
 @pytest.fixture

@@ -69,14 +69,16 @@ def materialize_partitions(
     resources: Mapping[str, object] | None = None,
     instance: dg.DagsterInstance | None = None,
     run_config: Any = None,
+    tags: Mapping[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """One Dagster run of ``assets`` over ``partition_keys`` (none: an unpartitioned run)."""
+    """One Dagster run of ``assets`` over ``partition_keys`` (none: an unpartitioned run), with
+    run ``tags`` beside the partition range's (e.g. ``wsync/resend``)."""
     return dg.materialize(
         assets,
         resources=resources,
         run_config=run_config,
         partition_key=partition_keys[0] if len(partition_keys) == 1 else None,
-        tags=partition_range_tags(partition_keys),
+        tags={**partition_range_tags(partition_keys), **(tags or {})},
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -218,6 +218,38 @@ def test_once_with_a_future_end_waits_for_it(
     assert [r["start_date"] for r in api.runs("pipe")] == ["2026-11-28T14:00:00Z"]
 
 
+def test_once_pipelines_load_any_window_again_onto_the_same_profiles(
+    api: Api, control: EmulatorControl, events_pipeline: CreatePipeline
+) -> None:
+    """What a re-send relies on (sync/engine/resend.py): a once pipeline over a window an interval
+    run already loaded, however old, extracts the window's rows again onto the same profiles."""
+    once_pipeline(events_pipeline, "2026-11-28T10:00:00Z", id="first")
+    control.settle()
+    profiles = len(control.profiles())
+    api.create_pipeline(
+        id="again",
+        schedule_interval="once",
+        schedule_start_time=ONCE_START,
+        schedule_end_time="2026-11-28T10:00:00Z",
+    )
+    control.settle()
+    [first], [again] = api.runs("first"), api.runs("again")
+    assert again["pipeline_run_id"] > first["pipeline_run_id"]
+    # the same inclusive window: 09:00 .. 10:00, both rows on 10:00 included, every time
+    assert first["records_extracted"] == again["records_extracted"] == 5
+    assert len(control.profiles()) == profiles  # set again, nothing duplicated
+    old = CLOCK_START - timedelta(days=40)  # far beyond the hourly catch-up: once has no limit
+    api.create_pipeline(
+        id="old",
+        schedule_interval="once",
+        schedule_start_time=instant(old),
+        schedule_end_time=instant(old + timedelta(hours=1)),
+    )
+    control.settle()
+    [ran] = api.runs("old")
+    assert ran["pipeline_run_state"] == "success" and ran["records_extracted"] == 0
+
+
 def test_a_finished_once_pipeline_stops_counting_as_active(
     api: Api, control: EmulatorControl, events_pipeline: CreatePipeline
 ) -> None:

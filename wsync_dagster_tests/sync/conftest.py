@@ -89,12 +89,14 @@ def materialize(
     partitions: Sequence[str] = (),
     instance: dg.DagsterInstance | None = None,
     workspace: Workspace | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize one sync (a partition range in one run when several keys are given);
-    ``workspace``: every registry of the code location (default: ``registry`` alone)."""
+    ``workspace``: every registry of the code location (default: ``registry`` alone); ``tags``:
+    run tags (``wsync/resend``, ...)."""
     assets = {a.key.path[-1]: a for a in build_sync_assets(registry, workspace=workspace)}
     return materialize_partitions(
-        [assets[name]], partitions, resources=resources, instance=instance
+        [assets[name]], partitions, resources=resources, instance=instance, tags=tags
     )
 
 

@@ -311,11 +311,13 @@ def test_definitions_name_and_partition_assets_from_the_spec(registry) -> None:
         naming.CHECK_ROWS_MAPPED,
         naming.CHECK_ROW_VOLUME,
         naming.CHECK_COLUMN_SCHEMA,
+        naming.CHECK_LATE_ROWS,  # interval syncs only
     }
     assert {c.partitions_def for c in daily.check_specs} == {daily.partitions_def}
     on_demand = assets[dg.AssetKey(["mparticle", "churn_risk_alerts"])]
     assert on_demand.partitions_def is None
     assert {c.partitions_def for c in on_demand.check_specs} == {None}
+    assert naming.CHECK_LATE_ROWS not in {c.name for c in on_demand.check_specs}
 
 
 def test_a_once_sync_attaches_to_its_single_run_and_never_reruns(

@@ -32,6 +32,7 @@ CHECKS = (
     naming.CHECK_ROWS_MAPPED,
     naming.CHECK_ROW_VOLUME,
     naming.CHECK_COLUMN_SCHEMA,
+    naming.CHECK_LATE_ROWS,
 )
 
 

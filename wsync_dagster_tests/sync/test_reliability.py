@@ -139,6 +139,7 @@ def test_a_failed_window_is_repaired_once_after_the_cause_is_fixed(
     again = materialize(registry, resources, "ticket_activity", [FIRST])
     assert again.success, failure_message(again)
     assert materializations(again)[FIRST]["mparticle/run_id"] == repair_run.pipeline_run_id
+    assert materializations(again)[FIRST]["wsync/re_reported"] is True  # and it says so
     assert _pipeline_writes(control) == []
     assert len(list(client.iter_pipeline_runs(REPAIR_ID))) == 1
 

@@ -476,3 +476,32 @@ def test_the_defaults_example_in_the_docs_loads_as_it_says() -> None:
     )
     assert loyal.tags == {"domain": "crm", "slice": "loyal"}
     assert loyal.schedule.interval == "on_demand" and loyal.schedule.start.day == 25
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("{interval: hourly, start: 2026-11-01T00:00:00Z}", 24),
+        ("{interval: daily, start: 2026-11-01T00:00:00Z}", 1),
+        ("{interval: monthly, start: 2026-11-01T00:00:00Z}", 1),
+        ("{interval: on_demand, start: 2026-11-01T00:00:00Z}", 0),
+    ],
+)
+def test_late_rows_recount_one_day_of_windows_by_default(schedule: str, expected: int) -> None:
+    [spec] = parse_registry(registry(sync(schedule=schedule))).syncs
+    assert spec.recount_windows is None and spec.late_row_windows == expected
+
+
+def test_recount_windows_is_set_per_sync_and_checked() -> None:
+    [spec] = parse_registry(registry(sync(recount_windows="3"))).syncs
+    assert spec.late_row_windows == 3
+    [off] = parse_registry(registry(sync(recount_windows="0"))).syncs
+    assert off.late_row_windows == 0
+    assert problems(registry(sync(recount_windows="-1"))) == [
+        "sync 'orders': recount_windows: Input should be greater than or equal to 0"
+    ]
+    on_demand = sync(
+        recount_windows="2", schedule="{interval: on_demand, start: 2026-11-01T00:00:00Z}"
+    )
+    [problem] = problems(registry(on_demand))
+    assert "recount_windows applies to interval syncs" in problem and "remove it" in problem

@@ -14,6 +14,9 @@
   windows before it are the earlier windows counted by the same pre-flight, after the latest
   materializations of earlier partitions recorded in Dagster's instance (one query per run). An
   unpartitioned sync's windows differ in length, so only 0 rows warns there.
+* ``late_rows`` (warning, interval syncs only): a synced window holds no more rows in Snowflake
+  now than its run on record extracted; built in :mod:`wsync_dagster.sync.assets.late_rows`, which
+  also judges the windows recounted before the ones a run syncs.
 
 A partitioned asset's checks are partitioned too: each synced partition gets its own evaluation of
 every check (:func:`partition_evaluations`), so Dagster's check history shows one result per
@@ -31,9 +34,26 @@ import dagster as dg
 from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.metadata import MParticle
+from wsync_dagster.sync.engine.resend import RESEND_TAG_TEXT
 from wsync_dagster.sync.registry.windows import WindowCount
 
 SHOWN = 20
+RESEND_ADVICE = (
+    f"Materializing it again only re-reports the same run; to send the window's current rows, "
+    f"re-send it: materialize the partition with {RESEND_TAG_TEXT}."
+)
+UNPARTITIONED_ADVICE = (
+    "Materializing again does not send this window's rows again: an on_demand run starts where "
+    "the last successful one ended, and a once sync loads its range once."
+)
+CORRECTIONS = (
+    "Counts cannot see a value corrected in place: a re-send is how a correction reaches mParticle."
+)
+LATE_ROWS_DESCRIPTION = (
+    "Rows Snowflake holds in a synced window now, by mParticle's predicate, are no more than the "
+    "run on record extracted; more are late rows, which mParticle never sends by itself: re-send "
+    f"the window ({RESEND_TAG_TEXT}). {CORRECTIONS} (see wsync_dagster/sync/assets/late_rows.py)"
+)
 VOLUME_HISTORY = 24  # windows compared with
 VOLUME_MIN_HISTORY = 3  # fewer earlier windows than this: only 0 rows warns
 VOLUME_FLOOR = 0.10  # a window under this share of the recent median warns
@@ -62,6 +82,8 @@ def check_specs(
             f"median of the {VOLUME_HISTORY} windows before it.",
         ),
     ]
+    if partitions_def is not None:  # interval syncs: rows that arrive after their window ran
+        specs.append((naming.CHECK_LATE_ROWS, False, LATE_ROWS_DESCRIPTION))
     with warnings.catch_warnings():
         # partitioned check specs are a preview feature of Dagster 1.13; they are what makes the
         # UI's check history show one result per partition
@@ -108,7 +130,7 @@ def check_results(
     synced: Sequence[tuple[WindowCount, PipelineRun]],
 ) -> Iterator[dg.AssetCheckResult]:
     """One result per check over the windows synced (an unpartitioned asset's one window)."""
-    yield parity_verdict(synced).result(key)
+    yield parity_verdict(synced, partitioned=False).result(key)
     yield mapping_verdict(
         _extracted(synced),
         sum(r.records_mapped or 0 for _, r in synced),
@@ -131,8 +153,15 @@ def partition_evaluations(
     return [v.evaluation(key, count.window.key) for v in verdicts]
 
 
-def parity_verdict(synced: Sequence[tuple[WindowCount, PipelineRun]]) -> Verdict:
-    """Blocking: every window's pre-flight count equals the rows mParticle extracted."""
+def parity_verdict(
+    synced: Sequence[tuple[WindowCount, PipelineRun]], *, partitioned: bool = True
+) -> Verdict:
+    """Blocking: every window's pre-flight count equals the rows mParticle extracted.
+
+    The advice on a difference: re-send a partition's window (materializing it again only
+    re-reports its run); an unpartitioned sync has no window to re-send.
+    """
+    advice = f"{RESEND_ADVICE} {CORRECTIONS}" if partitioned else UNPARTITIONED_ADVICE
     mismatched = [
         f"{c.window.key}: pre-flight {c.rows:,}, extracted {r.records_extracted or 0:,}"
         for c, r in synced
@@ -145,7 +174,7 @@ def parity_verdict(synced: Sequence[tuple[WindowCount, PipelineRun]]) -> Verdict
         description=None
         if not mismatched
         else f"{len(mismatched)} window(s) differ; the data changed between count and run, or the "
-        "window differs. Re-materialize to sync the current data.",
+        f"window differs. {advice}",
         metadata={
             "windows": len(synced),
             "preflight_rows": sum(c.rows for c, _ in synced),

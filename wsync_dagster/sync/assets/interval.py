@@ -14,16 +14,32 @@ A partition whose run had already failed when the materialization began is **rep
 (:mod:`wsync_dagster.sync.engine.repair`) once the wait is over; one whose run fails while it waits is
 reported with that run's own reason (:mod:`wsync_dagster.sync.engine.reasons`). A paused sync is not waited
 for: mParticle starts no run of a paused pipeline.
+
+The pre-flight also recounts the ``recount_windows`` windows before the first partition, in the same
+query, and ``late_rows`` is judged for them at once (:mod:`wsync_dagster.sync.assets.late_rows`). The
+run tag ``wsync/resend=true`` re-sends the partitions instead of attaching to their runs, and
+``wsync/check_late_rows=true`` only checks them (:mod:`wsync_dagster.sync.assets.resending`). A
+partition whose run is on record already is only re-reported, and says so.
 """
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
-from wsync_dagster.sync.assets import checks, schema_check
+from wsync_dagster.sync.assets import checks, naming, schema_check
+from wsync_dagster.sync.assets.late_rows import (
+    Mode,
+    Recorded,
+    late_rows_total,
+    late_rows_verdict,
+    latest_records,
+    mode_of,
+    recount_evaluations,
+    windows_before,
+)
 from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.partitions import windows_for
 from wsync_dagster.sync.assets.report import (
@@ -33,11 +49,14 @@ from wsync_dagster.sync.assets.report import (
     step_observation,
     sync_metadata,
 )
+from wsync_dagster.sync.assets.resending import ResendRun, check_only, resend_windows
 from wsync_dagster.sync.assets.steps import SyncContext, fail, preflight, reconcile_sync
 from wsync_dagster.sync.engine.preflight import PreflightReport
 from wsync_dagster.sync.engine.reasons import ReasonLog
 from wsync_dagster.sync.engine.repair import NEXT_STEP, Repairer, RepairError
+from wsync_dagster.sync.engine.resend import RESEND_TAG_TEXT
 from wsync_dagster.sync.engine.runs import WindowWatch
+from wsync_dagster.sync.registry.cadences import CadenceName
 from wsync_dagster.sync.registry.specs import SyncSpec
 from wsync_dagster.sync.registry.windows import Window
 
@@ -106,6 +125,7 @@ class PartitionReporter:
         self.earlier = checks.earlier_rows(context.instance, self.key, windows[0].key)
         self.position = {w.key: i for i, w in enumerate(windows)}
         self.reported = 0
+        self.log = context.log
 
     def history(self, window: Window) -> list[int]:
         """Rows of the windows before ``window``: recorded partitions, then this pre-flight's."""
@@ -113,12 +133,23 @@ class PartitionReporter:
         return self.earlier + [c.rows for c in before]
 
     def report_window(
-        self, window: Window, run: PipelineRun, extra: dict[str, Any] | None = None
+        self,
+        window: Window,
+        run: PipelineRun,
+        extra: dict[str, Any] | None = None,
+        note: str | None = None,
     ) -> Iterator[Event]:
         count = self.report.count_for(window.key)
         metadata = {**self.schema, **(extra or {})}
         yield run_materialization(
-            self.key, self.spec, window, run, count=count, extra=metadata, partition=window.key
+            self.key,
+            self.spec,
+            window,
+            run,
+            count=count,
+            extra=metadata,
+            partition=window.key,
+            note=note,
         )
         self.reported += 1
         # every selected check's step output, once, with the first partition (Dagster requires
@@ -130,9 +161,26 @@ class PartitionReporter:
         self.outputs_due.clear()
         evaluations = checks.partition_evaluations(self.key, count, run, self.history(window))
         schema = self.schema_watch.judge(self.columns, window.key)
-        for evaluation in [*evaluations, schema.evaluation(self.key, window.key)]:
+        late = late_rows_verdict(count, run.pipeline_run_id, run.records_extracted or 0)
+        judged = [schema.evaluation(self.key, window.key), late.evaluation(self.key, window.key)]
+        for evaluation in [*evaluations, *judged]:
             if evaluation.asset_check_key in self.selected:
                 yield evaluation
+
+    def judge_recounts(self, records: Mapping[str, Recorded]) -> Iterator[Event]:
+        """``late_rows`` of the windows recounted before the run's own (those with a run on
+        record), judged as soon as the pre-flight has counted them."""
+        if not any(k.name == naming.CHECK_LATE_ROWS for k in self.selected):
+            return
+        evaluations = list(recount_evaluations(self.key, self.report.recounts, records))
+        late_windows, late = late_rows_total(evaluations)
+        if late_windows:
+            self.log.warning(
+                f"Late rows: {late:,} row(s) in {late_windows} earlier window(s) arrived after "
+                f"their run; re-send those partitions with {RESEND_TAG_TEXT} (see the late_rows "
+                "check of each)"
+            )
+        yield from evaluations
 
 
 def _looks(
@@ -159,8 +207,23 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
     partitions = context.assets_def.partitions_def
     assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
     windows = windows_for(partitions, context.partition_keys)
-    report = preflight(ctx, windows)
+    mode = mode_of(context.run.tags)
+    if mode is Mode.CHECK:
+        yield from check_only(context, ctx, windows)
+        return
+    recount = windows_before(partitions, windows[0], ctx.spec.late_row_windows)
+    kind: CadenceName | None = "once" if mode is Mode.RESEND else None
+    label = "Pre-flight of the re-send" if mode is Mode.RESEND else "Pre-flight"
+    report = preflight(ctx, windows, kind, label, recount=recount)
     _refuse_open_windows(ctx, windows)
+    records = latest_records(
+        context.instance, context.asset_key, [w.key for w in (*recount, *windows)]
+    )
+    reporter = PartitionReporter(context, ctx.spec, report, windows)
+    yield from reporter.judge_recounts(records)
+    if mode is Mode.RESEND:
+        yield from resend_windows(context, ctx, ResendRun(windows, report, records, reporter))
+        return
 
     client = ctx.mparticle.get_client()
     before = client.stats
@@ -173,7 +236,7 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
         client, ctx.spec.resolved_pipeline_id, windows, settings, observe=seen.observe,
         log=ctx.log.info,
     )  # fmt: skip
-    wait = _Wait(ctx, client, PartitionReporter(context, ctx.spec, report, windows), watch, seen)
+    wait = _Wait(ctx, client, reporter, watch, seen, records)
 
     def log_counters() -> None:
         counters = {
@@ -189,7 +252,7 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
             for window in newly:
                 run = watch.found[window.key]
                 if run.state is RunState.SUCCESS:
-                    yield from wait.reporter.report_window(window, run)
+                    yield from _report_synced(wait, window, run)
                 elif run.pipeline_run_id not in seen.preexisting or ctx.spec.paused:
                     wait.problems[window.key] = _failed_problem(ctx.spec, window, run, seen)
     except Exception:
@@ -208,7 +271,60 @@ class _Wait:
     reporter: PartitionReporter
     watch: WindowWatch
     seen: ReasonLog
+    records: Mapping[str, Recorded]
     problems: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+RE_REPORTED_NOTE = (
+    "re-reported: the run was on record already, and nothing was sent again. To send the "
+    f"window's current rows, re-send it with {RESEND_TAG_TEXT}"
+)
+
+
+def _report_synced(wait: _Wait, window: Window, run: PipelineRun) -> Iterator[Event]:
+    """Report ``window``'s successful run; say so when it was on record already (nothing was
+    sent again), and re-report a later re-send of the window instead of the run it replaced."""
+    record = wait.records.get(window.key)
+    if record is not None and record.is_newer_resend(run.pipeline_run_id):
+        yield from _re_report_resend(wait, window, record)
+        return
+    if record is None or record.run_id != run.pipeline_run_id:
+        yield from wait.reporter.report_window(window, run)
+        return
+    wait.ctx.log.info(f"{window.key}: run {run.pipeline_run_id} {RE_REPORTED_NOTE}")
+    yield from wait.reporter.report_window(window, run, {Wsync.RE_REPORTED: True}, RE_REPORTED_NOTE)
+
+
+def _re_report_resend(wait: _Wait, window: Window, record: Recorded) -> Iterator[Event]:
+    """The window was re-sent after mParticle's run of it: that re-send is the window's load on
+    record (its pipeline was deleted after the load, so Dagster's record is what remains)."""
+    assert record.run_id is not None
+    run = PipelineRun.model_validate(
+        {
+            "pipeline_run_id": record.run_id,
+            "id": record.resend_pipeline_id or wait.ctx.spec.resolved_pipeline_id,
+            "pipeline_run_state": RunState.SUCCESS.value,
+            "logical_date": window.start,
+            "data_interval_start": window.start,
+            "data_interval_end": window.end,
+            "records_extracted": record.records_extracted,
+            "records_mapped": record.records_mapped,
+            "event_batches_generated": record.event_batches,
+        }
+    )
+    extra: dict[str, Any] = {
+        Wsync.RE_REPORTED: True,
+        Wsync.RESEND_OF_RUN_ID: record.resend_of_run_id,
+    }
+    if record.resend_pipeline_id is not None:
+        extra[Wsync.RESEND_PIPELINE_ID] = record.resend_pipeline_id
+    note = (
+        f"re-reported re-send run {record.run_id} from Dagster's record (its one-off pipeline was "
+        f"deleted after the load), and nothing was sent again. To send the window's current "
+        f"rows, re-send it with {RESEND_TAG_TEXT}"
+    )
+    wait.ctx.log.info(f"{window.key}: {note}")
+    yield from wait.reporter.report_window(window, run, extra, note)
 
 
 def _finish(wait: _Wait, waited: float) -> Iterator[Event]:
@@ -222,10 +338,15 @@ def _finish(wait: _Wait, waited: float) -> Iterator[Event]:
         run = watch.found.get(window.key)
         if window.key in problems or (run is not None and run.state is RunState.SUCCESS):
             continue
+        record = wait.records.get(window.key)
+        if run is not None and record is not None and record.is_newer_resend(run.pipeline_run_id):
+            yield from _re_report_resend(wait, window, record)  # re-sent after its run failed
+            continue
         if run is not None and run.state is RunState.FAILED:  # failed before this materialization
             repaired, extra, problem = _repair(ctx, client, window, run)
             if repaired is not None:
-                yield from reporter.report_window(window, repaired, extra)
+                note = RE_REPORTED_NOTE if extra.get(Wsync.RE_REPORTED) else None
+                yield from reporter.report_window(window, repaired, extra, note)
                 continue
             problems[window.key] = problem or ""
         elif ctx.spec.paused:
@@ -275,7 +396,10 @@ def _repair(
     run = repair.run
     if run is not None and run.state is RunState.SUCCESS:
         if repair.reused:
-            ctx.log.info(f"{window.key} was repaired earlier, by run {run.pipeline_run_id}")
+            extra[Wsync.RE_REPORTED] = True
+            ctx.log.info(
+                f"{window.key} was repaired earlier, by run {run.pipeline_run_id}: {RE_REPORTED_NOTE}"
+            )
         return run, extra, None
     if run is not None and run.state is RunState.FAILED:
         return (

@@ -109,8 +109,23 @@ class Wsync(_Namespace):
         "wsync/repair_pipeline_id", "the one-off pipeline that repaired a failed window", str
     )
     REPAIR_OF_RUN_ID = Key[int]("wsync/repair_of_run_id", "the failed run a repair replaced", int)
+    RESEND_PIPELINE_ID = Key[str](
+        "wsync/resend_pipeline_id",
+        "the one-off pipeline that re-sent the window (deleted once its run ended)",
+        str,
+    )
+    RESEND_OF_RUN_ID = Key[int](
+        "wsync/resend_of_run_id", "the run a re-send replaced as the partition's record", int
+    )
+    RE_REPORTED = Key[bool](
+        "wsync/re_reported", "the run was on record already: reported again, nothing sent", bool
+    )
     RECORDED_BY = Key[str](
         "wsync/recorded_by", "the sensor that recorded the run (absent: a Dagster run did)", str
+    )
+    # on a late_rows check evaluation (beside preflight/rows and the run's mparticle/ keys)
+    LATE_ROWS = Key[int](
+        "wsync/late_rows", "rows Snowflake holds in a synced window beyond what its run read", int
     )
     # on the asset's definition (spec metadata)
     PIPELINE_ID = Key[str]("wsync/pipeline_id", "the sync's pipeline id", str)
@@ -161,6 +176,14 @@ class RunTags(_Namespace):
         "dagster/asset_partition_range_start", "first partition of a single-run backfill", str
     )
     RANGE_END = Key[str]("dagster/asset_partition_range_end", "last partition of that run", str)
+    RESEND = Key[str](
+        "wsync/resend", "true: send the partitions' windows again, even if they synced", str
+    )
+    CHECK_LATE_ROWS = Key[str](
+        "wsync/check_late_rows",
+        "true: only recount the partitions for late rows; nothing is sent or materialized",
+        str,
+    )
 
 
 NAMESPACES: tuple[type[_Namespace], ...] = (

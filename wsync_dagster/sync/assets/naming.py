@@ -15,6 +15,7 @@ CHECK_PREFLIGHT_PARITY = "preflight_count_matches_records_extracted"
 CHECK_ROWS_MAPPED = "records_mapped_equals_records_extracted"
 CHECK_ROW_VOLUME = "row_volume"
 CHECK_COLUMN_SCHEMA = "column_schema_change"  # the name of Dagster's own schema-change check
+CHECK_LATE_ROWS = "late_rows"
 
 
 def asset_key(spec: SyncSpec) -> dg.AssetKey:

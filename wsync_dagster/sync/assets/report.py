@@ -126,12 +126,15 @@ def run_materialization(
     count: WindowCount | None,
     extra: Mapping[str, Any] | None = None,
     partition: str | None = None,
+    note: str | None = None,
 ) -> dg.AssetMaterialization:
-    """The materialization recording ``run`` (of ``partition``, when the asset is partitioned)."""
+    """The materialization recording ``run`` (of ``partition``, when the asset is partitioned);
+    ``note`` is added to its description."""
+    description = f"mParticle run {run.pipeline_run_id} ({window.describe()})"
     return dg.AssetMaterialization(
         asset_key=asset_key,
         partition=partition,
-        description=f"mParticle run {run.pipeline_run_id} ({window.describe()})",
+        description=f"{description}: {note}" if note else description,
         metadata=run_metadata(
             spec, window, run, count=count, extra=extra, partitioned=partition is not None
         ),

@@ -19,6 +19,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.sync.assets import checks, schema_check
+from wsync_dagster.sync.assets.late_rows import mode_of
 from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.report import (
     column_schema,
@@ -137,6 +138,7 @@ def materialize_single(
     context: dg.AssetExecutionContext, ctx: SyncContext
 ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
     """``on_demand`` (trigger or attach) and ``once`` (attach to its one run)."""
+    mode_of(context.run.tags, partitioned=False)  # the re-send and check tags are refused here
     spec = ctx.spec
     client = ctx.mparticle.get_client()
     before = client.stats

@@ -95,20 +95,33 @@ def preflight(
     windows: Sequence[Window],
     kind: CadenceName | None = None,
     label: str = "Pre-flight",
+    recount: Sequence[Window] = (),
 ) -> PreflightReport:
-    """Pre-flight ``windows`` in Snowflake and log what it found; a refusal is a Failure."""
+    """Pre-flight ``windows`` in Snowflake and log what it found; a refusal is a Failure.
+
+    ``recount``: earlier windows counted in the same query, for the late_rows check."""
     with snowflake_cursor(ctx) as cursor:
         try:
             report = run_preflight(
-                cursor, ctx.spec, windows, limit_kind=kind, limits=ctx.registry.limits
+                cursor,
+                ctx.spec,
+                windows,
+                limit_kind=kind,
+                limits=ctx.registry.limits,
+                recount=recount,
             )
         except PreflightError as error:
             raise fail(str(error)) from error
     total = sum(c.rows for c in report.counts)
+    recounted = (
+        f", {len(report.recounts)} earlier window(s) recounted for late rows"
+        if report.recounts
+        else ""
+    )
     ctx.log.info(
         f"{label} of {len(windows)} window(s): {total:,} rows, limit {report.limit:,} per "
-        f"window, {len(report.columns)} columns, identities {', '.join(report.identity_columns)} "
-        f"({report.queries} queries, {report.seconds:.2f} s)"
+        f"window, {len(report.columns)} columns, identities {', '.join(report.identity_columns)}"
+        f"{recounted} ({report.queries} queries, {report.seconds:.2f} s)"
     )
     return report
 

@@ -44,6 +44,8 @@ class PreflightReport:
     seconds: float
     # Snowflake's type of each column (same order as ``columns``), None where the driver gave none.
     column_types: tuple[str | None, ...] = ()
+    # Windows recounted beside them for late rows (never held to the record limit), oldest first.
+    recounts: tuple[WindowCount, ...] = ()
 
     def count_for(self, key: str) -> WindowCount:
         for count in self.counts:
@@ -214,11 +216,15 @@ def run_preflight(
     limit_kind: CadenceName | None = None,
     record_limits: Mapping[CadenceName, int] | None = None,
     limits: Limits | None = None,
+    recount: Sequence[Window] = (),
 ) -> PreflightReport:
     """Check ``spec`` over ``windows`` through a DB-API ``cursor``; raise PreflightError if refused.
 
     ``limit_kind`` is the cadence whose record limit applies (default: the spec's). ``limits`` are
     the registry's (default: mParticle's); ``record_limits`` overrides their records per cadence.
+    ``recount`` are earlier windows (before ``windows``) counted in the same grouped query, for the
+    late_rows check: more buckets, no extra query (unless the windows outgrow one query's
+    :data:`WINDOWS_PER_QUERY`); they are reported apart and not held to the record limit.
     """
     if not windows:
         raise ValueError("run_preflight needs at least one window")
@@ -230,7 +236,8 @@ def run_preflight(
     kind = limit_kind or spec.schedule.interval
     limit = limits.record_limit(kind)
     columns = discover_columns(cursor, spec, limits.max_columns)
-    counts, count_queries = count_windows(cursor, spec, columns, windows)
+    counted, count_queries = count_windows(cursor, spec, columns, [*recount, *windows])
+    recounts, counts = counted[: len(recount)], counted[len(recount) :]
     check_limit(spec, counts, kind, limits)
     return PreflightReport(
         sync=spec.name,
@@ -242,4 +249,5 @@ def run_preflight(
         queries=1 + count_queries,
         seconds=time.monotonic() - started,
         column_types=columns.types,
+        recounts=tuple(recounts),
     )

@@ -46,6 +46,31 @@ class RepairError(Exception):
     """The repair could not be started (no free active-pipeline slot); nothing was created."""
 
 
+def one_off_pipeline(
+    client: WarehouseSyncClient,
+    registry: Registry,
+    spec: SyncSpec,
+    pipeline_id: str,
+    purpose: str,
+    window: tuple[datetime, datetime],
+    active: bool,
+) -> Pipeline:
+    """A ``once`` pipeline over exactly ``window`` on the sync's connection and data model (with
+    its feed key), named for ``purpose`` ("repair", "re-send")."""
+    start, end = window
+    base = desired_pipeline(spec, registry, client.workspace_id, True)
+    return base.model_copy(
+        update={
+            "id": pipeline_id,
+            "name": f"{spec.name} {purpose} {start:%Y-%m-%dT%H:%MZ} (wsync_dagster)",
+            "is_active": active,
+            "schedule_interval": ScheduleInterval.ONCE,
+            "schedule_start_time": start,
+            "schedule_end_time": end,
+        }
+    )
+
+
 def repair_pipeline_id(pipeline_id: str, window_start: datetime) -> str:
     return f"{pipeline_id}{MARK}{window_start:%Y%m%d%H%M}"
 
@@ -100,16 +125,8 @@ class Repairer:
             return None
 
     def _desired(self, repair_id: str, start: datetime, end: datetime, active: bool) -> Pipeline:
-        base = desired_pipeline(self.spec, self.registry, self.client.workspace_id, True)
-        return base.model_copy(
-            update={
-                "id": repair_id,
-                "name": f"{self.spec.name} repair {start:%Y-%m-%dT%H:%MZ} (wsync_dagster)",
-                "is_active": active,
-                "schedule_interval": ScheduleInterval.ONCE,
-                "schedule_start_time": start,
-                "schedule_end_time": end,
-            }
+        return one_off_pipeline(
+            self.client, self.registry, self.spec, repair_id, "repair", (start, end), active
         )
 
     def _check_slot(self, repair_id: str) -> None:

@@ -20,7 +20,7 @@ Dagster instead of in polling loops.
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +35,8 @@ from wsync_dagster.mparticle import (
 )
 from wsync_dagster.sync.engine.context import EngineContext, Log, SyncFailure, first_line
 from wsync_dagster.sync.engine.reconcile import counts_as_active, desired_pipeline
+from wsync_dagster.sync.engine.runs import WaitSettings
+from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 from wsync_dagster.sync.registry.workspace import Workspace
 
@@ -112,6 +114,26 @@ def sweep(client: WarehouseSyncClient, workspace: Workspace, log: Log, now: date
 
 
 @dataclass(frozen=True)
+class SlotClaim:
+    """A pipeline that needs one of the workspace's active-pipeline slots, and how to take it.
+
+    Attributes:
+        pipeline_id: The pipeline that becomes active.
+        take: The write that makes it active (a PUT of ``is_active: true``, or the create of an
+            active pipeline); mParticle refuses it with a 400 when the workspace is full.
+        who: Names the claimant at the start of a sentence ("Rotating sync 'x'").
+        what: Names the pipeline in a sentence ("the pipeline of rotating sync 'x'").
+        instead: What was not done, and what to do, when no slot frees up in time.
+    """
+
+    pipeline_id: str
+    take: Callable[[], object]
+    who: str
+    what: str
+    instead: str
+
+
+@dataclass(frozen=True)
 class _Attempt:
     """One try at taking a slot: done, or what was holding the slots (and mParticle's refusal when
     it refused an activation that the count said had room)."""
@@ -127,62 +149,79 @@ def _others_active(
     return tuple(sorted(p.id for p in pipelines if p.id != own and counts_as_active(client, p)))
 
 
-def _try_activate(ctx: EngineContext, client: WarehouseSyncClient) -> _Attempt:
-    spec = ctx.spec
-    own = spec.resolved_pipeline_id
-    allowed = ctx.registry.limits.max_active_pipelines
+def _try_take(client: WarehouseSyncClient, claim: SlotClaim, allowed: int, log: Log) -> _Attempt:
+    own = claim.pipeline_id
     pipelines = client.list_pipelines()
     if any(p.id == own and p.is_active and not p.is_draft for p in pipelines):
-        return _Attempt(True)  # already active: a concurrent materialization of the same sync
+        return _Attempt(True)  # already active: a concurrent materialization, or a lost answer
     others = _others_active(client, pipelines, own)
     if len(others) >= allowed:
         return _Attempt(False, others)
     try:
-        _write(client, ctx.registry, spec, active=True)
+        claim.take()
     except BadRequestError as refused:
-        # Another client took the last slot between the count and the PUT (reconcile has just
-        # written every other field, so the limit is what is new). Count again and wait.
+        # Another client took the last slot between the count and the write (the write's other
+        # fields were checked before), so the limit is what is new. Count again and wait.
         again = _others_active(client, client.list_pipelines(), own)
-        ctx.log.info(f"Rotation: mParticle refused the activation, waiting: {first_line(refused)}")
+        log.info(f"mParticle refused to activate {own}, waiting for a slot: {first_line(refused)}")
         return _Attempt(False, again, refused if len(again) < allowed else None)
     return _Attempt(True)
 
 
-def activate(ctx: EngineContext, client: WarehouseSyncClient) -> int:
-    """Take a slot: wait until fewer than the limit are active, then activate; the tries it took.
+def wait_for_slot(
+    client: WarehouseSyncClient,
+    claim: SlotClaim,
+    limits: Limits,
+    settings: WaitSettings,
+    log: Log,
+) -> int:
+    """Take a slot: wait until fewer than the limit are active, counted in mParticle (every
+    pipeline of the workspace), then make the claim's write; the tries it took.
 
-    A refused activation is waited out like a full workspace; refused :data:`REFUSALS_WITH_ROOM`
-    times in a row while the count says a slot is free, it is not about the limit, and fails.
+    A refused write is waited out like a full workspace; refused :data:`REFUSALS_WITH_ROOM` times
+    in a row while the count says a slot is free, it is not about the limit, and fails. Never
+    more than ``settings.timeout`` seconds; a :class:`SyncFailure` then names who holds the slots.
     """
-    settings = ctx.wait
-    allowed = ctx.registry.limits
     refusals: list[BadRequestError] = []
 
     def attempt_once() -> _Attempt:
-        attempt = _try_activate(ctx, client)
+        attempt = _try_take(client, claim, limits.max_active_pipelines, log)
         if attempt.refused_with_room is None:
             refusals.clear()
             return attempt
         refusals.append(attempt.refused_with_room)
         if len(refusals) >= REFUSALS_WITH_ROOM:
             raise SyncFailure(
-                f"mParticle refused {len(refusals)} times to activate the pipeline of rotating "
-                f"sync '{ctx.spec.name}' although fewer than {allowed.max_active_pipelines} "
-                f"pipelines were active: {first_line(refusals[-1])}"
+                f"mParticle refused {len(refusals)} times to activate {claim.what} although "
+                f"fewer than {limits.max_active_pipelines} pipelines were active: "
+                f"{first_line(refusals[-1])}"
             ) from refusals[-1]
         return attempt
 
     attempt, tries = settings.poll(attempt_once, lambda a: a.done)
     if not attempt.done:
         raise SyncFailure(
-            f"Rotating sync '{ctx.spec.name}' found no free active-pipeline slot within "
-            f"{settings.timeout:.0f} s: {', '.join(attempt.active)} are active and "
-            f"{allowed.active_owner()} allows {allowed.max_active_pipelines}. Nothing was "
-            "triggered. Lower the Dagster pool limit of "
-            f"'{ROTATING_POOL}', pause a pipeline, or materialize again later."
+            f"{claim.who} found no free active-pipeline slot within {settings.timeout:.0f} s: "
+            f"{', '.join(attempt.active)} are active and {limits.active_owner()} allows "
+            f"{limits.max_active_pipelines}. {claim.instead}"
         )
+    return tries
+
+
+def activate(ctx: EngineContext, client: WarehouseSyncClient) -> int:
+    """Take a slot for the rotating sync's pipeline (:func:`wait_for_slot`); the tries it took."""
+    spec = ctx.spec
+    claim = SlotClaim(
+        pipeline_id=spec.resolved_pipeline_id,
+        take=lambda: _write(client, ctx.registry, spec, active=True),
+        who=f"Rotating sync '{spec.name}'",
+        what=f"the pipeline of rotating sync '{spec.name}'",
+        instead="Nothing was triggered. Lower the Dagster pool limit of "
+        f"'{ROTATING_POOL}', pause a pipeline, or materialize again later.",
+    )
+    tries = wait_for_slot(client, claim, ctx.registry.limits, ctx.wait, ctx.log)
     ctx.log.info(
-        f"Rotation: activated {ctx.spec.resolved_pipeline_id}"
+        f"Rotation: activated {spec.resolved_pipeline_id}"
         + (f" after {tries} tries (the workspace was full)" if tries > 1 else "")
     )
     return tries

@@ -5,7 +5,10 @@ the steady state; several pipelines at a time, within a time budget, the pipelin
 read first the next time), count their windows in Snowflake (column discovery plus one grouped
 count per sync), skip the runs a Dagster run or an earlier tick already recorded (by
 ``mparticle/run_id``), and return the rest as materializations (a failed run: a failed parity check
-on its partition), with the cursor moved past exactly what was handled. See docs/observation.md.
+on its partition), with the cursor moved past exactly what was handled. The same grouped count also
+recounts the windows before the batch's (``recount_windows``): a window holding more rows than its
+run on record read gets an asset observation saying so (docs/late-rows.md). See
+docs/observation.md.
 """
 
 import json
@@ -26,12 +29,14 @@ from wsync_dagster.mparticle import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    PipelineRun,
     RateLimitedError,
     RunState,
     WarehouseSyncClient,
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource, settings_problem
+from wsync_dagster.sync.assets.late_rows import late_rows_verdict, latest_records, windows_before
 from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
@@ -54,7 +59,7 @@ from wsync_dagster.sync.observe.batch import (
     run_window,
 )
 from wsync_dagster.sync.registry.specs import SyncSpec
-from wsync_dagster.sync.registry.windows import WindowCount
+from wsync_dagster.sync.registry.windows import Window, WindowCount
 from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
 
 _log = logging.getLogger("wsync_dagster.sensor")
@@ -85,6 +90,8 @@ class Observed:
     batch: Batch
     reasons: dict[int, str] = field(default_factory=dict)  # failed runs' reasons, by run id
     counts: dict[int, WindowCount] = field(default_factory=dict)
+    # the windows before the batch's, recounted in the same query for late rows (by partition)
+    recounts: dict[str, WindowCount] = field(default_factory=dict)
     preflight_note: str | None = None
     schema: dict[str, Any] = field(default_factory=dict)  # the column schema, when discovered
 
@@ -113,7 +120,9 @@ class Tick:
     read_first: Sequence[str] = ()
     """Pipelines to read before the others: those the previous tick left unread (from the
     cursor); after :func:`read_runs`, those this tick left unread."""
-    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = field(default_factory=list)
+    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.AssetObservation] = field(
+        default_factory=list
+    )
     notes: list[str] = field(default_factory=list)
     listings: int = 0
     recorded: int = 0
@@ -287,26 +296,42 @@ def sort_reads(watch: RunsWatch, tick: Tick, reads: Reads) -> list[Observed]:
     return observed
 
 
+def recount_windows(spec: SyncSpec, runs: Sequence[PipelineRun]) -> list[Window]:
+    """The ``spec.late_row_windows`` partitions' windows before the oldest of ``runs`` (an
+    interval sync's), recounted for late rows in the same query as the runs' own windows."""
+    if not spec.schedule.is_interval or not runs or spec.late_row_windows == 0:
+        return []
+    partitions = partitions_for(spec.schedule)
+    oldest = runs[0]
+    key = partition_of(partitions, oldest)
+    if key is None:
+        return []
+    return windows_before(partitions, run_window(oldest, key), spec.late_row_windows)
+
+
 def count_runs(snowflake: SnowflakeResource, observed: Sequence[Observed]) -> None:
-    """Count each sync's successful windows (two queries per sync); a failure is noted, not raised."""
+    """Count each sync's successful windows, and the windows before them for late rows, in one
+    grouped query (two queries per sync); a failure is noted, not raised."""
     for item in observed:
         succeeded = [r for r in item.batch.runs if r.state is RunState.SUCCESS]
         if not succeeded:
             continue
         windows = [run_window(r, str(r.pipeline_run_id)) for r in succeeded]
+        recount = recount_windows(item.spec, succeeded)
         try:
             with snowflake.get_connection() as connection:
                 cursor = connection.cursor()
                 try:
                     columns = discover_columns(cursor, item.spec)
-                    counts, _ = count_windows(cursor, item.spec, columns, windows)
+                    counts, _ = count_windows(cursor, item.spec, columns, [*recount, *windows])
                 finally:
                     cursor.close()
         except Exception as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
             item.preflight_note = f"pre-flight count unavailable: {first}"
             continue
-        item.counts = {int(c.window.key): c for c in counts}
+        item.recounts = {c.window.key: c for c in counts[: len(recount)]}
+        item.counts = {int(c.window.key): c for c in counts[len(recount) :]}
         item.schema = schema_metadata(columns)
 
 
@@ -416,6 +441,46 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
         tick.marks[spec.resolved_pipeline_id] = Mark.of(keyed[-1][0])
 
 
+def observe_late_rows(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy) -> None:
+    """An asset observation on each recounted window that holds late rows (its run on record read
+    from the instance, one query), but for partitions a Dagster run in flight is materializing.
+
+    Observations, not ``late_rows`` check evaluations: Dagster 1.13 stores at most one evaluation
+    per check, partition and run, and every runless event (a sensor's) has the same empty run id,
+    so the next tick recounting the same window could not store its evaluation. Dagster runs judge
+    the check (each materialization, a re-send, a ``wsync/check_late_rows`` run); see
+    docs/late-rows.md.
+    """
+    counts = [c for key, c in item.recounts.items() if not is_busy(busy, item.key, key)]
+    if not counts:
+        return
+    records = latest_records(instance, item.key, [c.window.key for c in counts])
+    late = [
+        (count, verdict)
+        for count in counts
+        if (record := records.get(count.window.key)) is not None
+        and record.records_extracted is not None
+        and not (
+            verdict := late_rows_verdict(count, record.run_id, record.records_extracted)
+        ).passed
+    ]
+    for count, verdict in late:
+        tick.events.append(
+            dg.AssetObservation(
+                asset_key=item.key,
+                partition=count.window.key,
+                description=verdict.description,
+                metadata=verdict.metadata,
+            )
+        )
+    if late:
+        rows = sum(int(v.metadata[Wsync.LATE_ROWS]) for _, v in late)
+        tick.notes.append(
+            f"'{item.spec.name}': {rows:,} late row(s) in {len(late)} synced window(s) (first: "
+            f"{late[0][0].window.key}); re-send them with run tag wsync/resend=true"
+        )
+
+
 def sweep_rotating(
     client: WarehouseSyncClient, workspace: Workspace, tick: Tick, now: datetime
 ) -> None:
@@ -449,10 +514,12 @@ def observe_tick(
     busy = busy_partitions(context.instance)
     for item in observed:
         record(context.instance, item, tick, busy)
+        observe_late_rows(context.instance, item, tick, busy)
     summary: dict[str, Any] = {
         "recorded_runs": tick.recorded,
         "already_recorded": tick.duplicates,
         "run_listings": tick.listings,
+        "recounted_windows": sum(len(item.recounts) for item in observed),
         "seconds": round(clock() - started, 3),
     }
     if tick.notes:

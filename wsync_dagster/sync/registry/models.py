@@ -26,6 +26,10 @@ from wsync_dagster.sync.registry.sql import LoadTimestampType, sql_problems
 SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Late-row recount (SyncSpec.recount_windows): one day of hourly windows by default, and at most
+# what one grouped count query holds beside the windows being synced.
+DEFAULT_HOURLY_RECOUNT = 24
+MAX_RECOUNT_WINDOWS = 200
 
 Environment = Literal["development", "production"]
 
@@ -242,7 +246,16 @@ class SyncSpec(_Strict):
     sources: tuple[str, ...] | None = Field(
         default=None,
         description="the Snowflake tables the SQL reads, as DATABASE.SCHEMA.TABLE; default: the "
-        "tables named after FROM and JOIN in the SQL",
+        "tables the SQL reads, as sqlglot finds them (see docs/sql.md)",
+    )
+    recount_windows: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RECOUNT_WINDOWS,
+        description="interval syncs: how many windows before the ones being synced each "
+        "materialization's grouped count (and the runs sensor's) recounts, in the same query, to "
+        "find rows stamped into a window after it ran (the late_rows check); default one day of "
+        "windows (hourly 24, daily, weekly and monthly 1); 0 turns the recount off",
     )
 
     @model_validator(mode="after")
@@ -269,6 +282,25 @@ class SyncSpec(_Strict):
         if True in wrong:
             raise ValueError(wrong[True])
         return self
+
+    @model_validator(mode="after")
+    def _recount_only_on_intervals(self) -> "SyncSpec":
+        if self.recount_windows is not None and not self.schedule.is_interval:
+            raise ValueError(
+                "recount_windows applies to interval syncs (hourly, daily, weekly, monthly) only; "
+                f"a {self.schedule.interval} sync has no earlier windows to recount: remove it"
+            )
+        return self
+
+    @property
+    def late_row_windows(self) -> int:
+        """How many windows before the ones being synced are recounted for late rows: the
+        registry's ``recount_windows``, else one day of windows (none for on_demand and once)."""
+        if self.recount_windows is not None:
+            return self.recount_windows
+        if not self.schedule.is_interval:
+            return 0
+        return DEFAULT_HOURLY_RECOUNT if self.schedule.interval == "hourly" else 1
 
     @property
     def resolved_pipeline_id(self) -> str:
