@@ -9,6 +9,8 @@ then runs inside it:
     python3 dev.py test    # ruff, the type checker, pytest, `dg check defs` (both code locations)
     python3 dev.py ui      # `dg dev` on the embedded default (same DAGSTER_HOME as the demo);
                            # arguments after `ui` go to `dg dev` (e.g. `python3 dev.py ui -p 3001`)
+    python3 dev.py plan    # what a materialization would change in the local mParticle, read-only
+                           # (exit 0 nothing, 2 changes, 1 a problem; --json, --sync NAME)
     python3 dev.py bench   # the benchmark scripts (they print numbers; nothing is asserted)
     python3 dev.py deploy  # the production deployment, locally (PostgreSQL, daemon, code server)
 
@@ -126,7 +128,7 @@ def cmd_test(python: Path, extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    commands = ("demo", "test", "ui", "bench", "deploy")
+    commands = ("demo", "test", "ui", "plan", "bench", "deploy")
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

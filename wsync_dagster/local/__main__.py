@@ -1,10 +1,11 @@
-"""``python -m wsync_dagster.local demo|ui``: the embedded default's entry points (see dev.py)."""
+"""``python -m wsync_dagster.local demo|ui|plan``: the embedded default's entry points (see dev.py)."""
 
 import argparse
 import signal
 import sys
 
 from wsync_dagster.local.demo import run_demo, run_ui
+from wsync_dagster.local.plan import run_local_plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
         "ui", help="open the Dagster UI on the embedded default; other arguments go to `dg dev`"
     )
     ui.add_argument("dg_args", nargs=argparse.REMAINDER, help="passed to `dg dev` (e.g. -p 3001)")
+    commands.add_parser(
+        "plan", help="show what a materialization would change (read-only); see docs/plan.md"
+    )
     argv = sys.argv[1:] if argv is None else argv
     # SIGTERM unwinds like Ctrl-C, so the local stack's servers are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
@@ -27,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         # Everything after `ui` belongs to `dg dev`: argparse's REMAINDER would reject a leading
         # option such as `-p 3001` as unknown to this parser.
         return run_ui(argv[1:])
+    if argv[:1] == ["plan"]:
+        return run_local_plan(argv[1:])  # its own options (--json, --sync, ...)
     args = parser.parse_args(argv)
     return run_demo(manual_clock=args.manual_clock)
 
