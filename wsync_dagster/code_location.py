@@ -19,6 +19,7 @@ import wsync_dagster.defs
 from wsync_dagster.component import WarehouseSyncComponent, check_across, workspace_of
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
+from wsync_dagster.sync.observe.drift import DriftWatch, build_drift_sensor
 from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
 from wsync_dagster.sync.registry.specs import Registry
 
@@ -55,6 +56,16 @@ def registry_secrets(registries: Iterable[Registry]) -> dict[str, str]:
     return {
         variable: "; ".join(_named(*use) for use in by_use.items())
         for variable, by_use in uses.items()
+    }
+
+
+def registry_files(components: Iterable[WarehouseSyncComponent]) -> dict[str, str]:
+    """Each sync's name -> the file that declares it (``folder/defs.yaml``), for messages."""
+    return {
+        spec.name: f"{path.parent.name}/{path.name}"
+        for component in components
+        if (path := component.yaml_path) is not None
+        for spec in component.registry.syncs
     }
 
 
@@ -99,11 +110,13 @@ def build_definitions(
     # The runs sensor watches every sync's pipeline, each with its own component's registry (a
     # code location with no sync gets a sensor over nothing).
     observed = [watched for component in components for watched in component.watched_syncs()]
+    workspace = workspace_of(components)
+    drift = DriftWatch(workspace, observed, registry_files(components))
     return dg.Definitions.merge(
         defs,
         dg.Definitions(
             resources=bound,
-            sensors=[build_runs_sensor(RunsWatch(workspace_of(components), observed))],
+            sensors=[build_runs_sensor(RunsWatch(workspace, observed)), build_drift_sensor(drift)],
             # One process per run: the run worker has already imported the code location (~5 s);
             # a step process per asset would import it again. See the README's "Deploy" section.
             executor=dg.in_process_executor,

@@ -23,7 +23,7 @@ from typing import Any, TypeAlias
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
-from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets import checks, drift
 from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.partitions import windows_for
 from wsync_dagster.sync.assets.report import (
@@ -160,6 +160,7 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
     client = ctx.mparticle.get_client()
     before = client.stats
     reconciled = reconcile_sync(ctx, client)
+    yield from drift.evaluation_after_reconcile(context, reconciled)
     settings = ctx.wait_settings()
     if ctx.spec.paused:  # one look: mParticle starts no run of a paused pipeline
         settings = dataclasses.replace(settings, timeout=0)

@@ -112,6 +112,12 @@ class Wsync(_Namespace):
     RECORDED_BY = Key[str](
         "wsync/recorded_by", "the sensor that recorded the run (absent: a Dagster run did)", str
     )
+    DRIFT = Key[str](
+        "wsync/drift",
+        "fields of the sync's mParticle objects that differed from the registry (on a run recorded "
+        "while they did, and on matches_registry)",
+        str,
+    )
     # on the asset's definition (spec metadata)
     PIPELINE_ID = Key[str]("wsync/pipeline_id", "the sync's pipeline id", str)
     DATA_MODEL_ID = Key[str]("wsync/data_model_id", "the sync's data model id", str)

@@ -12,6 +12,7 @@ KINDS = {"snowflake", "mparticle"}
 CHECK_PREFLIGHT_PARITY = "preflight_count_matches_records_extracted"
 CHECK_ROWS_MAPPED = "records_mapped_equals_records_extracted"
 CHECK_ROW_VOLUME = "row_volume"
+CHECK_MATCHES_REGISTRY = "matches_registry"
 
 
 def asset_key(spec: SyncSpec) -> dg.AssetKey:

@@ -15,7 +15,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync.assets import checks
+from wsync_dagster.sync.assets import checks, drift
 from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.report import (
     run_materialization,
@@ -140,6 +140,7 @@ def materialize_single(
     context.log_event(step_observation(context.asset_key, step))
     extra = {**schema_metadata(report), Wsync.ATTACHED: attached}
     yield run_materialization(context.asset_key, spec, actual, run, count=count, extra=extra)
+    yield from drift.result_after_reconcile(context, reconciled)
     if count is None:
         yield from checks.results_without_count(context.asset_key, run, not_counted or "")
     else:

@@ -29,6 +29,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource, settings_problem
+from wsync_dagster.sync.assets.drift import drift_metadata
 from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
@@ -290,6 +291,10 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
         instance, key, sorted(set(succeeded)) if partitions else None, tick.limits
     )
     extra: dict[str, Any] = {Wsync.RECORDED_BY: SENSOR_NAME, **item.schema}
+    if (
+        keyed
+    ):  # runs recorded while the sync is drifted used mParticle's version, not the registry's
+        extra.update(drift_metadata(instance, key))
     if item.preflight_note:
         extra[Preflight.NOTE] = item.preflight_note
     for run, partition in keyed:
