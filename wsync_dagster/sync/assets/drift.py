@@ -11,15 +11,20 @@ mParticle has). Two things evaluate it:
   passes, naming what reconcile changed (a partitioned run records that verdict under each of its
   partitions, see :func:`evaluation_after_reconcile`; the latest evaluation is the check's state).
 
-The runs sensor adds ``wsync/drift`` to the runs it records while the latest evaluation says the
-sync is drifted (:func:`drift_metadata`): those runs used mParticle's version, not the registry's.
+The runs sensor adds ``wsync/drift`` to each run it records that started after the drift sensor
+first saw the drift the latest evaluation reports (``wsync/drift_seen_at``, on mParticle's clock):
+such a run used mParticle's version, not the registry's (:class:`DriftState`). A run that started
+between the change in mParticle and the tick that saw it is not marked: that is at most one drift
+interval.
 """
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.assets.checks import Verdict
 from wsync_dagster.sync.assets.metadata import Wsync
@@ -65,9 +70,12 @@ def never_created(plan: SyncPlan) -> bool:
     return plan.model.actual is None and plan.pipeline.actual is None
 
 
-def registry_verdict(plan: SyncPlan, key: dg.AssetKey, where: str = "the registry") -> Verdict:
+def registry_verdict(
+    plan: SyncPlan, key: dg.AssetKey, where: str = "the registry", seen_at: float | None = None
+) -> Verdict:
     """``matches_registry`` from a read-only plan: passes when no resource would be written but
-    to clear a fault; fails naming each drifted field and the two ways out."""
+    to clear a fault; fails naming each drifted field and the two ways out. ``seen_at``: when the
+    drift was first seen (mParticle's clock, epoch seconds), recorded on a failure."""
     lines = drifted(plan)
     metadata: dict[str, Any] = {Wsync.DRIFT: "; ".join(lines)}
     details: list[str] = []
@@ -89,6 +97,8 @@ def registry_verdict(plan: SyncPlan, key: dg.AssetKey, where: str = "the registr
             description="mParticle's connection, data model and pipeline match the registry.",
             metadata=metadata,
         )
+    if seen_at is not None:
+        metadata[Wsync.DRIFT_SEEN_AT] = seen_at
     description = (
         f"mParticle no longer matches the registry for sync '{plan.spec.name}':\n"
         + "\n".join(f"- {d}" for d in details)
@@ -171,13 +181,30 @@ def latest_evaluation(
     return evaluation if isinstance(evaluation, dg.AssetCheckEvaluation) else None
 
 
-def drift_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any]:
-    """``{wsync/drift: ...}`` while the latest ``matches_registry`` of ``key`` failed, else ``{}``:
-    for the runs the runs sensor records (they ran with mParticle's version)."""
-    latest = latest_evaluation(instance, key)
-    if latest is None or latest.passed:
-        return {}
-    return {Wsync.DRIFT: Wsync.DRIFT.read(latest.metadata) or "drifted"}
+@dataclass(frozen=True)
+class DriftState:
+    """What the latest ``matches_registry`` of a sync says, for the runs the runs sensor records."""
+
+    drift: str | None = None
+    seen_at: float | None = None
+
+    @staticmethod
+    def of(instance: dg.DagsterInstance, key: dg.AssetKey) -> "DriftState":
+        """From the latest evaluation on record of ``key`` (one query)."""
+        latest = latest_evaluation(instance, key)
+        if latest is None or latest.passed:
+            return DriftState()
+        drift = Wsync.DRIFT.read(latest.metadata) or "drifted"
+        return DriftState(drift, Wsync.DRIFT_SEEN_AT.read(latest.metadata))
+
+    def metadata_for(self, run: PipelineRun) -> dict[str, Any]:
+        """``{wsync/drift: ...}`` when ``run`` started after the drift was seen, else ``{}``."""
+        if self.drift is None:
+            return {}
+        started = run.start_date
+        if self.seen_at is not None and started is not None and started.timestamp() < self.seen_at:
+            return {}
+        return {Wsync.DRIFT: self.drift}
 
 
 def is_news(verdict: Verdict, latest: dg.AssetCheckEvaluation | None) -> bool:

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -33,6 +34,7 @@ from wsync_dagster.sync.assets.drift import (
     never_created,
     registry_verdict,
 )
+from wsync_dagster.sync.assets.metadata import Wsync
 from wsync_dagster.sync.engine.context import first_line
 from wsync_dagster.sync.engine.plan import other_pipelines
 from wsync_dagster.sync.engine.reconcile import Reads, plan_sync
@@ -75,6 +77,15 @@ class DriftTick:
     api_requests: int = 0
 
 
+def first_seen(latest: dg.AssetCheckEvaluation | None, now: datetime) -> float:
+    """When the drift was first seen: kept from the latest evaluation while it failed, else now."""
+    if latest is not None and not latest.passed:
+        seen = Wsync.DRIFT_SEEN_AT.read(latest.metadata)
+        if seen is not None:
+            return seen
+    return now.timestamp()
+
+
 def drift_tick(
     instance: dg.DagsterInstance, watch: DriftWatch, mparticle: MParticleResource
 ) -> DriftTick:
@@ -101,9 +112,9 @@ def drift_tick(
                 tick.notes.append(f"'{bound.name}' is not in mParticle yet: nothing to compare")
                 continue
             where = watch.where.get(bound.name) or "the registry"
-            verdict = registry_verdict(plan, key, where)
+            verdict = registry_verdict(plan, key, where, first_seen(latest, now))
             if not verdict.passed:
-                tick.drifted[bound.name] = str(verdict.metadata.get("wsync/drift", ""))
+                tick.drifted[bound.name] = str(verdict.metadata.get(Wsync.DRIFT, ""))
             if is_news(verdict, latest):
                 evaluation = dg.AssetCheckEvaluation(
                     asset_key=key,

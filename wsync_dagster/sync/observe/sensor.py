@@ -29,7 +29,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource, settings_problem
-from wsync_dagster.sync.assets.drift import drift_metadata
+from wsync_dagster.sync.assets.drift import DriftState
 from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
@@ -291,10 +291,7 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
         instance, key, sorted(set(succeeded)) if partitions else None, tick.limits
     )
     extra: dict[str, Any] = {Wsync.RECORDED_BY: SENSOR_NAME, **item.schema}
-    if (
-        keyed
-    ):  # runs recorded while the sync is drifted used mParticle's version, not the registry's
-        extra.update(drift_metadata(instance, key))
+    drift = DriftState.of(instance, key) if keyed else DriftState()  # see sync/assets/drift.py
     if item.preflight_note:
         extra[Preflight.NOTE] = item.preflight_note
     for run, partition in keyed:
@@ -310,7 +307,7 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
             partition,
             item.counts.get(run.pipeline_run_id),
             item.reasons.get(run.pipeline_run_id),
-            extra,
+            extra | drift.metadata_for(run),
         )
         tick.events.append(run_events(recording))
         tick.recorded += 1
