@@ -18,6 +18,7 @@ refuse a materialization). Windows waiting to sync are not changes.
 """
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -274,36 +275,52 @@ class _Session:
     snowflake_problem: str | None = None
 
 
-def _preflight(session: _Session, bound: BoundSync, exists: bool) -> PreflightOutcome:
-    spec, registry = bound.spec, bound.registry
+def _windows(session: _Session, bound: BoundSync, exists: bool) -> PreflightOutcome:
+    """The windows to pre-flight (mParticle's side: a run listing), or why none can be."""
+    spec = bound.spec
     if problem := future_start_problem(spec, session.now):
         return PreflightOutcome(None, refused=problem)
     pipeline_ids = {p.id for p in session.reads.pipelines()}
-    pending = pending_windows(
-        session.client, spec, session.now, exists=exists, cap=session.max_windows,
-        pipeline_ids=pipeline_ids,
-    )  # fmt: skip
+    try:
+        pending = pending_windows(
+            session.client, spec, session.now, exists=exists, cap=session.max_windows,
+            pipeline_ids=pipeline_ids,
+        )  # fmt: skip
+    except WarehouseSyncError as error:
+        return PreflightOutcome(
+            None,
+            not_run=f"pre-flight of sync '{spec.name}' not run: reading its runs from mParticle "
+            f"failed: {first_line(error)}",
+        )
     if session.connection is None:
         why = session.snowflake_problem or "no Snowflake connection"
         return PreflightOutcome(pending, not_run=f"pre-flight of sync '{spec.name}' not run: {why}")
-    cursor = session.connection.cursor()
+    return PreflightOutcome(pending)
+
+
+def _preflight(connection: Any, bound: BoundSync, waiting: PreflightOutcome) -> PreflightOutcome:
+    """Count and judge ``waiting``'s windows in Snowflake, as a materialization would."""
+    if waiting.pending is None or waiting.refused or waiting.not_run:
+        return waiting
+    cursor = connection.cursor()
     try:
         report = run_preflight(
             cursor,
-            spec,
-            pending.windows,
-            limit_kind=spec.schedule.interval,
-            limits=registry.limits,
+            bound.spec,
+            waiting.pending.windows,
+            limit_kind=bound.spec.schedule.interval,
+            limits=bound.registry.limits,
         )
     except PreflightError as refused:
-        return PreflightOutcome(pending, refused=str(refused), counts=refused.counts)
+        return PreflightOutcome(waiting.pending, refused=str(refused), counts=refused.counts)
     finally:
         cursor.close()
-    return PreflightOutcome(pending, report)
+    return PreflightOutcome(waiting.pending, report)
 
 
-def plan_one(session: _Session, bound: BoundSync, where: str) -> SyncOutcome:
-    """The plan of one sync (its errors reading mParticle become its problem)."""
+def read_one(session: _Session, bound: BoundSync, where: str) -> SyncOutcome:
+    """The mParticle side of one sync's plan (its errors reading become its problem); its
+    pre-flight is still to run."""
     try:
         plan: SyncPlan = plan_sync(
             session.client, bound.registry, bound.spec, session.now, session.reads
@@ -312,15 +329,21 @@ def plan_one(session: _Session, bound: BoundSync, where: str) -> SyncOutcome:
         message = f"sync '{bound.name}': reading it from mParticle failed: {first_line(error)}"
         return SyncOutcome(bound, where, (), PreflightOutcome(None), error=message)
     resources = tuple(ResourceChange.of(r, bound) for r in plan.resources)
-    try:
-        preflight = _preflight(session, bound, exists=plan.pipeline.actual is not None)
-    except WarehouseSyncError as error:
-        preflight = PreflightOutcome(
-            None,
-            not_run=f"pre-flight of sync '{bound.name}' not run: reading its runs from mParticle "
-            f"failed: {first_line(error)}",
-        )
-    return SyncOutcome(bound, where, resources, preflight, plan.refusals)
+    waiting = _windows(session, bound, exists=plan.pipeline.actual is not None)
+    return SyncOutcome(bound, where, resources, waiting, plan.refusals)
+
+
+def plan_syncs(
+    session: _Session, chosen: Sequence[BoundSync], where: Mapping[str, str]
+) -> tuple[SyncOutcome, ...]:
+    """Every chosen sync's plan, one after the other: mParticle's side, then the pre-flight on the
+    plan's one Snowflake connection."""
+    planned = []
+    for bound in chosen:
+        outcome = read_one(session, bound, where.get(bound.name, ""))
+        checked = _preflight(session.connection, bound, outcome.preflight)
+        planned.append(dataclasses.replace(outcome, preflight=checked))
+    return tuple(planned)
 
 
 def _open_snowflake(
@@ -388,9 +411,14 @@ def plan_workspace(
         connection, login = _open_snowflake(stack, snowflake)
         checks.append(login)
         session = _Session(
-            client, reads, connection, at, max_windows, None if login.ok else login.detail
+            client,
+            reads,
+            connection,
+            at,
+            max_windows,
+            None if login.ok else login.detail,
         )
-        outcomes = tuple(plan_one(session, b, (where or {}).get(b.name, "")) for b in chosen)
+        outcomes = plan_syncs(session, chosen, where or {})
     slots = active_slots(workspace, reads)
     problems = failed_checks_problems(checks)
     if slots.problem:
