@@ -205,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "usage: python -m wsync_dagster plan [--json] [--sync NAME ...] [--defs-module M]\n"
         )
         return 1
+    return plan_production(production_parser().parse_args(argv[1:]))
+
+
+def production_parser() -> argparse.ArgumentParser:
+    """``python -m wsync_dagster plan``'s options: the plan's, and the defs folder to plan."""
     parser = plan_parser("python -m wsync_dagster plan")
     parser.add_argument(
         "--defs-module",
@@ -212,4 +217,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="MODULE",
         help=f"the defs folder whose registries to plan (default {DEFAULT_DEFS_MODULE})",
     )
-    return plan_production(parser.parse_args(argv[1:]))
+    return parser

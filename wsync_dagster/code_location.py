@@ -90,8 +90,8 @@ def build_definitions(
     the ``snowflake`` and ``mparticle`` keys; by default they are the production resources
     (:func:`wsync_dagster.resources.production_resources`), checked against every secret the syncs
     name. ``components`` replaces the defs folder's sync components (the local code location passes
-    them rebased onto its sample data). A defs folder without any sync loads too: no job, and a runs
-    sensor over nothing.
+    them rebased onto its sample data). A defs folder without any sync loads too: no job, and the
+    runs and drift sensors over nothing.
     """
     environ = os.environ if environ is None else environ
     tree = defs_tree(defs_module)
@@ -107,8 +107,8 @@ def build_definitions(
         resources = production_resources(environ, registry_secrets(c.registry for c in components))
     bound = dict(resources)
     syncs = [pair for component in components for pair in component.sync_keys()]
-    # The runs sensor watches every sync's pipeline, each with its own component's registry (a
-    # code location with no sync gets a sensor over nothing).
+    # The runs and drift sensors watch every sync's pipeline, each with its own component's
+    # registry (a code location with no sync gets sensors over nothing).
     observed = [watched for component in components for watched in component.watched_syncs()]
     workspace = workspace_of(components)
     drift = DriftWatch(workspace, observed, registry_files(components))
