@@ -2,7 +2,9 @@
 verdicts, refusals, windows, credentials, and that it writes nothing."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -331,3 +333,15 @@ def test_a_materialization_records_matches_registry_passed(registry, resources, 
     assert record is not None and record.evaluation is not None
     assert record.evaluation.passed
     assert "this materialization wrote" in (record.evaluation.description or "")
+
+
+def test_docs_plan_md_describes_every_key_of_the_json_document(
+    registry, resources, control
+) -> None:
+    """docs/plan.md's schema tables name every key the document has (top level and per sync)."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "plan.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?", docs, re.M))
+    names = {name for pair in documented for name in pair if name}
+    found = document(plan_of(registry, resources, selected=[DAILY]))
+    assert set(found) <= names, set(found) - names
+    assert set(found["syncs"][0]) <= names, set(found["syncs"][0]) - names

@@ -7,10 +7,10 @@ and :func:`~.pending.single_window` choose the windows, and :func:`~.preflight.r
 counts and judges them with the messages a materialization gives. Nothing is written to mParticle
 or to Snowflake and no secret is read: a secret is only checked to be set.
 
-Cost, whatever the number of syncs: one token, one listing each of connections, data models and
-pipelines (:class:`~.reconcile.Reads` with ``listed=True``), then per sync one run listing (interval
-and ``on_demand`` syncs whose pipeline exists) and two Snowflake queries (the column discovery and
-one grouped count of every window, up to :data:`MAX_WINDOWS`).
+Cost: one token and one listing each of connections, data models and pipelines, whatever the
+number of syncs (:class:`~.reconcile.Reads` with ``listed=True``); then per sync one run listing (when
+its pipeline exists) and two Snowflake queries (the column discovery and one grouped count of every
+window, up to :data:`MAX_WINDOWS`); ``benchmarks/plan_bench.py`` measures it.
 
 The exit code follows terraform's ``-detailed-exitcode``: 0 nothing to change and no problem, 2
 changes pending and no problem, 1 a problem (a check failed, mParticle or the pre-flight would

@@ -194,7 +194,7 @@ class Reads:
     """The reads a plan makes of mParticle, each made at most once however many syncs ask.
 
     A materialization plans one sync with a fresh ``Reads`` (``listed=False``): one GET per
-    resource, and the pipeline listing only when a pipeline would become active, as before. A plan
+    resource, and the pipeline listing only when a pipeline would become active. A plan
     of many syncs (the ``plan`` command, the drift sensor) passes one ``Reads(client,
     listed=True)`` to every :func:`plan_sync`: the connections, data models and pipelines are then
     read with one listing each (a listing returns the same objects as the GETs, see
