@@ -13,6 +13,8 @@ then runs inside it:
                            # arguments after `ui` go to `dg dev` (e.g. `python3 dev.py ui -p 3001`)
     python3 dev.py launch  # `dg launch` on the embedded default (against the running `ui`, if any);
                            # e.g. `python3 dev.py launch --job wsync_daily_job --partition 2026-11-30`
+    python3 dev.py plan    # what a materialization would change in the local mParticle, read-only
+                           # (exit 0 nothing, 2 changes, 1 a problem; --json, --sync NAME)
     python3 dev.py bench   # the benchmark scripts (they print numbers; nothing is asserted)
     python3 dev.py deploy  # the production deployment, locally (PostgreSQL, daemon, code server)
 
@@ -215,7 +217,7 @@ def failed_tests_report(report: Path, tail_lines: int = 25) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    commands = ("demo", "test", "ui", "launch", "bench", "deploy")
+    commands = ("demo", "test", "ui", "launch", "plan", "bench", "deploy")
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

@@ -25,6 +25,7 @@ from wsync_dagster.component import (
 )
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.schedules import build_schedules
+from wsync_dagster.sync.observe.drift import DriftWatch, build_drift_sensor
 from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
 from wsync_dagster.sync.registry.specs import Registry
 
@@ -64,6 +65,16 @@ def registry_secrets(registries: Iterable[Registry]) -> dict[str, str]:
     }
 
 
+def registry_files(components: Iterable[WarehouseSyncComponent]) -> dict[str, str]:
+    """Each sync's name -> the file that declares it (``folder/defs.yaml``), for messages."""
+    return {
+        spec.name: f"{path.parent.name}/{path.name}"
+        for component in components
+        if (path := component.yaml_path) is not None
+        for spec in component.registry.syncs
+    }
+
+
 def _named(use: tuple[str, str], names: list[str]) -> str:
     """e.g. ``feed_key_env of syncs 'a', 'b'``."""
     field, kind = use
@@ -87,8 +98,8 @@ def build_definitions(
     the ``snowflake`` and ``mparticle`` keys; by default they are the production resources
     (:func:`wsync_dagster.resources.production_resources`), checked against every secret the syncs
     name. ``components`` replaces the defs folder's sync components (the local code location passes
-    them rebased onto its sample data). A defs folder without any sync loads too: no job, and a runs
-    sensor over nothing.
+    them rebased onto its sample data). A defs folder without any sync loads too: no job, and the
+    runs and drift sensors over nothing.
     """
     environ = os.environ if environ is None else environ
     tree = defs_tree(defs_module)
@@ -104,14 +115,16 @@ def build_definitions(
         resources = production_resources(environ, registry_secrets(c.registry for c in components))
     bound = dict(resources)
     syncs = [pair for component in components for pair in component.sync_keys()]
-    # The runs sensor watches every sync's pipeline, each with its own component's registry (a
-    # code location with no sync gets a sensor over nothing).
+    # The runs and drift sensors watch every sync's pipeline, each with its own component's
+    # registry (a code location with no sync gets sensors over nothing).
     observed = [watched for component in components for watched in component.watched_syncs()]
+    workspace = workspace_of(components)
+    drift = DriftWatch(workspace, observed, registry_files(components))
     return dg.Definitions.merge(
         defs,
         dg.Definitions(
             resources=bound,
-            sensors=[build_runs_sensor(RunsWatch(workspace_of(components), observed))],
+            sensors=[build_runs_sensor(RunsWatch(workspace, observed)), build_drift_sensor(drift)],
             # One process per run: the run worker has already imported the code location (~5 s);
             # a step process per asset would import it again. See the README's "Deploy" section.
             executor=dg.in_process_executor,

@@ -22,6 +22,7 @@ from wsync_dagster.resources import (
     SettingsMissing,
     settings_problem,
 )
+from wsync_dagster.sync.observe.drift import DRIFT_SENSOR_NAME
 from wsync_dagster.sync.observe.sensor import SENSOR_NAME
 
 # Runs in a fresh interpreter with an empty environment and every socket operation forbidden.
@@ -183,6 +184,14 @@ def test_the_sensor_gets_the_same_message_and_its_resources_set_up(
         dg.build_sensor_context(instance=instance, resources=resources) as context,
     ):
         skipped = sensor(context)
+    assert isinstance(skipped, dg.SkipReason) and skipped.skip_message == problem
+    # So does the drift sensor.
+    drift = defs.resolve_sensor_def(DRIFT_SENSOR_NAME)
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_sensor_context(instance=instance, resources=resources) as context,
+    ):
+        skipped = drift(context)
     assert isinstance(skipped, dg.SkipReason) and skipped.skip_message == problem
 
 

@@ -42,12 +42,15 @@ def run_dg(
 
 
 def test_dg_lists_an_empty_production_location(tmp_path: Path) -> None:
-    """The production defs folder ships no sync: no asset, no job, the runs sensor over nothing."""
+    """The production defs folder ships no sync: no asset, no job, the sensors over nothing."""
     listed = run_dg("list", "defs", "--json", cwd=ROOT, home=tmp_path / "home")
     assert listed.returncode == 0, listed.stderr[-3000:]
     found = json.loads(listed.stdout)
     assert found.get("assets", []) == [] and found.get("jobs", []) == []
-    assert [s["name"] for s in found["sensors"]] == ["wsync_runs_sensor"]
+    assert sorted(s["name"] for s in found["sensors"]) == [
+        "wsync_drift_sensor",
+        "wsync_runs_sensor",
+    ]
 
 
 def test_dg_list_defs_on_the_local_location_shows_each_sync_with_its_source_table(

@@ -1,4 +1,4 @@
-"""``python -m wsync_dagster.local demo|ui|launch``: the embedded default's entry points (dev.py).
+"""``python -m wsync_dagster.local demo|ui|launch|plan``: the embedded default's entry points (dev.py).
 
 Each seeds your own tables after the sample when ``WSYNC_LOCAL_SEED`` names a folder, or
 ``.wsync/seed/`` exists, and serves the registry file ``WSYNC_LOCAL_REGISTRY`` names instead of the
@@ -16,6 +16,7 @@ from wsync_dagster.local.demo import (
     run_ui,
     seed_source,
 )
+from wsync_dagster.local.plan import run_local_plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     launch.add_argument(
         "dg_args", nargs=argparse.REMAINDER, help="passed to `dg launch` (e.g. --job ... )"
     )
+    commands.add_parser(
+        "plan", help="show what a materialization would change (read-only); see docs/plan.md"
+    )
     argv = sys.argv[1:] if argv is None else argv
     # SIGTERM unwinds like Ctrl-C, so the local stack's servers are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_ui(argv[1:])
     if argv[:1] == ["launch"]:  # the same for `dg launch` (--job ...)
         return run_launch(argv[1:], seed=seed_source(), registry_source=registry_override())
+    if argv[:1] == ["plan"]:
+        return run_local_plan(argv[1:])  # its own options (--json, --sync, ...)
     args = parser.parse_args(argv)
     return run_demo(
         manual_clock=args.manual_clock, registry_source=registry_override(), seed=seed_source()

@@ -111,6 +111,16 @@ class ClientBase:
         with self._counter_lock:
             return ClientStats(self._requests, self._retries, self._tokens.token_requests)
 
+    def authenticate(self) -> None:
+        """Get a token for the credential (the cached one if it is still valid), under the retry
+        policy: proves the client id and secret without an API call.
+
+        Raises:
+            AuthenticationError: The token endpoint rejected the credential.
+            WarehouseSyncError: The token endpoint could not be reached or kept failing.
+        """
+        self._retrier.call(self._tokens.get_token)
+
     def close(self) -> None:
         """Close the HTTP session if the client created it."""
         if self._owns_session:

@@ -89,6 +89,7 @@ def test_a_daily_partition_syncs_with_its_numbers_and_enriches_profiles(
     assert identityless > 0 and mapped.passed
     assert mapped.metadata["rows_without_identity"].value == identityless
     assert mapped.metadata["unexplained_unmapped"].value == 0
+    assert checks[naming.CHECK_MATCHES_REGISTRY].passed  # reconcile made mParticle match
     assert {c.partition for c in checks.values()} == {"2026-11-27"}
 
     email, first_name, categories = snowflake_cursor.execute(
@@ -312,8 +313,12 @@ def test_definitions_name_and_partition_assets_from_the_spec(registry) -> None:
         naming.CHECK_ROW_VOLUME,
         naming.CHECK_COLUMN_SCHEMA,
         naming.CHECK_LATE_ROWS,  # interval syncs only
+        naming.CHECK_MATCHES_REGISTRY,
     }
-    assert {c.partitions_def for c in daily.check_specs} == {daily.partitions_def}
+    # Each partition has its own results, but matches_registry is one per sync (the drift sensor's).
+    partitioned = {c.name: c.partitions_def for c in daily.check_specs}
+    assert partitioned.pop(naming.CHECK_MATCHES_REGISTRY) is None
+    assert set(partitioned.values()) == {daily.partitions_def}
     on_demand = assets[dg.AssetKey(["mparticle", "churn_risk_alerts"])]
     assert on_demand.partitions_def is None
     assert {c.partitions_def for c in on_demand.check_specs} == {None}

@@ -16,6 +16,7 @@ from dagster_snowflake import SnowflakeResource
 
 from wsync_dagster.resources import MParticleResource
 from wsync_dagster.sync.assets import checks, naming, schema_check
+from wsync_dagster.sync.assets.drift import drift_check_spec
 from wsync_dagster.sync.assets.interval import SyncEvent, materialize_windows
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.single import materialize_single
@@ -50,6 +51,7 @@ def build_sync_asset(
         check_specs=[
             *checks.check_specs(asset_spec.key, asset_spec.partitions_def),
             schema_check.check_spec(asset_spec.key, asset_spec.partitions_def),
+            drift_check_spec(asset_spec.key),  # not partitioned: the drift sensor's too
         ],
         pool=naming.pool_name(spec),
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,

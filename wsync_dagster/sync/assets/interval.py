@@ -29,7 +29,7 @@ from typing import Any, TypeAlias
 import dagster as dg
 
 from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient, WarehouseSyncError
-from wsync_dagster.sync.assets import checks, naming, schema_check
+from wsync_dagster.sync.assets import checks, drift, naming, schema_check
 from wsync_dagster.sync.assets.late_rows import (
     Mode,
     Recorded,
@@ -228,6 +228,7 @@ def materialize_windows(context: dg.AssetExecutionContext, ctx: SyncContext) -> 
     client = ctx.mparticle.get_client()
     before = client.stats
     reconciled = reconcile_sync(ctx, client)
+    yield from drift.evaluation_after_reconcile(context, reconciled)
     settings = ctx.wait_settings()
     if ctx.spec.paused:  # one look: mParticle starts no run of a paused pipeline
         settings = dataclasses.replace(settings, timeout=0)

@@ -127,6 +127,17 @@ class Wsync(_Namespace):
     LATE_ROWS = Key[int](
         "wsync/late_rows", "rows Snowflake holds in a synced window beyond what its run read", int
     )
+    DRIFT = Key[str](
+        "wsync/drift",
+        "fields of the sync's mParticle objects that differ from the registry (on matches_registry, "
+        "and on a run that started after the drift sensor saw them differ)",
+        str,
+    )
+    DRIFT_SEEN_AT = Key[float](
+        "wsync/drift_seen_at",
+        "when (mParticle's clock) the drift sensor first saw the sync drifted (on matches_registry)",
+        float,
+    )
     # on the asset's definition (spec metadata)
     PIPELINE_ID = Key[str]("wsync/pipeline_id", "the sync's pipeline id", str)
     DATA_MODEL_ID = Key[str]("wsync/data_model_id", "the sync's data model id", str)

@@ -16,6 +16,7 @@ CHECK_ROWS_MAPPED = "records_mapped_equals_records_extracted"
 CHECK_ROW_VOLUME = "row_volume"
 CHECK_COLUMN_SCHEMA = "column_schema_change"  # the name of Dagster's own schema-change check
 CHECK_LATE_ROWS = "late_rows"
+CHECK_MATCHES_REGISTRY = "matches_registry"
 
 
 def asset_key(spec: SyncSpec) -> dg.AssetKey:

@@ -4,21 +4,18 @@ A rotating ``on_demand`` sync activates its pipeline around the run (:mod:`.rota
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime
 
 import dagster as dg
 
 from wsync_dagster.mparticle import (
-    NotFoundError,
     PipelineRun,
     RunFailedError,
-    RunState,
     UnknownRunStateError,
     WaitTimeoutError,
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync.assets import checks, schema_check
+from wsync_dagster.sync.assets import checks, drift, schema_check
 from wsync_dagster.sync.assets.late_rows import mode_of
 from wsync_dagster.sync.assets.metadata import Preflight, Wsync
 from wsync_dagster.sync.assets.report import (
@@ -31,20 +28,10 @@ from wsync_dagster.sync.assets.report import (
 from wsync_dagster.sync.assets.steps import SyncContext, fail, first_line, preflight, reconcile_sync
 from wsync_dagster.sync.engine import rotation
 from wsync_dagster.sync.engine.guards import future_start_problem
+from wsync_dagster.sync.engine.pending import single_window
 from wsync_dagster.sync.engine.preflight import run_preflight
 from wsync_dagster.sync.registry.specs import SyncSpec
 from wsync_dagster.sync.registry.windows import Window, WindowCount
-
-
-def last_successful_end(client: WarehouseSyncClient, pipeline_id: str) -> datetime | None:
-    """Where the last successful run's data ended: the next on-demand window starts there."""
-    try:
-        for run in client.iter_pipeline_runs(pipeline_id, page_size=100):
-            if run.state is RunState.SUCCESS and run.data_interval_end is not None:
-                return run.data_interval_end
-    except NotFoundError:
-        return None
-    return None
 
 
 def wait_for_run(ctx: SyncContext, client: WarehouseSyncClient, run_id: int) -> PipelineRun:
@@ -84,15 +71,6 @@ def wait_for_first_run(ctx: SyncContext, client: WarehouseSyncClient) -> Pipelin
             f"{settings.timeout:.0f} s; check the pipeline in mParticle"
         )
     return runs[0]
-
-
-def _requested_window(ctx: SyncContext, client: WarehouseSyncClient, now: datetime) -> Window:
-    schedule = ctx.spec.schedule
-    if schedule.interval == "once":
-        assert schedule.end is not None
-        return Window("once", schedule.start, schedule.end)
-    start = last_successful_end(client, ctx.spec.resolved_pipeline_id) or schedule.start
-    return Window("on_demand", start, now)
 
 
 def _start_or_attach(
@@ -145,7 +123,7 @@ def materialize_single(
     now = ctx.mparticle.now()
     if problem := future_start_problem(spec, now):  # before anything reaches mParticle
         raise fail(problem)
-    window = _requested_window(ctx, client, now)
+    window = single_window(client, spec, now)  # what the plan command pre-flights too
     report = preflight(ctx, [window], spec.schedule.interval)
     reconciled = reconcile_sync(ctx, client)
     with _slot(ctx, client) as slot:
@@ -166,6 +144,7 @@ def materialize_single(
     extra = {**schema_metadata(report), Wsync.ATTACHED: attached}
     schema_watch = schema_check.SchemaWatch(context.instance, context.asset_key, context.run.run_id)
     yield run_materialization(context.asset_key, spec, actual, run, count=count, extra=extra)
+    yield from drift.result_after_reconcile(context, reconciled)
     if count is None:
         yield from checks.results_without_count(context.asset_key, run, not_counted or "")
     else:

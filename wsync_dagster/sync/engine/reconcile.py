@@ -17,7 +17,8 @@ was about something else and is raised. No lock is needed, only the server's ato
 
 import dataclasses
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -186,17 +187,101 @@ def counts_as_active(client: WarehouseSyncClient, pipeline: Pipeline) -> bool:
     return latest is None or not latest.is_terminal
 
 
+_Item = TypeVar("_Item", Connection, DataModel, Pipeline)
+
+
+class Reads:
+    """The reads a plan makes of mParticle, each made at most once however many syncs ask.
+
+    A materialization plans one sync with a fresh ``Reads`` (``listed=False``): one GET per
+    resource, and the pipeline listing only when a pipeline would become active. A plan
+    of many syncs (the ``plan`` command, the drift sensor) passes one ``Reads(client,
+    listed=True)`` to every :func:`plan_sync`: the connections, data models and pipelines are then
+    read with one listing each (a listing returns the same objects as the GETs, see
+    docs/warehouse-sync-api.md), so the plan costs three calls whatever the number of syncs. Such a
+    plan is for reading: a materialization applies a plan made from GETs.
+    """
+
+    def __init__(self, client: WarehouseSyncClient, *, listed: bool = False) -> None:
+        self.client = client
+        self.listed = listed
+        self._lock = threading.RLock()
+        self._by_kind: dict[str, dict[str, Any]] = {}
+        self._pipelines: list[Pipeline] | None = None
+        self._active: dict[str, bool] = {}
+
+    def _one(
+        self,
+        kind: str,
+        item_id: str,
+        get: Callable[[str], _Item],
+        listing: Callable[[], list[_Item]],
+    ) -> _Item:
+        with self._lock:
+            known = self._by_kind.get(kind)
+            if known is None and self.listed:
+                known = self._by_kind[kind] = {item.id: item for item in listing()}
+            if known is not None and item_id in known:
+                return known[item_id]
+            if self.listed:
+                raise NotFoundError(
+                    status=404,
+                    messages=(f"{kind} {item_id} is not in the workspace's listing",),
+                    method="GET",
+                    path=f"{self.client.warehouse_base}/{kind}",
+                )
+        found = get(item_id)
+        with self._lock:
+            self._by_kind.setdefault(kind, {})[item_id] = found
+        return found
+
+    def connection(self, connection_id: str) -> Connection:
+        client = self.client
+        return self._one(
+            "connections", connection_id, client.get_connection, client.list_connections
+        )
+
+    def data_model(self, model_id: str) -> DataModel:
+        client = self.client
+        return self._one("data-models", model_id, client.get_data_model, client.list_data_models)
+
+    def pipeline(self, pipeline_id: str) -> Pipeline:
+        return self._one("pipelines", pipeline_id, self.client.get_pipeline, self.pipelines)
+
+    def pipelines(self) -> list[Pipeline]:
+        """Every pipeline of the workspace (one listing, made once)."""
+        with self._lock:
+            if self._pipelines is None:
+                self._pipelines = self.client.list_pipelines()
+            return list(self._pipelines)
+
+    def counts_as_active(self, pipeline: Pipeline) -> bool:
+        """:func:`counts_as_active`, asking mParticle about each ``once`` pipeline once."""
+        with self._lock:
+            known = self._active.get(pipeline.id)
+        if known is None:
+            known = counts_as_active(self.client, pipeline)
+            with self._lock:
+                self._active[pipeline.id] = known
+        return known
+
+    def active_ids(self, besides: Sequence[str] = ()) -> list[str]:
+        """The ids of the pipelines mParticle counts as active, but ``besides``, sorted."""
+        return sorted(
+            p.id for p in self.pipelines() if p.id not in besides and self.counts_as_active(p)
+        )
+
+
 def check_active_limit(
-    client: WarehouseSyncClient, spec: SyncSpec, allowed: Limits | None = None
+    client: WarehouseSyncClient,
+    spec: SyncSpec,
+    allowed: Limits | None = None,
+    reads: Reads | None = None,
 ) -> None:
     """Refuse to make ``spec`` one active pipeline too many in the workspace (mParticle allows 5
-    unless the registry's ``limits`` say otherwise)."""
+    unless the registry's ``limits`` say otherwise). ``reads``: a plan's shared reads."""
     allowed = allowed or Limits()
-    others = [
-        p.id
-        for p in client.list_pipelines()
-        if p.id != spec.resolved_pipeline_id and counts_as_active(client, p)
-    ]
+    others = (reads or Reads(client)).active_ids(besides=(spec.resolved_pipeline_id,))
     if len(others) >= allowed.max_active_pipelines:
         raise ReconcileError(
             f"sync '{spec.name}' would be active pipeline number {len(others) + 1} in the workspace, "
@@ -377,22 +462,22 @@ class SyncPlan:
 
 
 def _resources(
-    client: WarehouseSyncClient, registry: Registry, spec: SyncSpec
+    client: WarehouseSyncClient, registry: Registry, spec: SyncSpec, reads: Reads
 ) -> tuple[Resource[Connection], Resource[DataModel], Resource[Pipeline]]:
     workspace = client.workspace_id
     return (
         Resource(
-            "connection", registry.connection.id, client.get_connection,
+            "connection", registry.connection.id, reads.connection,
             lambda secret: desired_connection(registry, workspace, secret), CONNECTION_FIELDS,
             client.create_connection, client.update_connection,
         ),
         Resource(
-            "data model", spec.resolved_data_model_id, client.get_data_model,
+            "data model", spec.resolved_data_model_id, reads.data_model,
             lambda _secret: desired_data_model(spec, workspace), DATA_MODEL_FIELDS,
             client.create_data_model, client.update_data_model,
         ),
         Resource(
-            "pipeline", spec.resolved_pipeline_id, client.get_pipeline,
+            "pipeline", spec.resolved_pipeline_id, reads.pipeline,
             lambda secret: desired_pipeline(spec, registry, workspace, secret), PIPELINE_FIELDS,
             client.create_pipeline, client.update_pipeline,
         ),
@@ -400,7 +485,7 @@ def _resources(
 
 
 def _refusals(
-    client: WarehouseSyncClient,
+    reads: Reads,
     registry: Registry,
     spec: SyncSpec,
     plan: ResourcePlan[Pipeline],
@@ -415,7 +500,7 @@ def _refusals(
     for check, needed in (
         (lambda: check_catch_up(spec, now), actual is None or becomes_active
          or actual.schedule_start_time != spec.schedule.start),
-        (lambda: check_active_limit(client, spec, registry.limits), becomes_active),
+        (lambda: check_active_limit(reads.client, spec, registry.limits, reads), becomes_active),
     ):  # fmt: skip
         if needed:
             try:
@@ -426,14 +511,21 @@ def _refusals(
 
 
 def plan_sync(
-    client: WarehouseSyncClient, registry: Registry, spec: SyncSpec, now: datetime
+    client: WarehouseSyncClient,
+    registry: Registry,
+    spec: SyncSpec,
+    now: datetime,
+    reads: Reads | None = None,
 ) -> SyncPlan:
     """Read the connection, data model and pipeline of ``spec`` and decide what to write; writes
     nothing and reads no secret (three GETs, plus a pipeline listing when a pipeline would become
-    active)."""
-    connection, model, pipeline = (ResourcePlan.read(r) for r in _resources(client, registry, spec))
+    active). ``reads``: reads shared by the plans of several syncs (see :class:`Reads`)."""
+    reads = reads or Reads(client)
+    connection, model, pipeline = (
+        ResourcePlan.read(r) for r in _resources(client, registry, spec, reads)
+    )
     pipeline = _clearing_fault(_holding_rotation(pipeline, spec))
-    refusals = _refusals(client, registry, spec, pipeline, now)
+    refusals = _refusals(reads, registry, spec, pipeline, now)
     return SyncPlan(spec, connection, model, pipeline, refusals)
 
 

@@ -36,6 +36,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource, settings_problem
+from wsync_dagster.sync.assets.drift import DriftState
 from wsync_dagster.sync.assets.late_rows import late_rows_verdict, latest_records, windows_before
 from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
@@ -418,6 +419,7 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
         instance, key, sorted(set(succeeded)) if partitions else None, tick.limits
     )
     extra: dict[str, Any] = {Wsync.RECORDED_BY: SENSOR_NAME, **item.schema}
+    drift = DriftState.of(instance, key) if keyed else DriftState()  # see sync/assets/drift.py
     if item.preflight_note:
         extra[Preflight.NOTE] = item.preflight_note
     for run, partition in keyed:
@@ -433,7 +435,7 @@ def record(instance: dg.DagsterInstance, item: Observed, tick: Tick, busy: Busy)
             partition,
             item.counts.get(run.pipeline_run_id),
             item.reasons.get(run.pipeline_run_id),
-            extra,
+            extra | drift.metadata_for(run),
         )
         tick.events.append(run_events(recording))
         tick.recorded += 1
