@@ -72,14 +72,25 @@ def materialize_partitions(
     tags: Mapping[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One Dagster run of ``assets`` over ``partition_keys`` (none: an unpartitioned run), with
-    run ``tags`` beside the partition range's (e.g. ``wsync/resend``)."""
+    run ``tags`` beside the partition range's (e.g. ``wsync/resend``).
+
+    Without an ``instance``, the run gets an ephemeral one, disposed before returning (the result
+    keeps the run's events): left to the garbage collector, its in-memory SQLite connection would be
+    closed in whatever thread collects it, which SQLite refuses when the run ran in another thread.
+    """
+    if instance is None:
+        with dg.DagsterInstance.ephemeral() as owned:
+            return materialize_partitions(
+                assets, partition_keys, resources=resources, instance=owned,
+                run_config=run_config, tags=tags,
+            )  # fmt: skip
     return dg.materialize(
         assets,
         resources=resources,
         run_config=run_config,
         partition_key=partition_keys[0] if len(partition_keys) == 1 else None,
         tags={**partition_range_tags(partition_keys), **(tags or {})},
-        instance=instance or dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
 
