@@ -144,3 +144,68 @@ def test_a_slow_pipeline_is_left_behind_and_holds_up_no_other(
     resumed = tick(instance, three, resources, result.cursor)
     assert len(materialized(instance, HOURLY)) == 72
     assert slow_id in parse_cursor(resumed.cursor)
+
+
+class CountingSnowflake:
+    """A Snowflake resource that counts the connections a tick opens."""
+
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+        self.opened = 0
+
+    def get_connection(self) -> Any:
+        self.opened += 1
+        return self.resource.get_connection()
+
+
+def test_a_tick_counts_every_sync_over_one_snowflake_connection(
+    registry, resources, control, instance, monkeypatch
+) -> None:
+    """A Snowflake login per sync was most of a busy tick at 100 pipelines (51 s of a 60 s
+    timeout); one connection serves every sync's two queries."""
+    three = three_hourly(registry)
+    set_up(three, resources, control)
+    counting = CountingSnowflake(resources["snowflake"])
+    monkeypatch.setattr(sensor, "settings_problem", lambda *_: None)
+    result = tick(instance, three, {**resources, "snowflake": counting}, None)
+    assert all(len(materialized(instance, s.name)) == 72 for s in three.syncs)
+    assert counting.opened == 1, notes_of(result)
+
+
+class SlowLogin(CountingSnowflake):
+    """A Snowflake resource whose login takes ``seconds`` of the tick's clock."""
+
+    def __init__(self, resource: Any, clock: Clock, seconds: float) -> None:
+        super().__init__(resource)
+        self.clock, self.seconds = clock, seconds
+
+    def get_connection(self) -> Any:
+        self.clock.advance(self.seconds)
+        return super().get_connection()
+
+
+def test_syncs_left_uncounted_when_the_tick_runs_out_are_recorded_next_tick_with_their_counts(
+    registry, resources, control, instance, monkeypatch
+) -> None:
+    three = three_hourly(registry)
+    set_up(three, resources, control)
+    clock = Clock()
+    slow = SlowLogin(resources["snowflake"], clock, 50)  # past count_seconds (45) after one login
+    monkeypatch.setattr(sensor, "settings_problem", lambda *_: None)
+    first = tick(instance, three, {**resources, "snowflake": slow}, None, DEFAULT_LIMITS, clock)
+    counted, *left = three.syncs
+    recorded = materialized(instance, counted.name)
+    assert len(recorded) == 72
+    assert all("preflight/rows" in meta for metas in recorded.values() for meta in metas)
+    assert not any(materialized(instance, s.name) for s in left)  # never without their counts
+    notes = notes_of(first)
+    assert "counting in Snowflake ran out of the tick's time" in notes
+    assert all(f"'{s.name}'" in notes for s in left)
+    assert set(parse_cursor(first.cursor)) == {counted.resolved_pipeline_id}
+
+    second = tick(instance, three, resources, first.cursor, DEFAULT_LIMITS, clock)
+    for spec in left:
+        recorded = materialized(instance, spec.name)
+        assert len(recorded) == 72
+        assert all("preflight/rows" in meta for metas in recorded.values() for meta in metas)
+    assert set(parse_cursor(second.cursor)) == {s.resolved_pipeline_id for s in three.syncs}

@@ -97,6 +97,9 @@ class ObserveLimits:
     abandon_seconds: float = 35.0
     """A read still going this long after the tick began is left behind: its pipeline keeps its
     cursor and is read first next tick, so the tick ends well inside the sensor timeout."""
+    count_seconds: float = 45.0
+    """No Snowflake count starts once the tick has run this long: the syncs left are recorded next
+    tick (read first), so a tick ends inside the sensor timeout however many syncs have new runs."""
     retry_budget_seconds: float = 10.0
     max_attempts: int = 3
     unpartitioned_lookback: int = 1000

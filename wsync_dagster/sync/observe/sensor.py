@@ -11,6 +11,7 @@ run on record read gets an asset observation saying so (docs/late-rows.md). See
 docs/observation.md.
 """
 
+import contextlib
 import json
 import logging
 import time
@@ -310,30 +311,51 @@ def recount_windows(spec: SyncSpec, runs: Sequence[PipelineRun]) -> list[Window]
     return windows_before(partitions, run_window(oldest, key), spec.late_row_windows)
 
 
-def count_runs(snowflake: SnowflakeResource, observed: Sequence[Observed]) -> None:
-    """Count each sync's successful windows, and the windows before them for late rows, in one
-    grouped query (two queries per sync); a failure is noted, not raised."""
-    for item in observed:
-        succeeded = [r for r in item.batch.runs if r.state is RunState.SUCCESS]
-        if not succeeded:
-            continue
-        windows = [run_window(r, str(r.pipeline_run_id)) for r in succeeded]
-        recount = recount_windows(item.spec, succeeded)
-        try:
-            with snowflake.get_connection() as connection:
-                cursor = connection.cursor()
-                try:
-                    columns = discover_columns(cursor, item.spec)
-                    counts, _ = count_windows(cursor, item.spec, columns, [*recount, *windows])
-                finally:
-                    cursor.close()
-        except Exception as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-            item.preflight_note = f"pre-flight count unavailable: {first}"
-            continue
-        item.recounts = {c.window.key: c for c in counts[: len(recount)]}
-        item.counts = {int(c.window.key): c for c in counts[len(recount) :]}
-        item.schema = schema_metadata(columns)
+def _count_one(cursor: Any, item: Observed, succeeded: Sequence[PipelineRun]) -> None:
+    """Count one sync's successful windows, and the windows before them for late rows, in one
+    grouped query (two queries with the column discovery)."""
+    windows = [run_window(r, str(r.pipeline_run_id)) for r in succeeded]
+    recount = recount_windows(item.spec, succeeded)
+    columns = discover_columns(cursor, item.spec)
+    counts, _ = count_windows(cursor, item.spec, columns, [*recount, *windows])
+    item.recounts = {c.window.key: c for c in counts[: len(recount)]}
+    item.counts = {int(c.window.key): c for c in counts[len(recount) :]}
+    item.schema = schema_metadata(columns)
+
+
+def count_runs(
+    snowflake: SnowflakeResource,
+    observed: Sequence[Observed],
+    clock: Callable[[], float] = time.monotonic,
+    deadline: float = float("inf"),
+) -> list[Observed]:
+    """Count the windows of every sync with new successful runs, over ONE Snowflake connection for
+    the whole tick (a login per sync cost more than its queries). A sync whose count fails is
+    recorded without counts and says why (``preflight/note``); the connection is then opened again
+    for the next one. No count starts after ``deadline`` (``clock``): the syncs left are returned,
+    to be recorded next tick rather than recorded without their counts."""
+    todo = [
+        (item, succeeded)
+        for item in observed
+        if (succeeded := [r for r in item.batch.runs if r.state is RunState.SUCCESS])
+    ]
+    stack = contextlib.ExitStack()
+    cursor: Any = None
+    with stack:
+        for index, (item, succeeded) in enumerate(todo):
+            if clock() > deadline:
+                return [deferred for deferred, _ in todo[index:]]
+            try:
+                if cursor is None:
+                    connection = stack.enter_context(snowflake.get_connection())
+                    cursor = connection.cursor()
+                    stack.callback(cursor.close)
+                _count_one(cursor, item, succeeded)
+            except Exception as error:
+                item.preflight_note = f"pre-flight count unavailable: {first_line(error)}"
+                stack.close()  # a failed session may not serve the next sync: open a new one
+                stack, cursor = contextlib.ExitStack(), None
+    return []
 
 
 def already_recorded(
@@ -512,7 +534,18 @@ def observe_tick(
     with small_budget(mparticle, watch.limits).open_client() as client:
         observed = read_runs(client, watch, tick)
         sweep_rotating(client, watch.workspace, tick, mparticle.now())
-    count_runs(snowflake, observed)
+    deferred = count_runs(snowflake, observed, clock, started + watch.limits.count_seconds)
+    if deferred:
+        names = ", ".join(f"'{item.spec.name}'" for item in deferred)
+        tick.notes.append(
+            f"counting in Snowflake ran out of the tick's time; {names} are recorded next tick "
+            "(read first then), with their counts"
+        )
+        tick.read_first = [
+            *(item.bound.pipeline_id for item in deferred),
+            *(pid for pid in tick.read_first if pid not in {i.bound.pipeline_id for i in deferred}),
+        ]
+        observed = [item for item in observed if item not in deferred]
     busy = busy_partitions(context.instance)
     for item in observed:
         record(context.instance, item, tick, busy)
