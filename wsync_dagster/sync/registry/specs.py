@@ -28,6 +28,8 @@ from pydantic_core import ErrorDetails
 
 from wsync_dagster.sync.registry import limits
 from wsync_dagster.sync.registry.cadences import CadenceName, cadence
+from wsync_dagster.sync.registry.cron import EXAMPLE as CRON_EXAMPLE
+from wsync_dagster.sync.registry.cron import Cron, CronError
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.sql import LOAD_TIMESTAMP_TYPES, sql_problems
 from wsync_dagster.sync.registry.strict_yaml import DuplicateKey, load_strict
@@ -137,6 +139,24 @@ class Schedule(_Strict):
     end: UtcMinute | None = Field(
         default=None, description="schedule_end_time: no interval ending after it runs"
     )
+    cron: str | None = Field(
+        default=None,
+        description="on_demand only: when Dagster materializes the sync (five cron fields, UTC, "
+        'e.g. "15 * * * *"); one schedule per distinct cron, see docs/scale.md',
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return Cron.parse(value).text
+        except CronError as error:
+            raise ValueError(
+                f"{value!r} is not a cron the registry reads: {error}. Write five fields in UTC "
+                f"(minute hour day-of-month month day-of-week), e.g. {CRON_EXAMPLE}"
+            ) from None
 
     @model_validator(mode="after")
     def _coherent(self) -> "Schedule":
@@ -152,6 +172,16 @@ class Schedule(_Strict):
             )
         if self.interval == "once" and self.end is None:
             raise ValueError("a once schedule loads start..end: set schedule.end")
+        if self.cron is not None and self.interval != "on_demand":
+            why = (
+                "a once pipeline runs once, over start..end"
+                if self.interval == "once"
+                else f"mParticle runs {self.interval} pipelines on their own grid"
+            )
+            raise ValueError(
+                f"cron applies to on_demand syncs only ({why}): remove cron, or make the sync "
+                "on_demand"
+            )
         if self.interval == "on_demand" and self.end is not None:
             raise ValueError(
                 "schedule.end does not apply to on_demand (each trigger syncs up to now): remove it"
@@ -161,6 +191,11 @@ class Schedule(_Strict):
     @property
     def is_interval(self) -> bool:
         return cadence(self.interval).is_interval
+
+    @property
+    def parsed_cron(self) -> Cron | None:
+        """The cron Dagster materializes this on_demand sync on, if it has one."""
+        return Cron.parse(self.cron) if self.cron is not None else None
 
 
 class SyncSpec(_Strict):
