@@ -169,3 +169,30 @@ def test_a_cron_leaves_the_code_version_alone() -> None:
         )
     )
     assert code_version(plain) == code_version(timed)
+
+
+@pytest.mark.parametrize(
+    ("cron", "warn", "fail"),
+    [
+        # one gap of the cron plus a grace of max(15 min, gap / 10); two gaps to fail
+        ("15 * * * *", timedelta(hours=1, minutes=15), timedelta(hours=2, minutes=15)),
+        # Friday 17:00 to Monday 9:00 is 64 h; the grace is 6.4 h
+        ("0 9-17 * * mon-fri", timedelta(hours=70.4), timedelta(hours=134.4)),
+        (None, None, None),  # no clock to be late against
+    ],
+)
+def test_a_cron_sync_warns_after_one_missed_tick_and_fails_after_two(
+    cron: str | None, warn: timedelta | None, fail: timedelta | None
+) -> None:
+    from wsync_dagster.sync.assets.translator import freshness_policy
+    from wsync_dagster.sync.registry.specs import parse_registry
+
+    timed = f', cron: "{cron}"' if cron else ""
+    schedule = f"{{interval: on_demand, start: 2026-11-01T00:00:00Z{timed}}}"
+    policy = freshness_policy(parse_registry(registry(sync(schedule=schedule))).syncs[0])
+    if warn is None:
+        assert policy is None
+        return
+    assert policy is not None
+    windows = policy.warn_window.to_timedelta(), policy.fail_window.to_timedelta()  # pyright: ignore[reportAttributeAccessIssue]
+    assert windows == (warn, fail)

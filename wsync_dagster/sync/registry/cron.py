@@ -15,6 +15,7 @@ rarely what is meant).
 """
 
 import calendar
+import functools
 import itertools
 import re
 from collections.abc import Iterator
@@ -124,6 +125,10 @@ class Cron:
     @staticmethod
     def parse(text: str) -> "Cron":
         """The cron ``text`` says, or a :class:`CronError` saying what is wrong and the fix."""
+        return _parse(text)
+
+    @staticmethod
+    def _read(text: str) -> "Cron":
         normalized = " ".join(text.split()).lower()
         if normalized in ALIASES:
             raise CronError(
@@ -208,6 +213,9 @@ class Cron:
     def longest_gap(self) -> timedelta:
         """The longest time between two consecutive ticks (UTC has no daylight saving, so this is
         exact for any cron whose pattern repeats within :data:`GAP_HORIZON_DAYS`)."""
+        return _longest_gap(self)
+
+    def _scan_gaps(self) -> timedelta:
         times = sorted(h * 60 + m for h in self.hours for m in self.minutes)  # minutes of the day
         within = max((b - a for a, b in itertools.pairwise(times)), default=0)
         longest = timedelta(minutes=within)
@@ -221,6 +229,17 @@ class Cron:
                 longest = max(longest, first - last)
             last = day + timedelta(minutes=times[-1])
         return longest
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(text: str) -> Cron:
+    return Cron._read(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _longest_gap(cron: Cron) -> timedelta:
+    # A scan of GAP_HORIZON_DAYS days: done once per distinct cron, however many syncs share it.
+    return cron._scan_gaps()
 
 
 def _longest_month(month: int) -> int:
