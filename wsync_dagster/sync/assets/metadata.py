@@ -120,6 +120,9 @@ class Wsync(_Namespace):
     LOAD_TIMESTAMP = Key[str]("wsync/load_timestamp", "the load timestamp column and type", str)
     SOURCE_TABLES = Key[str]("wsync/source_tables", "the Snowflake tables its SQL reads", str)
     SQL = Key[str]("wsync/sql", "the data model's SQL", str)
+    CRON = Key[str](
+        "wsync/cron", "the cron Dagster materializes an on_demand sync on (UTC), if any", str
+    )
 
 
 class DagsterKeys(_Namespace):
@@ -161,6 +164,9 @@ class RunTags(_Namespace):
         "dagster/asset_partition_range_start", "first partition of a single-run backfill", str
     )
     RANGE_END = Key[str]("dagster/asset_partition_range_end", "last partition of that run", str)
+    CRON_TICK = Key[str](
+        "wsync/cron_tick", "the cron tick (UTC) a scheduled on_demand run was requested for", str
+    )
 
 
 NAMESPACES: tuple[type[_Namespace], ...] = (

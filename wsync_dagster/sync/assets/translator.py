@@ -203,6 +203,8 @@ class WarehouseSyncTranslator:
             Wsync.SQL: dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
             DagsterKeys.COLUMN_LINEAGE: self.get_column_lineage(sync),
         }
+        if spec.schedule.cron is not None:
+            metadata[Wsync.CRON] = spec.schedule.cron
         if sync.yaml_path is not None:
             metadata[DagsterKeys.CODE_REFERENCES] = _code_reference(
                 sync.yaml_path, sync.line, spec.name
