@@ -57,13 +57,19 @@ class LocalDeployment:
         registry_source: Path = SAMPLE_REGISTRY,
         webserver_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
+        run_seconds: float = 0.0,
     ) -> None:
+        """``run_seconds``: how long each mParticle run takes in the emulator (its clock's time)."""
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.home = workdir / "dagster_home"
         self.postgres = LocalPostgres()
         self.stack = LocalStack(
-            workdir, sample=sample, registry_source=registry_source, manual_clock=manual_clock
+            workdir,
+            sample=sample,
+            registry_source=registry_source,
+            manual_clock=manual_clock,
+            run_seconds=run_seconds,
         )
         self.webserver_port = webserver_port
         self.extra_env = dict(extra_env or {})
