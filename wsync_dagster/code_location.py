@@ -17,7 +17,12 @@ import dagster as dg
 
 import wsync_dagster.defs
 from wsync_dagster.alerting import alert_definitions
-from wsync_dagster.component import WarehouseSyncComponent, check_across, workspace_of
+from wsync_dagster.component import (
+    WarehouseSyncComponent,
+    check_across,
+    registry_errors_first,
+    workspace_of,
+)
 from wsync_dagster.resources import production_resources
 from wsync_dagster.sync.assets.cron_schedules import build_cron_schedules
 from wsync_dagster.sync.assets.schedules import build_schedules
@@ -37,9 +42,9 @@ def defs_tree(defs_module: ModuleType = wsync_dagster.defs) -> dg.ComponentTree:
 def sync_components(tree: dg.ComponentTree | None = None) -> list[WarehouseSyncComponent]:
     """Every WarehouseSyncComponent of a defs folder (default: the production one), checked
     together (:func:`check_across`)."""
-    with _quiet_loader():
+    with _quiet_loader(), registry_errors_first():
         components = (tree or defs_tree()).get_all_components(of_type=WarehouseSyncComponent)
-    check_across(components)
+        check_across(components)
     return components
 
 
@@ -88,7 +93,7 @@ def build_definitions(
     """
     environ = os.environ if environ is None else environ
     tree = defs_tree(defs_module)
-    with _quiet_loader():
+    with _quiet_loader(), registry_errors_first():
         folder = sync_components(tree)
         defs = tree.build_defs()
     if components is not None:

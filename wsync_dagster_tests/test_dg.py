@@ -5,12 +5,16 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.local.dg_project import write_local_project
 from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
+from wsync_dagster.sync.engine.reconcile import check_catch_up
 
 ROOT = Path(__file__).resolve().parents[1]
 DG = str(Path(sys.executable).parent / "dg")
@@ -91,12 +95,10 @@ def test_dg_check_defs_checks_the_local_defs_folder(tmp_path: Path) -> None:
     ), output[-3000:]
 
 
-@pytest.fixture
-def project_with_a_bad_field(tmp_path: Path) -> tuple[Path, int]:
-    """A dg project whose one WarehouseSyncComponent misspells a field; and that field's line."""
-    root = tmp_path / "project"
+def make_project(root: Path, defs_yaml: str | None = None) -> Path:
+    """A dg project ``teamproj`` under ``root`` using the component; ``defs_yaml`` in defs/crm/."""
     package = root / "teamproj"
-    (package / "defs" / "crm").mkdir(parents=True)
+    (package / "defs").mkdir(parents=True)
     (root / "pyproject.toml").write_text(
         '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "teamproj"\n'
         'registry_modules = ["wsync_dagster"]\n'
@@ -107,11 +109,19 @@ def project_with_a_bad_field(tmp_path: Path) -> tuple[Path, int]:
         "from pathlib import Path\n\nimport dagster as dg\n\n"
         "defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
     )
+    if defs_yaml is not None:
+        (package / "defs" / "crm").mkdir()
+        (package / "defs" / "crm" / "defs.yaml").write_text(defs_yaml)
+    return root
+
+
+@pytest.fixture
+def project_with_a_bad_field(tmp_path: Path) -> tuple[Path, int]:
+    """A dg project whose one WarehouseSyncComponent misspells a field; and that field's line."""
     lines = SAMPLE_REGISTRY.read_text().splitlines()
     at = lines.index("    - name: ticket_activity") + 1
     lines.insert(at, "      shedule: hourly")
-    (package / "defs" / "crm" / "defs.yaml").write_text("\n".join(lines) + "\n")
-    return root, at + 1
+    return make_project(tmp_path / "project", "\n".join(lines) + "\n"), at + 1
 
 
 def test_dg_check_defs_points_at_the_yaml_line(
@@ -133,3 +143,75 @@ def test_dg_lists_the_component_type(project_with_a_bad_field: tuple[Path, int],
     assert components.returncode == 0, components.stderr[-3000:]
     listed = {c["key"]: c["summary"] for c in json.loads(components.stdout)["items"]}
     assert listed["wsync_dagster.WarehouseSyncComponent"].startswith("Keeps Snowflake tables")
+
+
+def test_dg_check_defs_refuses_a_duplicate_key_with_the_registrys_lines_first(
+    tmp_path: Path,
+) -> None:
+    lines = SAMPLE_REGISTRY.read_text().splitlines()
+    at = lines.index("    - name: ticket_activity") + 1
+    first = next(i for i in range(at, len(lines)) if "environment: development" in lines[i])
+    lines.insert(first + 1, "      environment: production")
+    root = make_project(tmp_path / "project", "\n".join(lines) + "\n")
+    checked = run_dg("check", "defs", cwd=root, home=tmp_path / "home")
+    assert checked.returncode == 1
+    output = checked.stdout + checked.stderr
+    expected = (
+        f"teamproj/defs/crm/defs.yaml:{first + 2}: sync 'ticket_activity': environment: duplicate "
+        f"key, written on line {first + 1} and again on line {first + 2}; YAML keeps only the last "
+        "one and drops the other silently: keep exactly one"
+    )
+    assert expected in output, output[-3000:]
+    # The registry's lines come first: no component-tree wrapper, no stack trace before them.
+    assert "ComponentTreeException" not in output
+    assert output.index(expected) < output.index("Stack Trace")
+
+
+def test_dg_json_schema_types_each_sync_and_the_connection(
+    project_with_a_bad_field: tuple[Path, int], tmp_path: Path
+) -> None:
+    root, _ = project_with_a_bad_field
+    inspected = run_dg(
+        "utils",
+        "inspect-component",
+        "wsync_dagster.WarehouseSyncComponent",
+        "--defs-yaml-json-schema",
+        cwd=root,
+        home=tmp_path / "home",
+    )
+    assert inspected.returncode == 0, inspected.stderr[-3000:]
+    schema = json.loads(inspected.stdout)
+    attributes = schema["properties"]["attributes"]
+    assert "$ref" not in json.dumps(attributes)  # self-contained where dg embeds it
+    sync = attributes["properties"]["syncs"]["items"]
+    fields = sync["properties"]
+    for name in ("name", "description", "sql", "schedule", "load_timestamp", "feed_key_env"):
+        assert fields[name]["description"], name
+    assert sync["required"] == ["name", "description", "sql"]  # the rest may come from defaults
+    interval = fields["schedule"]["anyOf"][0]["properties"]["interval"]
+    assert "on_demand" in json.dumps(interval) and "hourly" in json.dumps(interval)
+    connection = attributes["properties"]["connection"]
+    assert "environment variable" in connection["properties"]["password_env"]["description"]
+    assert "password_env" in connection["required"]
+    assert {"defaults", "translation", "limits"} <= set(attributes["properties"])
+
+
+def test_dg_scaffold_writes_a_starter_that_loads_and_starts_within_the_catch_up_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path / "project")
+    scaffolded = run_dg(
+        "scaffold",
+        "defs",
+        "wsync_dagster.WarehouseSyncComponent",
+        "web_orders",
+        cwd=root,
+        home=tmp_path / "home",
+    )
+    assert scaffolded.returncode == 0, scaffolded.stderr[-3000:]
+    monkeypatch.syspath_prepend(str(root))
+    tree = dg.ComponentTree.for_project(root)
+    (component,) = tree.get_all_components(of_type=WarehouseSyncComponent)
+    check_catch_up(component.registry.sync("web_orders"), datetime.now(UTC))
+    assert not component.registry.sync("web_orders").paused
+    assert (root / "teamproj" / "defs" / "wsync_resources.py").exists()

@@ -28,7 +28,11 @@ def test_no_slot_left_for_the_rotating_syncs_names_them_and_the_fix() -> None:
     assert problems(registry(*five, rotating("r1"), rotating("r2"))) == [
         "registry: the rotating syncs (r1, r2) have no active-pipeline slot to take turns on: "
         "t0, t1, t2, t3, t4 are active for ever and mParticle allows 5. Pause one of them "
-        "(paused: true), make an on_demand one rotate (rotate: true), or remove it"
+        "(paused: true), make an on_demand one rotate (rotate: true), or remove it; if your "
+        "workspace's mParticle contract allows more active pipelines, write that number in "
+        "limits.max_active_pipelines. Declared at: t0 (test.yaml:11), t1 (test.yaml:17), "
+        "t2 (test.yaml:23), t3 (test.yaml:29), t4 (test.yaml:35), r1 (test.yaml:41), "
+        "r2 (test.yaml:48)"
     ]
     five[0] = sync("t0", paused="true")
     assert len(parse_registry(registry(*five, rotating("r1"))).syncs) == 6

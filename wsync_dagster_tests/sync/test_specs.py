@@ -2,6 +2,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.sync.registry.specs import (
@@ -286,3 +287,192 @@ def test_cross_sync_rules_use_what_an_invalid_sync_still_declares() -> None:
         "sync 'bad': pipeline_id: may only contain letters, digits, '_' and '-'",
         "sync 'refunds': pipeline id 'shared' is already used by sync 'orders'; give each sync its own",
     ]
+
+
+# --- defaults: fields every sync inherits (issue 20, item 4) ---------------------------------------
+
+DEFAULTS = """
+defaults:
+  owners: [team:crm]
+  tags: {domain: crm}
+  load_timestamp: {column: UPDATED_AT, type: timestamp_ntz}
+  schedule: {interval: on_demand, start: 2026-11-01T00:00:00Z}
+  rotate: true
+  feed_key_env: FEED_KEY
+"""
+
+
+def short(name: str, *extra: str) -> str:
+    """A sync that writes only what is its own (name, description, sql) plus ``extra`` lines."""
+    lines = [
+        f"  - name: {name}",
+        f"    description: The {name} slice.",
+        f'    sql: SELECT CUSTOMER_ID AS "customer_id", UPDATED_AT FROM DB.S.{name.upper()}',
+        *(f"    {line}" for line in extra),
+    ]
+    return "\n".join(lines)
+
+
+def with_defaults(*syncs: str, defaults: str = DEFAULTS) -> str:
+    return CONNECTION + defaults + "syncs:\n" + "\n".join(syncs) + "\n"
+
+
+def test_syncs_inherit_defaults_and_merge_mappings_key_by_key() -> None:
+    text = with_defaults(
+        short("vip"),
+        short("churned", "tags: {slice: churned}", "schedule: {start: 2026-11-20T00:00:00Z}"),
+        short("daily_scores", "schedule: {interval: daily}", "rotate: false", "owners: [a@b.co]"),
+    )
+    loaded = parse_registry(text)
+    vip, churned, daily = loaded.syncs
+    assert vip.rotate and vip.schedule.interval == "on_demand" and vip.feed_key_env == "FEED_KEY"
+    assert vip.load_timestamp.column == "UPDATED_AT" and vip.owners == ("team:crm",)
+    # Mappings merge key by key: the sync's keys win, the others are inherited.
+    assert churned.tags == {"domain": "crm", "slice": "churned"}
+    assert churned.schedule.interval == "on_demand"
+    assert churned.schedule.start.isoformat() == "2026-11-20T00:00:00+00:00"
+    # Everything else is replaced.
+    assert daily.schedule.interval == "daily" and not daily.rotate and daily.owners == ("a@b.co",)
+
+
+def test_a_wrong_default_is_reported_once_on_its_own_line() -> None:
+    defaults = DEFAULTS.replace("interval: on_demand", "interval: sometimes")
+    text = with_defaults(short("vip"), short("churned"), defaults=defaults)
+    with pytest.raises(RegistryError) as raised:
+        parse_registry(text, "syncs.yaml")
+    assert raised.value.problems == [
+        "registry: defaults.schedule.interval: 'sometimes' is not allowed; use one of 'hourly', "
+        "'daily', 'weekly', 'monthly', 'on_demand' or 'once'"
+    ]
+    assert raised.value.lines == [
+        text.splitlines().index("  schedule: {interval: sometimes, start: 2026-11-01T00:00:00Z}")
+        + 1
+    ]
+
+
+def test_an_inherited_value_that_breaks_a_sync_names_the_sync_and_the_default() -> None:
+    # rotate: true is inherited by a daily sync, which cannot rotate.
+    text = with_defaults(short("vip"), short("scores", "schedule: {interval: daily}"))
+    (problem,) = problems(text)
+    assert problem.startswith("sync 'scores': rotate: true applies to on_demand syncs only")
+    # A field error inherited from defaults says so, and points at the defaults' line.
+    defaults = DEFAULTS + "  load_timestamp: {column: UPDATED_AT, type: epoch}\n"
+    defaults = defaults.replace("  load_timestamp: {column: UPDATED_AT, type: timestamp_ntz}\n", "")
+    text = with_defaults(
+        short("vip", "load_timestamp: {type: date}"), short("churned"), defaults=defaults
+    )
+    with pytest.raises(RegistryError) as raised:
+        parse_registry(text, "syncs.yaml")
+    # Reported once, in defaults (the sync that sets its own type is fine).
+    assert raised.value.problems == [
+        "registry: defaults.load_timestamp.type: 'epoch' is not allowed; use one of "
+        "'timestamp_ltz', 'timestamp_ntz', 'timestamp_tz', 'datetime', 'date', "
+        "'timestamp_unixtime_ms' or 'timestamp_unixtime_s'"
+    ]
+
+
+def test_a_sync_missing_what_defaults_do_not_give_is_named() -> None:
+    text = with_defaults(short("vip"), defaults=DEFAULTS.replace("  feed_key_env: FEED_KEY\n", ""))
+    assert problems(text) == ["sync 'vip': feed_key_env: required but missing; add it"]
+
+
+def test_what_is_each_syncs_own_cannot_be_a_default() -> None:
+    defaults = DEFAULTS + "  sql: SELECT 1 AS A\n  pipeline_id: shared\n"
+    text = with_defaults(short("vip"), defaults=defaults)
+    assert problems(text) == [
+        "registry: defaults.sql: a sync never inherits its sql (nor its data_model_id, "
+        "description, name or pipeline_id): write it in each sync",
+        "registry: defaults.pipeline_id: a sync never inherits its pipeline_id (nor its "
+        "data_model_id, description, name or sql): write it in each sync",
+    ]
+
+
+def test_cross_sync_rules_see_inherited_values() -> None:
+    # Six syncs inherit "active for ever" (rotate: false) from defaults: one too many.
+    defaults = DEFAULTS.replace("rotate: true", "rotate: false")
+    text = with_defaults(*[short(f"t{i}") for i in range(6)], defaults=defaults)
+    (problem,) = problems(text)
+    assert problem.startswith("registry: 6 active syncs (t0, t1, t2, t3, t4, t5)")
+    assert "Declared at: t0 (test.yaml:" in problem and "limits.max_active_pipelines" in problem
+
+
+# --- templates, and what a field error says --------------------------------------------------------
+
+
+def test_templates_are_rendered_where_a_renderer_is_given_and_refused_otherwise() -> None:
+    text = registry().replace("database: DB", 'database: "{{ team_db }}"')
+    rendered = parse_registry(text, render=lambda t: "ANALYTICS" if "team_db" in t else t)
+    assert rendered.connection.database == "ANALYTICS"
+    assert problems(text) == [
+        "registry: connection.database: templates are rendered only where the registry loads as "
+        "a component (dg, the code locations, WarehouseSyncComponent.from_registry_file)"
+    ]
+
+
+def test_a_template_that_renders_nothing_or_fails_names_the_field() -> None:
+    text = registry(sync(environment='"{{ missing }}"')).replace("role: R", 'role: "{{ boom }}"')
+
+    def render(template: str) -> object:
+        if "boom" in template:
+            raise ValueError("Exception occurred while evaluating template.\nZeroDivisionError")
+        return None
+
+    with pytest.raises(RegistryError) as raised:
+        parse_registry(text, "t.yaml", render=render)
+    assert raised.value.problems == [
+        "registry: connection.role: the template '{{ boom }}' failed: ZeroDivisionError",
+        "sync 'orders': environment: the template '{{ missing }}' rendered nothing; set what it "
+        "reads (e.g. the environment variable) or write the value",
+    ]
+
+
+def test_duplicate_keys_are_reported_with_the_other_problems() -> None:
+    text = registry(sync(shedule="x")).replace("  role: R\n", "  role: R\n  role: S\n")
+    found = problems(text)
+    assert [p.split(":")[:2] for p in found] == [
+        ["registry", " connection.role"],
+        ["sync 'orders'", " shedule"],
+    ]
+
+
+# --- docs/registry.md stays true to the models -----------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
+
+
+def test_every_field_is_described_and_documented() -> None:
+    from wsync_dagster.sync.registry.limits import Limits
+    from wsync_dagster.sync.registry.models import (
+        ConnectionSettings,
+        LoadTimestamp,
+        Registry,
+        Schedule,
+        SyncSpec,
+        Translation,
+    )
+
+    rows = {line.split("|")[1].strip() for line in DOCS.read_text().splitlines() if "|" in line}
+    for model in (Registry, ConnectionSettings, SyncSpec, LoadTimestamp, Schedule, Translation,
+                  Limits):  # fmt: skip
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+            if model is not Registry:  # the top-level fields have their own sections
+                assert f"`{name}`" in rows, f"{model.__name__}.{name} is not in {DOCS.name}"
+            else:
+                assert f"## `{name}`" in DOCS.read_text() or name == "default_group", name
+
+
+def test_the_defaults_example_in_the_docs_loads_as_it_says() -> None:
+    text = DOCS.read_text()
+    example = text.split("`defaults:` holds the fields")[1].split("```yaml\n")[1].split("```")[0]
+    example = example.replace(
+        "  connection: {...}\n", textwrap.indent(CONNECTION.strip(), "  ") + "\n"
+    )
+    document = yaml.safe_load(example)["attributes"]
+    loaded = parse_registry(yaml.safe_dump(document))
+    vip, loyal = loaded.syncs
+    assert (
+        vip.rotate and vip.schedule.interval == "on_demand" and vip.owners == ("team:growth-data",)
+    )
+    assert loyal.tags == {"domain": "crm", "slice": "loyal"}
+    assert loyal.schedule.interval == "on_demand" and loyal.schedule.start.day == 25

@@ -51,10 +51,17 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    records_per_request: dict[CadenceName, int] = Field(default_factory=dict)
-    max_columns: Annotated[int, BeforeValidator(_default_max_columns)] = MAX_COLUMNS
-    max_active_pipelines: Annotated[int, BeforeValidator(_default_max_active)] = (
-        MAX_ACTIVE_PIPELINES
+    records_per_request: dict[CadenceName, int] = Field(
+        default_factory=dict,
+        description="rows one run (one window) may extract, by cadence, e.g. {hourly: 2_000_000}; "
+        "cadences left out keep mParticle's limit",
+    )
+    max_columns: Annotated[int, BeforeValidator(_default_max_columns)] = Field(
+        default=MAX_COLUMNS, description="columns a data model may return (mParticle: 100)"
+    )
+    max_active_pipelines: Annotated[int, BeforeValidator(_default_max_active)] = Field(
+        default=MAX_ACTIVE_PIPELINES,
+        description="active pipelines the mParticle workspace may have (mParticle: 5)",
     )
 
     @field_validator("records_per_request", mode="before")

@@ -1,49 +1,61 @@
-"""The registry of synced tables, validated before anything else happens.
+"""The registry of synced tables: its one loader, run before anything else happens.
 
-The registry is the ``attributes`` of a ``WarehouseSyncComponent`` in a ``defs.yaml`` (the sample:
-``wsync_dagster/local/defs/warehouse_sync/defs.yaml``); :func:`load_registry` also reads a bare registry
-file. A bad registry fails definition loading with one line per problem, each naming the table, the
-field and the fix, prefixed with ``file:line`` when the YAML's positions are known. Everything here
-is pure: reading the file is the only I/O.
+A registry is the ``attributes`` of a ``WarehouseSyncComponent`` in a ``defs.yaml`` (the sample:
+``wsync_dagster/local/defs/warehouse_sync/defs.yaml``). Whether the component loads it (``dg``, the code
+locations) or a bare file is read (:func:`load_registry`), it goes through
+:func:`validate_registry`: duplicate keys, secrets written as templates, templates rendered,
+``defaults:`` applied, the models checked (:mod:`wsync_dagster.sync.registry.models`), then the rules
+across syncs (:mod:`wsync_dagster.sync.registry.rules`). A bad registry fails with one line per
+problem, each naming the sync, the field and the fix, prefixed with ``file:line`` where the YAML's
+positions are known. Pure: reading the file is the only I/O.
+
+The models are re-exported here, where the rest of the package imports them from.
 """
 
-import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from wsync_dagster.sync.registry import limits
-from wsync_dagster.sync.registry.cadences import CadenceName, cadence
-from wsync_dagster.sync.registry.cron import EXAMPLE as CRON_EXAMPLE
-from wsync_dagster.sync.registry.cron import Cron, CronError
+from wsync_dagster.sync.registry import rules
 from wsync_dagster.sync.registry.limits import Limits
-from wsync_dagster.sync.registry.sql import LOAD_TIMESTAMP_TYPES, sql_problems
+from wsync_dagster.sync.registry.models import (
+    OWN_FIELDS,
+    SLUG,
+    ConnectionSettings,
+    Environment,
+    LoadTimestamp,
+    LoadTimestampType,
+    Registry,
+    Schedule,
+    SyncDefaults,
+    SyncSpec,
+    Translation,
+)
 from wsync_dagster.sync.registry.strict_yaml import DuplicateKey, load_strict
 
-SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
-ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-Environment = Literal["development", "production"]
-LoadTimestampType = Literal[
-    "timestamp_ltz", "timestamp_ntz", "timestamp_tz", "datetime", "date",
-    "timestamp_unixtime_ms", "timestamp_unixtime_s",
-]  # fmt: skip
-assert set(LoadTimestampType.__args__) == set(LOAD_TIMESTAMP_TYPES)
+__all__ = [
+    "ConnectionSettings",
+    "Environment",
+    "LoadTimestamp",
+    "LoadTimestampType",
+    "Locate",
+    "Registry",
+    "RegistryError",
+    "Render",
+    "Schedule",
+    "SyncSpec",
+    "Translation",
+    "cross_sync_problems",
+    "load_registry",
+    "parse_registry",
+    "registry_locator",
+    "validate_registry",
+    "yaml_line_locator",
+]
 
 
 class RegistryError(ValueError):
@@ -61,322 +73,57 @@ class RegistryError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s) in the sync registry:\n{text}")
 
 
-def _utc_instant(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("needs an explicit UTC time zone, e.g. 2026-01-01T00:00:00Z")
-    if value.utcoffset() != UTC.utcoffset(None):
-        raise ValueError(
-            "mParticle schedules are in UTC; write it with a Z, e.g. 2026-01-01T00:00:00Z"
-        )
-    if value.second or value.microsecond:
-        raise ValueError("must be a whole minute (mParticle's grid has minute resolution)")
-    return value.astimezone(UTC)
-
-
-UtcMinute = Annotated[datetime, AfterValidator(_utc_instant)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-def _slug(value: str) -> str:
-    if not SLUG.match(value):
-        raise ValueError("may only contain letters, digits, '_' and '-'")
-    return value
-
-
-def _env_var_name(value: str) -> str:
-    if not ENV_VAR_NAME.match(value):
-        raise ValueError("must be an environment variable name such as MPARTICLE_FEED_KEY")
-    return value
-
-
-Slug = Annotated[str, AfterValidator(_slug)]
-EnvVarName = Annotated[str, AfterValidator(_env_var_name)]
-
-
-class ConnectionSettings(_Strict):
-    """The Snowflake connection mParticle itself uses (not Dagster's pre-flight connection)."""
-
-    id: Slug = "wsync-snowflake"
-    name: str = "Snowflake (wsync_dagster)"
-    source_account_id: str = Field(description="Snowflake account locator, e.g. gd1234")
-    region: str = Field(description="Snowflake region, e.g. us-central1.gcp")
-    warehouse: str
-    database: str
-    role: str
-    user: str
-    password_env: EnvVarName = Field(description="env var holding that user's password")
-    snowflake_aws_iam_user_arn: str | None = None
-    snowflake_aws_external_id: str | None = None
-
-
-class LoadTimestamp(_Strict):
-    column: str = Field(min_length=1, description="the model column that says when a row changed")
-    type: LoadTimestampType = "timestamp_ntz"
-    time_zone: str | None = None
-    offset_seconds: int = 0
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"{value!r} is not an IANA time zone (e.g. America/New_York)"
-                ) from None
-        return value
-
-
-class Schedule(_Strict):
-    interval: CadenceName
-    start: UtcMinute = Field(
-        description="schedule_start_time: first instant of data and anchor of the interval grid"
-    )
-    end: UtcMinute | None = Field(
-        default=None, description="schedule_end_time: no interval ending after it runs"
-    )
-    cron: str | None = Field(
-        default=None,
-        description="on_demand only: when Dagster materializes the sync (five cron fields, UTC, "
-        'e.g. "15 * * * *"); one schedule per distinct cron, see docs/scale.md',
-    )
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return Cron.parse(value).text
-        except CronError as error:
-            raise ValueError(
-                f"{value!r} is not a cron the registry reads: {error}. Write five fields in UTC "
-                f"(minute hour day-of-month month day-of-week), e.g. {CRON_EXAMPLE}"
-            ) from None
-
-    @model_validator(mode="after")
-    def _coherent(self) -> "Schedule":
-        if self.end is not None and self.end <= self.start:
-            raise ValueError(
-                f"end ({self.end:%Y-%m-%dT%H:%M:%SZ}) must be after start "
-                f"({self.start:%Y-%m-%dT%H:%M:%SZ})"
-            )
-        if self.interval == "monthly" and self.start.day > limits.MAX_MONTHLY_START_DAY:
-            raise ValueError(
-                f"a monthly schedule repeats on its start's day of month; day {self.start.day} does "
-                f"not exist in every month: start on day 1-{limits.MAX_MONTHLY_START_DAY}"
-            )
-        if self.interval == "once" and self.end is None:
-            raise ValueError("a once schedule loads start..end: set schedule.end")
-        if self.cron is not None and self.interval != "on_demand":
-            why = (
-                "a once pipeline runs once, over start..end"
-                if self.interval == "once"
-                else f"mParticle runs {self.interval} pipelines on their own grid"
-            )
-            raise ValueError(
-                f"cron applies to on_demand syncs only ({why}): remove cron, or make the sync "
-                "on_demand"
-            )
-        if self.interval == "on_demand" and self.end is not None:
-            raise ValueError(
-                "schedule.end does not apply to on_demand (each trigger syncs up to now): remove it"
-            )
-        return self
-
-    @property
-    def is_interval(self) -> bool:
-        return cadence(self.interval).is_interval
-
-    @property
-    def parsed_cron(self) -> Cron | None:
-        """The cron Dagster materializes this on_demand sync on, if it has one."""
-        return Cron.parse(self.cron) if self.cron is not None else None
-
-
-class SyncSpec(_Strict):
-    """One synced table: a data model plus a pipeline, and one Dagster asset."""
-
-    name: str = Field(description="snake_case name; the asset is mparticle/<name>")
-    description: str = Field(min_length=1)
-    owners: tuple[str, ...] = ()
-    sql: str = Field(min_length=1, description="the data model SQL (a SELECT, run as a subquery)")
-    load_timestamp: LoadTimestamp
-    schedule: Schedule
-    environment: Environment = "development"
-    feed_key_env: EnvVarName = Field(
-        description="env var holding the input feed's server-to-server key"
-    )
-    paused: bool = Field(
-        default=False, description="create the pipeline inactive (is_active false)"
-    )
-    rotate: bool = Field(
-        default=False,
-        description="on_demand only: keep the pipeline paused and hold an active-pipeline slot "
-        "only while a materialization runs it (see wsync_dagster/sync/engine/rotation.py)",
-    )
-    group: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    pipeline_id: Slug | None = None
-    data_model_id: Slug | None = None
-    deps: tuple[str, ...] = Field(
-        default=(),
-        description="asset keys (a/b) whose materializations make an on_demand sync run again",
-    )
-    sources: tuple[str, ...] | None = Field(
-        default=None,
-        description="the Snowflake tables the SQL reads, as DATABASE.SCHEMA.TABLE; default: the "
-        "tables named after FROM and JOIN in the SQL",
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not SYNC_NAME.match(value):
-            raise ValueError(
-                "must be snake_case: a lowercase letter, then lowercase letters, digits or '_' "
-                "(at most 63 characters)"
-            )
-        return value
-
-    @field_validator("sql")
-    @classmethod
-    def _sql(cls, value: str) -> str:
-        if problems := sql_problems(value):
-            raise ValueError("; ".join(problems))
-        return value
-
-    @model_validator(mode="after")
-    def _deps_only_on_demand(self) -> "SyncSpec":
-        if self.deps and self.schedule.interval != "on_demand":
-            raise ValueError(
-                "deps make a sync run when upstream assets change, which only on_demand syncs do; "
-                f"remove deps from this {self.schedule.interval} sync"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _rotation(self) -> "SyncSpec":
-        """``rotate`` only where a pipeline may be paused between runs, and not with ``paused``."""
-        if not self.rotate:
-            return self
-        interval = self.schedule.interval
-        wrong = {
-            interval != "on_demand": "rotate: true applies to on_demand syncs only (a scheduled "
-            f"pipeline must stay active to run on its grid): remove it from this {interval} sync",
-            self.paused: "rotate: true already keeps the pipeline paused between "
-            "materializations, and paused: true stops it from running at all: remove one of them",
-        }
-        if True in wrong:
-            raise ValueError(wrong[True])
-        return self
-
-    @property
-    def resolved_pipeline_id(self) -> str:
-        return self.pipeline_id or f"wsync-{self.name.replace('_', '-')}"
-
-    @property
-    def resolved_data_model_id(self) -> str:
-        return self.data_model_id or f"wsync-{self.name.replace('_', '-')}-model"
-
-    @property
-    def active(self) -> bool:
-        """Whether the pipeline is active for ever, and so takes one of the workspace's active-
-        pipeline slots for ever (a rotating sync takes one only while it runs)."""
-        return not self.paused and not self.rotate
-
-
-class Registry(_Strict):
-    connection: ConnectionSettings
-    default_group: str = "mparticle_sync"
-    syncs: tuple[SyncSpec, ...]
-    limits: Limits = Field(
-        default_factory=Limits, description="contracted limits overriding mParticle's"
-    )
-
-    def sync(self, name: str) -> SyncSpec:
-        for spec in self.syncs:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
-
-    def group_of(self, spec: SyncSpec) -> str:
-        return spec.group or self.default_group
-
-
-def _sync_label(spec: SyncSpec) -> str:
-    return f"sync '{spec.name}'"
-
-
-def cross_sync_problems(
-    registry: Registry, label: Callable[[SyncSpec], str] = _sync_label
-) -> list[str]:
-    """Problems no single sync has on its own: shared names or ids, too many active pipelines.
-
-    ``label`` names a sync in the messages (e.g. with the file that declares it, when the syncs of a
-    code location come from several files).
-    """
-    problems: list[str] = []
-    if not registry.syncs:
-        problems.append("registry: syncs: declares no sync; add at least one")
-    owner: dict[tuple[str, str], str] = {}
-    for spec in registry.syncs:
-        for kind, value in (
-            ("name", spec.name),
-            ("pipeline id", spec.resolved_pipeline_id),
-            ("data model id", spec.resolved_data_model_id),
-        ):
-            if (kind, value) in owner:
-                problems.append(
-                    f"{label(spec)}: {kind} '{value}' is already used by "
-                    f"{owner[kind, value]}; give each sync its own"
-                )
-            owner.setdefault((kind, value), label(spec))
-    problems += _slot_problems(registry)
-    return problems
-
-
-def _is_on_demand(spec: SyncSpec) -> bool:
-    schedule = getattr(spec, "schedule", None)  # a salvaged invalid sync may have none
-    return getattr(schedule, "interval", None) == "on_demand"
-
-
-def _slot_problems(registry: Registry) -> list[str]:
-    """Syncs active for ever must fit the workspace's limit and, when some syncs rotate, leave them
-    at least one slot to take turns on."""
-    active = [s.name for s in registry.syncs if s.active]
-    rotating = [s.name for s in registry.syncs if s.rotate]
-    allowed = registry.limits.max_active_pipelines
-    owner = registry.limits.active_owner()
-    if len(active) > allowed:
-        fix = (
-            "set rotate: true on the on_demand ones (they then take a slot only while they run), "
-            if any(_is_on_demand(s) for s in registry.syncs if s.active)
-            else ""
-        )
-        return [
-            f"registry: {len(active)} active syncs ({', '.join(active)}) but {owner} allows "
-            f"{allowed} active pipelines: {fix}set paused: true on {len(active) - allowed} of "
-            "them or remove them"
-        ]
-    if rotating and len(active) >= allowed:
-        return [
-            f"registry: the rotating syncs ({', '.join(rotating)}) have no active-pipeline slot to "
-            f"take turns on: {', '.join(active)} are active for ever and {owner} allows "
-            f"{allowed}. Pause one of them (paused: true), make an on_demand one rotate "
-            "(rotate: true), or remove it"
-        ]
-    return []
-
-
 Locate = Callable[[Sequence[str | int]], int | None]
 """The line (1-based) of the registry value at a location such as ``("syncs", 0, "sql")``."""
+Render = Callable[[str], Any]
+"""Renders one ``{{ ... }}`` template (the component's template scope: ``env``, ...)."""
 
+Loc = tuple[str | int, ...]
+# Rendered per sync when the assets are built (they see the sync), never when loading.
+_RENDERED_LATER = "translation"
 _SECRET_WORDS = ("password", "secret", "token", "key", "private")
+
+
+def cross_sync_problems(registry: Registry, label: rules.Label = rules.sync_label) -> list[str]:
+    """Problems no single sync of ``registry`` has on its own: shared names or ids, too many
+    active pipelines. ``label`` names a sync in the messages."""
+    return rules.cross_sync_problems(registry.syncs, registry.limits, label)
+
+
+class _Problems:
+    """Problems found so far, each with its line (None when unknown)."""
+
+    def __init__(self, source: str, locate: Locate | None) -> None:
+        self.source = source
+        self.locate = locate
+        self.texts: list[str] = []
+        self.lines: list[int | None] = []
+        # Where a template failed or rendered nothing: the model's error there would say it again.
+        self.bad_templates: set[Loc] = set()
+
+    def add(
+        self, text: str, at: Sequence[str | int] | None = None, line: int | None = None
+    ) -> None:
+        self.texts.append(text)
+        if line is None and at is not None and self.locate is not None:
+            line = self.locate(at)
+        self.lines.append(line)
+
+    def error(self) -> RegistryError:
+        return RegistryError(self.source, self.texts, self.lines)
+
+
+def _where(loc: Loc, document: Any) -> tuple[str, Loc]:
+    """Who a location belongs to (``sync 'x'``, ``syncs[3]`` or ``registry``) and the field path
+    inside it."""
+    if len(loc) >= 2 and loc[0] == "syncs" and isinstance(loc[1], int):
+        index = loc[1]
+        syncs = document.get("syncs") if isinstance(document, Mapping) else None
+        name = None
+        if isinstance(syncs, list) and index < len(syncs) and isinstance(syncs[index], Mapping):
+            name = syncs[index].get("name")
+        return (f"sync '{name}'" if name else f"syncs[{index}]"), loc[2:]
+    return "registry", loc
 
 
 def _unknown_key(field: str) -> str:
@@ -387,6 +134,223 @@ def _unknown_key(field: str) -> str:
             "variable and write that variable's name in the *_env field (password_env, feed_key_env)"
         )
     return "unknown key; remove it or check its spelling"
+
+
+def _own_fields_but(field: str | int) -> str:
+    others = sorted(OWN_FIELDS - {field})
+    return ", ".join(others[:-1]) + f" or {others[-1]}"
+
+
+def _describe(error: ErrorDetails, document: Any, prefix: Loc = ()) -> str:
+    """One problem as 'where: what; fix', naming the sync when the error is inside one."""
+    where, loc = _where((*prefix, *error["loc"]), document)
+    field = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    if (
+        kind == "extra_forbidden"
+        and len(loc) == 2
+        and loc[0] == "defaults"
+        and loc[1] in OWN_FIELDS
+    ):
+        message = (
+            f"a sync never inherits its {loc[1]} (nor its {_own_fields_but(loc[1])}): write it in "
+            "each sync"
+        )
+    elif kind == "extra_forbidden":
+        message = _unknown_key(field)
+    elif kind == "missing":
+        message = "required but missing; add it"
+    elif kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        message = f"{error['input']!r} is not allowed; use one of {expected}"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+
+
+def _templated_secrets(document: Mapping[str, Any], problems: _Problems) -> bool:
+    """``*_env`` fields written as a template: rendering one would put the secret's value into the
+    definitions, so they must hold the variable's name. The value is never repeated. Whether any
+    was found."""
+    found = False
+    entries: list[tuple[Loc, Any]] = [(("connection",), document.get("connection"))]
+    entries.append((("defaults",), document.get("defaults")))
+    syncs = document.get("syncs")
+    if isinstance(syncs, list):
+        entries += [(("syncs", i), s) for i, s in enumerate(syncs)]
+    for loc, entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        for field, value in entry.items():
+            if str(field).endswith("_env") and isinstance(value, str) and "{{" in value:
+                where, path = _where((*loc, field), document)
+                problems.add(
+                    f"{where}: {'.'.join(map(str, path))}: write the environment variable's name "
+                    f"(e.g. {str(field).removesuffix('_env').upper()}_VAR), not a template: a "
+                    "secret's value never goes into the definitions",
+                    (*loc, field),
+                )
+                found = True
+    return found
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _rendered(
+    value: Any, loc: Loc, render: Render | None, document: Any, problems: _Problems
+) -> Any:
+    """``value`` with each template in it rendered (strings without one are left as written)."""
+    rest = (document, problems)
+    if isinstance(value, Mapping):
+        return {
+            k: v if (*loc, k) == (_RENDERED_LATER,) else _rendered(v, (*loc, k), render, *rest)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_rendered(v, (*loc, i), render, *rest) for i, v in enumerate(value)]
+    if not _is_template(value):
+        return value
+    where, path = _where(loc, document)
+    field = ".".join(map(str, path))
+    if render is None:
+        problems.add(
+            f"{where}: {field}: templates are rendered only where the registry loads as a "
+            "component (dg, the code locations, WarehouseSyncComponent.from_registry_file)",
+            loc,
+        )
+        return value
+    try:
+        rendered = render(value)
+    except Exception as error:  # a template's own failure, reported with the field it is in
+        reason = [line for line in str(error).splitlines() if line.strip()] or [
+            type(error).__name__
+        ]
+        problems.add(f"{where}: {field}: the template {value!r} failed: {reason[-1]}", loc)
+        return value
+    if rendered is None:
+        problems.add(
+            f"{where}: {field}: the template {value!r} rendered nothing; set what it reads "
+            "(e.g. the environment variable) or write the value",
+            loc,
+        )
+        problems.bad_templates.add(loc)
+    return rendered
+
+
+def _merged(defaults: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``entry`` over ``defaults``: mappings merge key by key, every other value is replaced."""
+    merged = dict(defaults)
+    for key, value in entry.items():
+        inherited = merged.get(key)
+        if isinstance(inherited, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merged(inherited, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _inherited(loc: Loc, raw_syncs: Any, defaults: Any) -> Loc | None:
+    """The path in ``defaults:`` that the value at ``loc`` (inside a merged sync) came from, or
+    None when the sync writes it itself."""
+    if not (len(loc) >= 3 and loc[0] == "syncs" and isinstance(loc[1], int)):
+        return None
+    if not isinstance(raw_syncs, list) or not isinstance(defaults, Mapping):
+        return None
+    node: Any = raw_syncs[loc[1]]
+    given: Any = defaults
+    for depth, part in enumerate(loc[2:]):
+        if not isinstance(given, Mapping) or part not in given:
+            return None
+        if not isinstance(node, Mapping) or part not in node:
+            return loc[2 : 3 + depth]
+        node, given = node[part], given[part]
+    return None
+
+
+def _validate_defaults(defaults: Any, document: Any, problems: _Problems) -> set[str]:
+    """Check ``defaults:`` on its own (each field's type and rule); the fields it got wrong."""
+    wrong = {str(bad[1]) for bad in problems.bad_templates if bad[:1] == ("defaults",) and bad[1:]}
+    if defaults is None:
+        return wrong
+    try:
+        SyncDefaults.model_validate(defaults)
+    except ValidationError as error:
+        for detail in error.errors():
+            loc = ("defaults", *detail["loc"])
+            wrong.add(str(loc[1]) if len(loc) > 1 else "")
+            if not any(loc[: len(bad)] == bad for bad in problems.bad_templates):
+                problems.add(_describe(detail, document, ("defaults",)), loc)
+    return wrong
+
+
+def validate_registry(
+    document: Any,
+    source: str = "<registry>",
+    locate: Locate | None = None,
+    *,
+    render: Render | None = None,
+    duplicates: Sequence[DuplicateKey] = (),
+) -> Registry:
+    """The registry ``document`` (parsed YAML) declares, or a :class:`RegistryError` listing every
+    problem, each on its line when ``locate`` knows where the values are.
+
+    ``render`` renders ``{{ ... }}`` templates (none are allowed without it); ``duplicates`` are the
+    keys the file wrote twice, reported with the other problems.
+    """
+    problems = _Problems(source, locate)
+    for duplicate in duplicates:
+        problems.add(duplicate.describe(), line=duplicate.line)
+    if not isinstance(document, Mapping):
+        problems.add("must be a mapping with 'connection' and 'syncs'")
+        raise problems.error()
+    if _templated_secrets(document, problems):
+        raise problems.error()  # nothing is rendered while a secret is written as a template
+    raw_syncs = document.get("syncs")
+    document = _rendered(document, (), render, document, problems)
+    defaults = document.get("defaults")
+    wrong_defaults = _validate_defaults(defaults, document, problems)
+    body = {key: value for key, value in document.items() if key != "defaults"}
+    syncs = body.get("syncs")
+    if isinstance(defaults, Mapping) and isinstance(syncs, list):
+        body["syncs"] = [_merged(defaults, s) if isinstance(s, Mapping) else s for s in syncs]
+    try:
+        registry = Registry.model_validate(body)
+    except ValidationError as error:
+        for detail in error.errors():
+            loc = tuple(detail["loc"])
+            if any(loc[: len(bad)] == bad for bad in problems.bad_templates):
+                continue  # said already: the template there failed or rendered nothing
+            text = _describe(detail, body)
+            from_defaults = _inherited(loc, raw_syncs, defaults)
+            if from_defaults is None:
+                problems.add(text, loc)
+            elif str(from_defaults[0]) not in wrong_defaults:  # else reported once, in defaults
+                path = ".".join(map(str, from_defaults))
+                problems.add(
+                    f"{text} (inherited from defaults.{path})", ("defaults", *from_defaults)
+                )
+        for text in _salvaged_cross_sync_problems(body, source, locate):
+            problems.add(text)
+        raise problems.error() from None
+    if problems.texts:
+        raise problems.error()
+    where = _where_declared(registry.syncs, source, locate)
+    if found := rules.cross_sync_problems(registry.syncs, registry.limits, where=where):
+        for text in found:
+            problems.add(text)
+        raise problems.error()
+    return registry
+
+
+def _where_declared(syncs: Sequence[SyncSpec], source: str, locate: Locate | None) -> rules.Where:
+    """Where each of ``syncs`` (the registry's, in order) is declared: ``source:line``."""
+    places: dict[int, str] = {}
+    for index, spec in enumerate(syncs):
+        if locate is not None and (line := locate(("syncs", index))) is not None:
+            places[id(spec)] = f"{source}:{line}"
+    return lambda spec: places.get(id(spec))
 
 
 def _salvaged_spec(raw: Any) -> SyncSpec | None:
@@ -413,40 +377,26 @@ def _salvaged_spec(raw: Any) -> SyncSpec | None:
     return SyncSpec.model_construct(**declared)
 
 
-def _salvaged_cross_sync_problems(document: Mapping[str, Any]) -> list[str]:
+def _salvaged_cross_sync_problems(
+    body: Mapping[str, Any], source: str, locate: Locate | None
+) -> list[str]:
     """The cross-sync rules over an invalid registry's syncs, so that a field error does not hide
     them: the syncs that validate, plus the names, ids and ``paused`` of those that do not."""
-    syncs = document.get("syncs")
+    syncs = body.get("syncs")
     if not isinstance(syncs, list):
         return []
-    salvaged = tuple(spec for raw in syncs if (spec := _salvaged_spec(raw)) is not None)
-    return cross_sync_problems(Registry.model_construct(syncs=salvaged))
-
-
-def _describe(error: ErrorDetails, document: Any) -> str:
-    """One problem as 'where: what; fix', naming the sync when the error is inside one."""
-    loc = list(error["loc"])
-    where = "registry"
-    if len(loc) >= 2 and loc[0] == "syncs" and isinstance(loc[1], int):
-        index = loc[1]
-        name = None
-        syncs = document.get("syncs") if isinstance(document, Mapping) else None
-        if isinstance(syncs, list) and index < len(syncs) and isinstance(syncs[index], Mapping):
-            name = syncs[index].get("name")
-        where = f"sync '{name}'" if name else f"syncs[{index}]"
-        loc = loc[2:]
-    field = ".".join(str(part) for part in loc)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        message = _unknown_key(field)
-    elif kind == "missing":
-        message = "required but missing; add it"
-    elif kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        message = f"{error['input']!r} is not allowed; use one of {expected}"
-    else:
-        message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+    try:
+        limits = Limits.model_validate(body.get("limits") or {})
+    except ValidationError:
+        limits = Limits()
+    places: dict[int, str] = {}
+    salvaged: list[SyncSpec] = []
+    for index, raw in enumerate(syncs):
+        if (spec := _salvaged_spec(raw)) is not None:
+            salvaged.append(spec)
+            if locate is not None and (line := locate(("syncs", index))) is not None:
+                places[id(spec)] = f"{source}:{line}"
+    return rules.cross_sync_problems(salvaged, limits, where=lambda spec: places.get(id(spec)))
 
 
 def _load_yaml(text: str) -> tuple[Any, list[DuplicateKey]]:
@@ -481,48 +431,37 @@ def yaml_line_locator(text: str, prefix: Sequence[str | int] = ()) -> Locate:
     return locate
 
 
-def validate_registry(
-    document: Any, source: str = "<registry>", locate: Locate | None = None
-) -> Registry:
-    """The registry ``document`` (parsed YAML) declares, or a :class:`RegistryError` listing every
-    problem, each on its line when ``locate`` knows where the values are."""
-    if not isinstance(document, Mapping):
-        raise RegistryError(source, ["must be a mapping with 'connection' and 'syncs'"])
-    try:
-        registry = Registry.model_validate(document)
-    except ValidationError as error:
-        details = error.errors()
-        found = [_describe(d, document) for d in details]
-        lines = [locate(list(d["loc"])) if locate else None for d in details]
-        across = _salvaged_cross_sync_problems(document)
-        raise RegistryError(source, found + across, lines + [None] * len(across)) from None
-    if problems := cross_sync_problems(registry):
-        raise RegistryError(source, problems)
-    return registry
+def _is_component_file(document: Any) -> bool:
+    return isinstance(document, Mapping) and "type" in document and "attributes" in document
 
 
-def parse_registry(text: str, source: str = "<registry>") -> Registry:
+def registry_locator(text: str) -> Locate:
+    """Lines of the registry's values in YAML ``text``: a bare registry, or a component file."""
+    root = yaml.safe_load(text) if text.strip() else None
+    return yaml_line_locator(text, ("attributes",) if _is_component_file(root) else ())
+
+
+def parse_registry(text: str, source: str = "<registry>", render: Render | None = None) -> Registry:
     """A registry from YAML ``text``: a bare registry, or a component file (``type`` and
-    ``attributes``) whose attributes are one."""
+    ``attributes``) whose attributes are one. ``render`` renders its templates."""
     try:
         document, duplicates = _load_yaml(text)
     except yaml.YAMLError as error:
         raise RegistryError(source, [f"not valid YAML: {error}"]) from None
-    if duplicates:
-        raise RegistryError(source, [d.describe() for d in duplicates])
     prefix: tuple[str, ...] = ()
-    if isinstance(document, Mapping) and "type" in document and "attributes" in document:
+    if _is_component_file(document):
         document, prefix = document["attributes"], ("attributes",)
     try:
-        return validate_registry(document, source)
+        return validate_registry(document, source, render=render, duplicates=duplicates)
     except RegistryError:
         # Only a bad registry pays for a second parse that keeps the lines.
-        return validate_registry(document, source, yaml_line_locator(text, prefix))
+        locate = yaml_line_locator(text, prefix)
+        return validate_registry(document, source, locate, render=render, duplicates=duplicates)
 
 
-def load_registry(path: Path) -> Registry:
+def load_registry(path: Path, render: Render | None = None) -> Registry:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RegistryError(str(path), [f"cannot read the registry ({error.strerror})"]) from None
-    return parse_registry(text, str(path))
+    return parse_registry(text, str(path), render)

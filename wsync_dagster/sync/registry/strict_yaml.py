@@ -4,6 +4,10 @@ A registry with two ``sql:`` keys in one sync would load the second one, so a re
 one model while another is synced. :func:`load_strict` parses with libyaml where PyYAML has it (the
 fast path), then, before building any Python object, walks the parsed node tree once and records
 every mapping key that appears twice, with its line and the name of the sync it is in.
+
+``dg`` parses a ``defs.yaml`` itself, keeping the last of two keys, so the component also reads its
+own file with :func:`duplicate_keys`. In a component's document (``type`` and ``attributes``), keys
+are named from the registry, i.e. from ``attributes``.
 """
 
 from collections.abc import Iterator
@@ -80,9 +84,27 @@ def _scalar_value(mapping: Node, key: str) -> Node | None:
     return None
 
 
-def _sync_names(root: Node) -> dict[int, str]:
-    """id(node) of each entry under the root's ``syncs`` sequence -> its ``name`` (if a scalar)."""
-    syncs = _scalar_value(root, "syncs")
+def duplicate_keys(text: str) -> list[DuplicateKey]:
+    """Every duplicate key in every YAML document of ``text`` (a ``defs.yaml`` may hold several),
+    by line. Raises ``yaml.YAMLError`` when ``text`` is not YAML."""
+    found: list[DuplicateKey] = []
+    for root in yaml.compose_all(text, Loader=_BASE_LOADER):
+        if root is not None:
+            found += _duplicates(root)
+    return sorted(found, key=lambda d: d.line)
+
+
+def _registry(root: Node) -> Node:
+    """The registry in a document: its ``attributes`` if it is a component's, else the root."""
+    attributes = _scalar_value(root, "attributes")
+    if attributes is not None and _scalar_value(root, "type") is not None:
+        return attributes
+    return root
+
+
+def _sync_names(registry: Node) -> dict[int, str]:
+    """id(node) of each entry under the registry's ``syncs`` -> its ``name`` (if a scalar)."""
+    syncs = _scalar_value(registry, "syncs")
     names: dict[int, str] = {}
     for item in syncs.value if isinstance(syncs, SequenceNode) else ():
         if isinstance(name := _scalar_value(item, "name"), ScalarNode):
@@ -100,7 +122,8 @@ def _duplicates(root: Node) -> Iterator[DuplicateKey]:
     Runs before construction on every registry load, so it stays lean: scalars are never pushed,
     and a path is only spelled out for a duplicate.
     """
-    names = _sync_names(root)
+    registry = _registry(root)
+    names = _sync_names(registry)
     seen: set[int] = set()
     stack: list[tuple[Node, str | None, tuple[str | int, ...]]] = [(root, None, ())]
     while stack:
@@ -108,6 +131,8 @@ def _duplicates(root: Node) -> Iterator[DuplicateKey]:
         if id(node) in seen:
             continue
         seen.add(id(node))
+        if node is registry:  # keys are named from the registry
+            path = ()
         if id(node) in names:  # a sync's entry: its keys are named from the sync
             sync, path = names[id(node)], ()
         if isinstance(node, SequenceNode):
