@@ -272,6 +272,41 @@ def missed_pairs(
     return Missed(len(missing), due, missing[:8])
 
 
+def run_costs(connection: Any) -> dict[str, float | None]:
+    """Medians over the runs: starting a run worker (Dagster's RUN_STARTING to RUN_START), and one
+    step of a rotating and of an interval sync (STEP_START to its end)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT run_id, step_key, dagster_event_type, "
+            "extract(epoch from timestamp at time zone 'UTC') FROM event_logs WHERE "
+            "dagster_event_type IN ('PIPELINE_STARTING', 'PIPELINE_START', 'STEP_START', "
+            "'STEP_SUCCESS', 'STEP_FAILURE')"
+        )
+        rows = cursor.fetchall()
+    at: dict[tuple[str, str | None, str], float] = {
+        (run, step, kind): float(when) for run, step, kind, when in rows
+    }
+    starts = [at[(r, None, "PIPELINE_START")] - t for (r, _s, k), t in at.items()
+              if k == "PIPELINE_STARTING" and (r, None, "PIPELINE_START") in at]  # fmt: skip
+    steps: dict[str, list[float]] = {"rotating": [], "hourly": []}
+    for (run, step, kind), started in at.items():
+        if kind != "STEP_START" or step is None:
+            continue
+        end = at.get((run, step, "STEP_SUCCESS"), at.get((run, step, "STEP_FAILURE")))
+        kind_of = "rotating" if "rotating" in step else "hourly"
+        if end is not None:
+            steps[kind_of].append(end - started)
+
+    def median(values: list[float]) -> float | None:
+        return round(sorted(values)[len(values) // 2], 1) if values else None
+
+    return {
+        "run_start_s": median(starts),
+        "rotating_step_s": median(steps["rotating"]),
+        "hourly_step_s": median(steps["hourly"]),
+    }
+
+
 def sensor_ticks(connection: Any) -> list[float]:
     """Durations (s) of the runs sensor's ticks, from Dagster's tick records."""
     with connection.cursor() as cursor:
@@ -285,6 +320,24 @@ def sensor_ticks(connection: Any) -> list[float]:
         if started is not None and ended is not None:
             durations.append(float(ended) - float(started))
     return durations
+
+
+def longest_sensor_ticks(connection: Any, count: int = 3) -> list[str]:
+    """The runs sensor's longest ticks: when, how long, and what the tick said it did."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tick_body FROM job_ticks WHERE type = 'SENSOR'")
+        bodies = [json.loads(row[0]) for row in cursor.fetchall()]
+    timed = [
+        (float(b["end_timestamp"]) - float(b["timestamp"]), b)
+        for b in bodies
+        if b.get("end_timestamp") is not None and b.get("timestamp") is not None
+    ]
+    lines = []
+    for seconds, body in sorted(timed, key=lambda t: -t[0])[:count]:
+        said = body.get("skip_reason") or f"{len(body.get('run_ids') or [])} run(s) requested"
+        when = datetime.fromtimestamp(float(body["timestamp"]), UTC)
+        lines.append(f"{when:%H:%M:%S} {seconds:.1f} s: {str(said)[:300]}")
+    return lines
 
 
 def wait_for_sensor(
@@ -336,6 +389,8 @@ def measure(
         all_runs = list(records.runs(connection).values())
         missed = missed_pairs(connection, specs, runs, start, hours)
         ticks = sensor_ticks(connection)
+        costs = run_costs(connection)
+        longest = longest_sensor_ticks(connection)
         log = control.request_log()
         activity = control.activity()
         queries = deployment.stack.snowflake.query_count() - queries_before
@@ -358,6 +413,8 @@ def measure(
         "sensor_tick_max_s": round(max(ticks, default=0.0), 1),
         "sensor_tick_median_s": round(sorted(ticks)[len(ticks) // 2], 1) if ticks else None,
         "sensor_caught_up": caught_up,
+        "sensor_longest": longest,
+        **costs,
         "api_calls": sum(not r["path"].startswith("/oauth") for r in log),
         "tokens": sum(r["path"].startswith("/oauth") for r in log),
         "snowflake_queries": queries,
@@ -375,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--syncs", type=int, default=30)
     parser.add_argument("--hours", type=int, default=6)
     parser.add_argument("--interval", type=int, default=3, help="hourly syncs among them")
-    parser.add_argument("--crons", type=int, default=3, help="distinct hourly crons")
+    parser.add_argument("--crons", type=int, default=1, help="distinct hourly crons")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wsync-scale-bench-") as tmp:
         result = measure(Path(tmp), args.syncs, args.hours, args.interval, args.crons)

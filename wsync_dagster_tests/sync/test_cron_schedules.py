@@ -219,3 +219,28 @@ def test_ticks_never_pile_up_when_runs_do_not_finish() -> None:
     assert sorted(
         k.path[-1] for r in after.run_requests or () for k in r.asset_selection or ()
     ) == [f"table_{i}" for i in range(6)]
+
+
+def test_a_defaults_block_puts_many_syncs_on_one_cron_in_the_code_location(tmp_path) -> None:
+    """The registry of dozens of tables: one ``defaults:`` line, one schedule for all of them."""
+    from wsync_dagster.code_location import build_definitions
+    from wsync_dagster.component import WarehouseSyncComponent
+    from wsync_dagster_tests.sync.test_specs import short, with_defaults
+
+    defaults = (
+        "defaults:\n"
+        '  schedule: {interval: on_demand, start: 2026-11-01T00:00:00Z, cron: "15 * * * *"}\n'
+        "  load_timestamp: {column: UPDATED_AT, type: timestamp_ntz}\n"
+        "  rotate: true\n"
+        "  feed_key_env: FEED_KEY\n"
+    )
+    path = tmp_path / "syncs.yaml"
+    path.write_text(with_defaults(*(short(f"t{i:02d}") for i in range(12)), defaults=defaults))
+    component = WarehouseSyncComponent.from_registry_file(path)
+    assert {s.schedule.cron for s in component.registry.syncs} == {HOURLY}
+    resources = {k: SettingsMissing(resource_name=k) for k in ("snowflake", "mparticle")}
+    defs = build_definitions({}, resources=resources, components=[component])
+    names = [s.name for s in defs.get_repository_def().schedule_defs]
+    assert names == ["wsync_on_demand_cron_15_x_x_x_x_schedule"]
+    job = defs.resolve_job_def("wsync_on_demand_cron_15_x_x_x_x_job")
+    assert len(job.asset_layer.executable_asset_keys) == 12
