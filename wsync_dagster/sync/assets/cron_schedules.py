@@ -157,7 +157,8 @@ def cron_schedule(cron: str, members: Sequence[CronSync], free_slots: int) -> dg
         f"skipping any still being materialized: {names}.",
     )
     def _tick(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        tick = (context.scheduled_execution_time or datetime.now(UTC)).astimezone(UTC)
+        # The daemon and the UI's "Test schedule" always evaluate a tick at its scheduled time.
+        tick = context.scheduled_execution_time.astimezone(UTC)
         in_flight = in_flight_materializations(context.instance, keys, job.name)
         plan = plan_tick(members, tick, in_flight, free_slots)
         for line in plan.skipped:
