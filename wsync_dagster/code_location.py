@@ -24,6 +24,7 @@ from wsync_dagster.component import (
     workspace_of,
 )
 from wsync_dagster.resources import production_resources
+from wsync_dagster.sync.assets.cron_schedules import build_cron_schedules
 from wsync_dagster.sync.assets.schedules import build_schedules
 from wsync_dagster.sync.observe.drift import DriftWatch, build_drift_sensor
 from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
@@ -130,6 +131,8 @@ def build_definitions(
             executor=dg.in_process_executor,
         ),
         build_schedules(syncs),
+        # One schedule per distinct cron of the on_demand syncs (docs/scale.md).
+        build_cron_schedules(syncs, workspace_of(components)),
         # The optional run-failure webhook (docs/alerting.md): nothing unless it is configured.
         alert_definitions(environ),
     )

@@ -7,6 +7,9 @@ import appears anywhere else in the package. Upgrading Dagster means: bump the p
 pyproject.toml, run those tests, fix this module, and update :data:`VERIFIED_WITH`.
 """
 
+import itertools
+from datetime import datetime
+
 import dagster as dg
 
 # The embedded default's demo runs each sync through its named job *as a run of the local code
@@ -35,6 +38,11 @@ from dagster._core.remote_origin import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
+# Tests check that every cron the registry reads (wsync_dagster/sync/registry/cron.py, which may not
+# import Dagster) is one Dagster's schedules accept, ticking at the same instants. Dagster exports
+# neither its cron check nor its tick iterator.
+from dagster._utils.schedules import cron_string_iterator, is_valid_cron_string
+
 # The Dagster release these names were checked against (the pin in pyproject.toml).
 VERIFIED_WITH = "1.13.27"
 
@@ -50,7 +58,10 @@ __all__ = [
     "PartitionBackfill",
     "RemoteJobOrigin",
     "RemoteRepositoryOrigin",
+    "cron_string_iterator",
+    "cron_ticks",
     "execute_run",
+    "is_valid_cron_string",
     "requested_backfills",
 ]
 
@@ -62,3 +73,10 @@ def requested_backfills(instance: dg.DagsterInstance, limit: int) -> list[Partit
             filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]), limit=limit
         )
     )
+
+
+def cron_ticks(cron: str, after: datetime, count: int) -> list[datetime]:
+    """The first ``count`` ticks of ``cron`` (UTC) strictly after ``after``, as Dagster's schedules
+    tick."""
+    ticks = cron_string_iterator(after.timestamp(), cron, "UTC")
+    return list(itertools.islice((t for t in ticks if t > after), count))

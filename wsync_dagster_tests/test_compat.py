@@ -2,6 +2,7 @@
 moves or changes one of these names fails here, by name, before it fails somewhere obscure."""
 
 import inspect
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -67,4 +68,14 @@ def test_a_run_of_a_named_job_executes_in_process_with_its_origin(tmp_path) -> N
         "job",
         "dagster_run",
         "instance",
+    ]
+
+
+def test_dagsters_cron_check_and_ticks() -> None:
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    assert compat.is_valid_cron_string("15 * * * *")
+    assert not compat.is_valid_cron_string("15 * * *")
+    assert compat.cron_ticks("15 * * * *", after, 2) == [
+        datetime(2026, 1, 1, 0, 15, tzinfo=UTC),
+        datetime(2026, 1, 1, 1, 15, tzinfo=UTC),
     ]

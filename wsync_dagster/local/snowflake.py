@@ -4,8 +4,10 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+
 from wsync_dagster.local.process import EXIT_WITH_PARENT_FLAG, ServiceProcess
-from wsync_dagster.local.snowflake_server import READY_MARKER
+from wsync_dagster.local.snowflake_server import READY_MARKER, STATS_PATH
 
 # fakesnow accepts any credentials; these make the connection arguments look like a real account's.
 LOCAL_ACCOUNT = "fakesnow"
@@ -77,3 +79,9 @@ class LocalSnowflake(ServiceProcess):
         import snowflake.connector
 
         return snowflake.connector.connect(**self.connect_args(**overrides))
+
+    def query_count(self) -> int:
+        """How many queries the stand-in has answered since it started."""
+        response = requests.get(f"{self.url}{STATS_PATH}", timeout=30)
+        response.raise_for_status()
+        return int(response.json()["queries"])

@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 from typing import Any
 
 from wsync_dagster.emulator.lifecycle import (
@@ -76,6 +77,38 @@ def _patch_fakesnow(stage_dir: str) -> None:
     stage.LOCAL_BUCKET_PATH = stage_dir
 
 
+QUERY_PATH = "/queries/v1/query-request"
+STATS_PATH = "/wsync-stats"
+
+
+def count_queries(app: Any) -> None:
+    """Count the queries the stand-in answers; ``GET /wsync-stats`` says how many (benchmarks read
+    it: every Snowflake query of a deployment, the runs sensor's included)."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    counted = {"queries": 0}
+    lock = threading.Lock()
+    routes = app.router.routes
+    for index, route in enumerate(routes):
+        if getattr(route, "path", None) == QUERY_PATH:
+            endpoint = route.endpoint
+
+            async def query_request(request: Request, endpoint: Any = endpoint) -> Response:
+                with lock:
+                    counted["queries"] += 1
+                return await endpoint(request)
+
+            routes[index] = Route(route.path, query_request, methods=["POST"])
+
+    async def stats(_request: Request) -> Response:
+        with lock:
+            return JSONResponse(dict(counted))
+
+    routes.append(Route(STATS_PATH, stats, methods=["GET"]))
+
+
 def serve(host: str, port: int, exit_with_parent: bool = False) -> None:
     import uvicorn
 
@@ -87,6 +120,7 @@ def serve(host: str, port: int, exit_with_parent: bool = False) -> None:
         from wsync_dagster.local import result_chunks
 
         result_chunks.install(fakesnow.server.app)
+        count_queries(fakesnow.server.app)
 
         sock = bind_socket(host, port)
         bound_host, bound_port = sock.getsockname()[:2]

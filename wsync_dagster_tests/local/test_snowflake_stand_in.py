@@ -160,3 +160,15 @@ def test_the_stand_in_stops_when_its_parent_is_killed() -> None:
     finally:
         os.close(exited)
         parent.stdout.close()
+
+
+def test_the_stand_in_counts_the_queries_it_answers() -> None:
+    with LocalSnowflake() as stand_in:  # its own: nothing else queries it meanwhile
+        connection = stand_in.connect()
+        try:
+            before = stand_in.query_count()
+            connection.cursor().execute("SELECT 1")
+            connection.cursor().execute("SELECT 2")
+            assert stand_in.query_count() - before == 2
+        finally:
+            connection.close()

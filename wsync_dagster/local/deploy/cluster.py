@@ -59,15 +59,21 @@ class LocalDeployment:
         webserver_port: int | None = None,
         extra_env: Mapping[str, str] | None = None,
         instance: Mapping[str, Mapping[str, Any]] | None = None,
+        run_seconds: float = 0.0,
     ) -> None:
         """``instance``: sections laid over deploy/dagster.yaml's, key by key (the smoke swaps in
-        its crashing run launcher, chaos.py); the deployment otherwise runs that file unchanged."""
+        its crashing run launcher, chaos.py); the deployment otherwise runs that file unchanged.
+        ``run_seconds``: how long each mParticle run takes in the emulator (its clock's time)."""
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.home = workdir / "dagster_home"
         self.postgres = LocalPostgres()
         self.stack = LocalStack(
-            workdir, sample=sample, registry_source=registry_source, manual_clock=manual_clock
+            workdir,
+            sample=sample,
+            registry_source=registry_source,
+            manual_clock=manual_clock,
+            run_seconds=run_seconds,
         )
         self.webserver_port = webserver_port
         self.extra_env = dict(extra_env or {})

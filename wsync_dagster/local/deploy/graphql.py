@@ -1,6 +1,7 @@
 """Drive the deployment through Dagster's GraphQL API, the API its UI uses (plain HTTP, no client)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -130,6 +131,32 @@ class DagsterGraphQL:
             raise GraphQLError(f"materialization of {asset_path} not launched: {result}")
         return result["run"]["runId"]
 
+    def launch_run(
+        self,
+        job: str,
+        asset_paths: Sequence[Sequence[str]] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Queue one run of ``job`` (of ``asset_paths`` only, when given) with ``tags``."""
+        selector: dict[str, Any] = {
+            "repositoryLocationName": LOCATION_NAME,
+            "repositoryName": REPOSITORY_NAME,
+            "pipelineName": job,
+        }
+        if asset_paths is not None:
+            selector["assetSelection"] = [{"path": list(path)} for path in asset_paths]
+        params = {
+            "selector": selector,
+            "executionMetadata": {
+                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]
+            },
+            "runConfigData": {},
+        }
+        result = self.query(_LAUNCH, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise GraphQLError(f"run of {job} {asset_paths or ''} not launched: {result}")
+        return result["run"]["runId"]
+
 
 def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGraphQL:
     """The deployment's API once the code location is loaded and the daemons are healthy, with the
@@ -149,3 +176,111 @@ def ready_api(deployment: LocalDeployment, timeout: float = 180.0) -> DagsterGra
         limit = rotating_pool_limit(workspace) if spec.rotate else POOL_LIMIT
         api.set_pool_limit(naming.pool_name(spec), limit)
     return api
+
+
+# Schedules as the daemon evaluates them, for a simulated time: the scale benchmark evaluates each
+# tick of the emulator's clock (Dagster's schedules tick on the wall clock) and launches its run
+# requests through the same API as the UI's "Test schedule" then "Launch all".
+_SCHEDULES = """
+query($repo: RepositorySelector!) { schedulesOrError(repositorySelector: $repo) { __typename
+  ... on Schedules { results { name cronSchedule executionTimezone pipelineName } }
+  ... on PythonError { message } } }
+"""
+_FUTURE_TICKS = """
+query($selector: ScheduleSelector!, $cursor: Float!, $until: Float!) {
+  scheduleOrError(scheduleSelector: $selector) { __typename
+  ... on Schedule { futureTicks(cursor: $cursor, until: $until) { results { timestamp } } }
+  ... on PythonError { message } } }
+"""
+_DRY_RUN = """
+mutation($selector: ScheduleSelector!, $timestamp: Float!) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) { __typename
+  ... on DryRunInstigationTick { timestamp evaluationResult {
+      runRequests { runKey tags { key value } assetSelection { path } jobName }
+      skipReason error { message } } }
+  ... on PythonError { message } } }
+"""
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    name: str
+    cron: str
+    job: str
+
+
+@dataclass(frozen=True)
+class RequestedRun:
+    """One run request of a schedule tick, as the dry run returned it."""
+
+    job: str
+    run_key: str | None
+    tags: dict[str, str]
+    asset_paths: list[list[str]] | None
+
+
+@dataclass(frozen=True)
+class TickResult:
+    runs: list[RequestedRun]
+    skip_reason: str | None
+
+
+def _repository() -> dict[str, str]:
+    return {"repositoryLocationName": LOCATION_NAME, "repositoryName": REPOSITORY_NAME}
+
+
+def _schedule_selector(name: str) -> dict[str, str]:
+    return {**_repository(), "scheduleName": name}
+
+
+class ScheduleDriver:
+    """Evaluate the deployment's schedules for given instants and launch what they request."""
+
+    def __init__(self, api: DagsterGraphQL) -> None:
+        self.api = api
+
+    def schedules(self) -> list[ScheduleInfo]:
+        data = self.api.query(_SCHEDULES, {"repo": _repository()})["schedulesOrError"]
+        if data["__typename"] != "Schedules":
+            raise GraphQLError(f"schedules not listed: {data}")
+        return [
+            ScheduleInfo(s["name"], s["cronSchedule"], s["pipelineName"]) for s in data["results"]
+        ]
+
+    def ticks(self, name: str, start: float, until: float) -> list[float]:
+        """The schedule's tick times (epoch seconds) in ``start <= t < until``."""
+        variables = {"selector": _schedule_selector(name), "cursor": start, "until": until}
+        data = self.api.query(_FUTURE_TICKS, variables)["scheduleOrError"]
+        if data["__typename"] != "Schedule":
+            raise GraphQLError(f"ticks of {name} not listed: {data}")
+        return [t["timestamp"] for t in data["futureTicks"]["results"]]
+
+    def evaluate(self, schedule: ScheduleInfo, timestamp: float) -> TickResult:
+        """The schedule's tick at ``timestamp``, evaluated by the code server with the instance's
+        state (its runs in flight included), as the daemon would at that time."""
+        variables = {"selector": _schedule_selector(schedule.name), "timestamp": timestamp}
+        data = self.api.query(_DRY_RUN, variables)["scheduleDryRun"]
+        if data["__typename"] != "DryRunInstigationTick":
+            raise GraphQLError(f"tick of {schedule.name} not evaluated: {data}")
+        result = data["evaluationResult"]
+        if result.get("error"):
+            raise GraphQLError(f"tick of {schedule.name} failed: {result['error']['message']}")
+        runs = [
+            RequestedRun(
+                job=r.get("jobName") or schedule.job,
+                run_key=r.get("runKey"),
+                tags={t["key"]: t["value"] for t in r["tags"]},
+                asset_paths=[a["path"] for a in r["assetSelection"]]
+                if r["assetSelection"]
+                else None,
+            )
+            for r in result.get("runRequests") or []
+        ]
+        return TickResult(runs, result.get("skipReason"))
+
+    def launch(self, schedule: ScheduleInfo, run: RequestedRun) -> str:
+        """Queue ``run`` with the tags the daemon adds to a run it launches for a schedule."""
+        tags = {**run.tags, "dagster/schedule_name": schedule.name}
+        if run.run_key:
+            tags["dagster/run_key"] = run.run_key
+        return self.api.launch_run(run.job, run.asset_paths, tags)

@@ -146,6 +146,9 @@ class Wsync(_Namespace):
     LOAD_TIMESTAMP = Key[str]("wsync/load_timestamp", "the load timestamp column and type", str)
     SOURCE_TABLES = Key[str]("wsync/source_tables", "the Snowflake tables its SQL reads", str)
     SQL = Key[str]("wsync/sql", "the data model's SQL", str)
+    CRON = Key[str](
+        "wsync/cron", "the cron Dagster materializes an on_demand sync on (UTC), if any", str
+    )
 
 
 class DagsterKeys(_Namespace):
@@ -194,6 +197,9 @@ class RunTags(_Namespace):
         "wsync/check_late_rows",
         "true: only recount the partitions for late rows; nothing is sent or materialized",
         str,
+    )
+    CRON_TICK = Key[str](
+        "wsync/cron_tick", "the cron tick (UTC) a scheduled on_demand run was requested for", str
     )
 
 

@@ -84,3 +84,20 @@ def _stem(*parts: str) -> str:
 def op_name(key: dg.AssetKey) -> str:
     """The op of a sync asset: its key's path joined by ``__`` (Dagster's own convention)."""
     return "__".join(key.path).replace("-", "_")
+
+
+# The job and schedule of the on_demand syncs sharing one cron (docs/jobs-and-schedules.md) are
+# named after that cron: ``wsync_on_demand_cron_<cron>_job`` and ``..._schedule``, the cron spelled
+# with letters, digits and ``_`` (a space is ``_``, ``*`` is ``x``, ``/`` is ``s``, ``-`` is ``t``
+# and ``,`` is ``c``): "15 * * * *" gives ``wsync_on_demand_cron_15_x_x_x_x``.
+CRON_STEM = "wsync_on_demand_cron_"
+_CRON_SPELLING = str.maketrans({" ": "_", "*": "x", "/": "s", "-": "t", ",": "c"})
+
+
+def cron_stem(cron: str) -> str:
+    """What the job and schedule of the syncs on ``cron`` (as the registry normalized it) are
+    named after."""
+    stem = CRON_STEM + cron.translate(_CRON_SPELLING)
+    if not stem.replace("_", "").isalnum():  # the registry reads no other character
+        raise ValueError(f"cron {cron!r} cannot name a Dagster job ({stem!r})")
+    return stem

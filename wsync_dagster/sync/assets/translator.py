@@ -111,11 +111,12 @@ def column_lineage(
 
 def code_version(spec: SyncSpec) -> str:
     """Changes exactly when what the pipeline syncs changes: its SQL, its load timestamp (column,
-    type, time zone, offset) and its schedule."""
+    type, time zone, offset) and its schedule in mParticle (not the cron on which Dagster
+    materializes an on_demand sync: a run syncs the same rows whenever it starts)."""
     fingerprint = {
         "sql": spec.sql.strip(),
         "load_timestamp": spec.load_timestamp.model_dump(mode="json"),
-        "schedule": spec.schedule.model_dump(mode="json"),
+        "schedule": spec.schedule.model_dump(mode="json", exclude={"cron"}),
     }
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode())
     return digest.hexdigest()[:16]
@@ -124,12 +125,21 @@ def code_version(spec: SyncSpec) -> str:
 def freshness_policy(spec: SyncSpec) -> dg.FreshnessPolicy | None:
     """For an interval sync: warn when the newest sync is older than one interval plus a grace,
     fail after two. A healthy pipeline syncs each interval shortly after it closes, so the newest
-    materialization is at most one interval (plus the run's duration) old."""
+    materialization is at most one interval (plus the run's duration) old.
+
+    For an on_demand sync with a ``cron``, the same with the cron's longest gap between two ticks
+    as the interval: a tick skipped (the previous one still queued or running, see
+    docs/scale.md) shows as a warning, two in a row as a failure. Other on_demand and once syncs
+    have no clock to be late against."""
     step = cadence(spec.schedule.interval).step
-    if step is None:
+    cron = spec.schedule.parsed_cron
+    if cron is not None:
+        interval = cron.longest_gap()
+    elif step is not None:
+        anchor = spec.schedule.start
+        interval = (anchor + step) - anchor  # calendar months: the start month's length
+    else:
         return None
-    anchor = spec.schedule.start
-    interval = (anchor + step) - anchor  # calendar months: the start month's length
     grace = max(timedelta(minutes=15), interval / 10)
     return dg.FreshnessPolicy.time_window(
         fail_window=2 * interval + grace, warn_window=interval + grace
@@ -193,6 +203,8 @@ class WarehouseSyncTranslator:
             Wsync.SQL: dg.MetadataValue.md(f"```sql\n{spec.sql.strip()}\n```"),
             DagsterKeys.COLUMN_LINEAGE: self.get_column_lineage(sync),
         }
+        if spec.schedule.cron is not None:
+            metadata[Wsync.CRON] = spec.schedule.cron
         if sync.yaml_path is not None:
             metadata[DagsterKeys.CODE_REFERENCES] = _code_reference(
                 sync.yaml_path, sync.line, spec.name

@@ -20,6 +20,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model,
 
 from wsync_dagster.sync.registry import limits
 from wsync_dagster.sync.registry.cadences import CadenceName, cadence
+from wsync_dagster.sync.registry.cron import EXAMPLE as CRON_EXAMPLE
+from wsync_dagster.sync.registry.cron import Cron, CronError
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.sql import LoadTimestampType, sql_problems
 
@@ -84,6 +86,19 @@ def _sql(value: str) -> str:
 # The patterns also go into the JSON schema, so editors flag a bad value as it is typed; the
 # validators give the registry's own messages.
 UtcMinute = Annotated[datetime, AfterValidator(_utc_instant)]
+
+
+def _cron_text(value: str) -> str:
+    try:
+        return Cron.parse(value).text
+    except CronError as error:
+        raise ValueError(
+            f"{value!r} is not a cron the registry reads: {error}. Write five fields in UTC "
+            f"(minute hour day-of-month month day-of-week), e.g. {CRON_EXAMPLE}"
+        ) from None
+
+
+CronText = Annotated[str, AfterValidator(_cron_text)]
 Slug = Annotated[str, AfterValidator(_slug), Field(json_schema_extra={"pattern": SLUG.pattern})]
 EnvVarName = Annotated[
     str,
@@ -164,6 +179,11 @@ class Schedule(_Strict):
         description="schedule_end_time: no interval ending after it runs (required for once; not "
         "for on_demand)",
     )
+    cron: CronText | None = Field(
+        default=None,
+        description="on_demand only: when Dagster materializes the sync, as five cron fields in "
+        'UTC, e.g. "15 * * * *"; one stopped schedule per distinct cron (docs/scale.md)',
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> "Schedule":
@@ -183,11 +203,26 @@ class Schedule(_Strict):
             raise ValueError(
                 "schedule.end does not apply to on_demand (each trigger syncs up to now): remove it"
             )
+        if self.cron is not None and self.interval != "on_demand":
+            why = (
+                "a once pipeline runs once, over start..end"
+                if self.interval == "once"
+                else f"mParticle runs {self.interval} pipelines on their own grid"
+            )
+            raise ValueError(
+                f"cron applies to on_demand syncs only ({why}): remove cron, or make the sync "
+                "on_demand"
+            )
         return self
 
     @property
     def is_interval(self) -> bool:
         return cadence(self.interval).is_interval
+
+    @property
+    def parsed_cron(self) -> Cron | None:
+        """The cron Dagster materializes this on_demand sync on, if it has one."""
+        return Cron.parse(self.cron) if self.cron is not None else None
 
 
 class SyncSpec(_Strict):
