@@ -143,3 +143,36 @@ def test_a_sync_named_like_a_cadence_keeps_its_own_job(sample) -> None:
     found = production(sample.with_registry(registry.model_copy(update={"syncs": syncs})))
     assert found["wsync_daily_on_demand_job"] == ("mparticle/on_demand",)
     assert "mparticle/on_demand" not in found["wsync_on_demand_job"]
+
+
+@pytest.mark.parametrize("build", [production, local], ids=["production", "local"])
+def test_putting_on_demand_syncs_on_crons_adds_one_job_and_schedule_per_cron_and_renames_nothing(
+    build, sample
+) -> None:
+    """A cron's job and schedule are named after the cron itself, never after a counter or the other
+    crons (docs/jobs-and-schedules.md)."""
+    before = build(sample)
+    on_demand = [s for s in sample.registry.syncs if s.schedule.interval == "on_demand"]
+    crons = {on_demand[0].name: "15 * * * *", on_demand[1].name: "*/30 1-5 * * 1,3"}
+    crons |= {on_demand[2].name: "15 * * * *"}
+
+    def with_cron(spec):
+        if spec.name not in crons:
+            return spec
+        schedule = spec.schedule.model_copy(update={"cron": crons[spec.name]})
+        return spec.model_copy(update={"schedule": schedule})
+
+    registry = sample.registry.model_copy(
+        update={"syncs": tuple(with_cron(s) for s in sample.registry.syncs)}
+    )
+    after = build(sample.with_registry(registry))
+    assert kept(before, after) == {}
+    hourly, odd = "wsync_on_demand_cron_15_x_x_x_x", "wsync_on_demand_cron_xs30_1t5_x_x_1c3"
+    assert set(after) - set(before) == {
+        f"{s}_{k}" for s in (hourly, odd) for k in ("job", "schedule")
+    }
+    assert after[f"{hourly}_job"] == tuple(
+        sorted(f"mparticle/{n}" for n in (on_demand[0].name, on_demand[2].name))
+    )
+    assert after[f"{hourly}_schedule"] == (f"{hourly}_job", "15 * * * *")
+    assert after[f"{odd}_job"] == (f"mparticle/{on_demand[1].name}",)
