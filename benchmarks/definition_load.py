@@ -267,7 +267,7 @@ def report_sql(tables: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--tables", type=int, default=100, help="declared tables vs 2 (default 100)"
     )

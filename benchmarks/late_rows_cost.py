@@ -11,6 +11,7 @@ Snowflake statements are counted by wrapping the connector in this process (``sy
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,7 @@ def _sensor_tick(
 ) -> dg.SensorResult:
     workspace = Workspace.of([registry])
     watched = [(bound, naming.asset_key(bound.spec)) for bound in workspace]
-    sensor = build_runs_sensor(RunsWatch(workspace, watched), {"WSYNC_TARGET": "local"})
+    sensor = build_runs_sensor(RunsWatch(workspace, watched))
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)
@@ -87,7 +88,7 @@ def measure_late_rows(
     keys: Sequence[str],
     resources: dict[str, Any],
     control: EmulatorControl,
-    instance_factory: Callable[[], dg.DagsterInstance],
+    instance_factory: Callable[[], AbstractContextManager[dg.DagsterInstance]],
     run_config: Any = None,
 ) -> list[Cost]:
     """Materialize ``keys`` one per run without and with the recount (each from a reset emulator

@@ -60,7 +60,7 @@ def measure(
     control.clear_request_log()
     original = plan_module.Reads
     if not listed:  # each resource read with its own GET, as a materialization reads its sync's
-        plan_module.Reads = lambda client, listed=True: original(client, listed=False)  # type: ignore[assignment]
+        plan_module.Reads = lambda client, listed=True: original(client, listed=False)
     try:
         mparticle = resources["mparticle"]
         started = time.monotonic()
@@ -127,7 +127,10 @@ def main() -> None:
                     "mparticle": emulator_clock_mparticle(stack.emulator_url),
                 }
                 scenario(
-                    label, stack.served_registry(), resources, EmulatorControl(stack.emulator_url)
+                    label,
+                    stack.served_workspace().registries[0],
+                    resources,
+                    EmulatorControl(stack.emulator_url),
                 )
 
 

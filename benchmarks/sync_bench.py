@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 from definition_load import report_definitions, run_definitions
@@ -212,7 +212,7 @@ def measure(
         outcome.materialized += len(events)
         for event in events:
             rows = event.step_materialization_data.materialization.metadata["preflight/rows"]
-            outcome.rows.append(int(getattr(rows, "value", rows)))
+            outcome.rows.append(int(cast(Any, getattr(rows, "value", rows))))
         if not result.success:
             outcome.failures.append(f"run {result.run_id} failed")
         for event in result.all_events:
@@ -220,7 +220,9 @@ def measure(
                 continue
             metadata = event.asset_observation_data.asset_observation.metadata
             meta = {
-                key: int(getattr(v, "value", v)) for key, v in metadata.items() if key in RUN_LEVEL
+                key: int(cast(Any, getattr(v, "value", v)))
+                for key, v in metadata.items()
+                if key in RUN_LEVEL
             }
             outcome.preflight_queries += meta["preflight/queries"]
             outcome.client_api_requests += meta["wsync/api_requests"]
@@ -453,7 +455,7 @@ def report_reporting(project: Outcome, naive: Outcome) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--partitions",
         type=int,

@@ -60,8 +60,8 @@ def instrument_snowflake() -> None:
         METER.snowflake_connections += 1
         init(self, *args, **kwargs)
 
-    SnowflakeCursorBase.execute = counted_execute  # type: ignore[method-assign]
-    SnowflakeConnection.__init__ = counted_init  # type: ignore[method-assign]
+    SnowflakeCursorBase.execute = counted_execute
+    SnowflakeConnection.__init__ = counted_init
 
 
 class MeteredEmulatorClock(LocalMParticleResource):
