@@ -20,6 +20,9 @@ from wsync_dagster_tests.sync.test_sensor import HOURLY, instance, materialized,
 
 __all__ = ["instance"]  # the fixture
 
+# Room for the three pipelines' 216 runs in one tick, where a test is about something else.
+ROOMY = replace(DEFAULT_LIMITS, max_runs_per_tick=1_000)
+
 WAIT = 30.0  # seconds a test waits for another thread before it fails (never on success)
 
 # Called with the pipeline id before each run listing of any client (in the reading thread).
@@ -77,7 +80,7 @@ def test_a_tick_cut_short_reads_the_pipelines_it_left_first_next_time(
     set_up(three, resources, control)
     clock = Clock()
     ON_LISTING.append(lambda _pipeline: clock.advance(15))  # each listing takes 15 s
-    one_at_a_time = replace(DEFAULT_LIMITS, parallel_listings=1, tick_seconds=20)
+    one_at_a_time = replace(ROOMY, parallel_listings=1, tick_seconds=20)
     names = [s.name for s in three.syncs]
 
     first = tick(instance, three, resources, None, one_at_a_time, clock)
@@ -127,7 +130,7 @@ def test_a_slow_pipeline_is_left_behind_and_holds_up_no_other(
 
     monkeypatch.setattr(sensor, "ThreadPoolExecutor", Readers)
     try:
-        result = tick(instance, three, resources, None, DEFAULT_LIMITS, clock)
+        result = tick(instance, three, resources, None, ROOMY, clock)
     finally:
         release.set()
     assert finished.wait(WAIT)  # the slow read ended on its own, its result unused
@@ -141,7 +144,7 @@ def test_a_slow_pipeline_is_left_behind_and_holds_up_no_other(
     assert f"still reading '{HOURLY}' after 35 s; left behind, read first next tick" in notes
     assert slow_id not in parse_cursor(result.cursor)
 
-    resumed = tick(instance, three, resources, result.cursor)
+    resumed = tick(instance, three, resources, result.cursor, ROOMY)
     assert len(materialized(instance, HOURLY)) == 72
     assert slow_id in parse_cursor(resumed.cursor)
 
@@ -167,7 +170,7 @@ def test_a_tick_counts_every_sync_over_one_snowflake_connection(
     set_up(three, resources, control)
     counting = CountingSnowflake(resources["snowflake"])
     monkeypatch.setattr(sensor, "settings_problem", lambda *_: None)
-    result = tick(instance, three, {**resources, "snowflake": counting}, None)
+    result = tick(instance, three, {**resources, "snowflake": counting}, None, ROOMY)
     assert all(len(materialized(instance, s.name)) == 72 for s in three.syncs)
     assert counting.opened == 1, notes_of(result)
 
@@ -192,7 +195,7 @@ def test_syncs_left_uncounted_when_the_tick_runs_out_are_recorded_next_tick_with
     clock = Clock()
     slow = SlowLogin(resources["snowflake"], clock, 50)  # past count_seconds (45) after one login
     monkeypatch.setattr(sensor, "settings_problem", lambda *_: None)
-    first = tick(instance, three, {**resources, "snowflake": slow}, None, DEFAULT_LIMITS, clock)
+    first = tick(instance, three, {**resources, "snowflake": slow}, None, ROOMY, clock)
     counted, *left = three.syncs
     recorded = materialized(instance, counted.name)
     assert len(recorded) == 72
@@ -203,9 +206,38 @@ def test_syncs_left_uncounted_when_the_tick_runs_out_are_recorded_next_tick_with
     assert all(f"'{s.name}'" in notes for s in left)
     assert set(parse_cursor(first.cursor)) == {counted.resolved_pipeline_id}
 
-    second = tick(instance, three, resources, first.cursor, DEFAULT_LIMITS, clock)
+    second = tick(instance, three, resources, first.cursor, ROOMY, clock)
     for spec in left:
         recorded = materialized(instance, spec.name)
         assert len(recorded) == 72
         assert all("preflight/rows" in meta for metas in recorded.values() for meta in metas)
     assert set(parse_cursor(second.cursor)) == {s.resolved_pipeline_id for s in three.syncs}
+
+
+def test_a_catch_up_larger_than_a_tick_is_recorded_over_several_ticks_each_run_once(
+    registry, resources, control, instance
+) -> None:
+    """The daemon stores a tick's events after the tick returns (outside its clock): at most
+    ``max_runs_per_tick`` runs a tick keeps that bounded; the pipelines left are read first next."""
+    three = three_hourly(registry)
+    set_up(three, resources, control)
+    limits = replace(DEFAULT_LIMITS, max_runs_per_tick=100)
+    cursor, recorded_per_tick, notes = None, [], []
+    for _ in range(5):
+        before = sum(len(materialized(instance, s.name)) for s in three.syncs)
+        result = tick(instance, three, resources, cursor, limits)
+        cursor = result.cursor
+        recorded_per_tick.append(
+            sum(len(materialized(instance, s.name)) for s in three.syncs) - before
+        )
+        notes.append(notes_of(result))
+    assert recorded_per_tick == [100, 100, 16, 0, 0]
+    assert (
+        "runs recorded this tick reached 100; 'ticket_activity_three' are recorded next tick"
+        in notes[0]
+    )
+    for spec in three.syncs:
+        partitions = materialized(instance, spec.name)
+        assert len(partitions) == 72
+        assert all(len(metas) == 1 for metas in partitions.values())  # each run once
+        assert all("preflight/rows" in metas[0] for metas in partitions.values())

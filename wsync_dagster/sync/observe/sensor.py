@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -358,6 +358,37 @@ def count_runs(
     return []
 
 
+def share_runs(observed: Sequence[Observed], most: int) -> list[Observed]:
+    """Keep at most ``most`` runs over the tick, oldest of each pipeline first, in reading order:
+    a pipeline that reaches the limit keeps the runs before it (its mark moves past those only),
+    and the pipelines after it are returned, to be read first next tick."""
+    left, deferred = most, []
+    for item in observed:
+        if not item.batch.runs:
+            continue
+        if left <= 0:
+            deferred.append(item)
+            continue
+        if len(item.batch.runs) > left:
+            item.batch = replace(item.batch, runs=item.batch.runs[:left])
+        left -= len(item.batch.runs)
+    return deferred
+
+
+def defer(
+    tick: Tick, observed: Sequence[Observed], deferred: Sequence[Observed], why: str
+) -> list[Observed]:
+    """Leave ``deferred`` for the next tick, which reads their pipelines first (their marks stay),
+    with a note saying ``why``; return the others."""
+    if not deferred:
+        return list(observed)
+    names = ", ".join(f"'{item.spec.name}'" for item in deferred)
+    tick.notes.append(f"{why}; {names} are recorded next tick (read first then)")
+    ids = [item.bound.pipeline_id for item in deferred]
+    tick.read_first = [*ids, *(pid for pid in tick.read_first if pid not in ids)]
+    return [item for item in observed if item not in deferred]
+
+
 def already_recorded(
     instance: dg.DagsterInstance,
     key: dg.AssetKey,
@@ -534,18 +565,18 @@ def observe_tick(
     with small_budget(mparticle, watch.limits).open_client() as client:
         observed = read_runs(client, watch, tick)
         sweep_rotating(client, watch.workspace, tick, mparticle.now())
-    deferred = count_runs(snowflake, observed, clock, started + watch.limits.count_seconds)
-    if deferred:
-        names = ", ".join(f"'{item.spec.name}'" for item in deferred)
-        tick.notes.append(
-            f"counting in Snowflake ran out of the tick's time; {names} are recorded next tick "
-            "(read first then), with their counts"
-        )
-        tick.read_first = [
-            *(item.bound.pipeline_id for item in deferred),
-            *(pid for pid in tick.read_first if pid not in {i.bound.pipeline_id for i in deferred}),
-        ]
-        observed = [item for item in observed if item not in deferred]
+    observed = defer(
+        tick,
+        observed,
+        share_runs(observed, watch.limits.max_runs_per_tick),
+        f"runs recorded this tick reached {watch.limits.max_runs_per_tick}",
+    )
+    observed = defer(
+        tick,
+        observed,
+        count_runs(snowflake, observed, clock, started + watch.limits.count_seconds),
+        "counting in Snowflake ran out of the tick's time",
+    )
     busy = busy_partitions(context.instance)
     for item in observed:
         record(context.instance, item, tick, busy)
