@@ -36,6 +36,12 @@ from dagster._core.remote_origin import (
 # Tests read a partitioned check's execution records to prove no synced partition is left "planned"
 # (a check result Dagster expected and never got); the record status enum is not exported.
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+# Tests check that none leaves Dagster's current definitions-state storage set: a schedule or sensor
+# context built without ``with`` enters a second instance that is only exited when the context is
+# garbage-collected, which then puts back the storage of an instance already gone, and every later
+# Definitions load in the process fails ("Attempted to resolve undefined DagsterInstance weakref").
+from dagster._core.storage.defs_state.base import DefsStateStorage
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 # Tests check that every cron the registry reads (wsync_dagster/sync/registry/cron.py, which may not
@@ -51,6 +57,7 @@ __all__ = [
     "AssetCheckExecutionRecordStatus",
     "BulkActionStatus",
     "BulkActionsFilter",
+    "DefsStateStorage",
     "ExecutionResult",
     "InMemoryJob",
     "LoadableTargetOrigin",
@@ -60,10 +67,16 @@ __all__ = [
     "RemoteRepositoryOrigin",
     "cron_string_iterator",
     "cron_ticks",
+    "current_defs_state_storage",
     "execute_run",
     "is_valid_cron_string",
     "requested_backfills",
 ]
+
+
+def current_defs_state_storage() -> object | None:
+    """The definitions-state storage Dagster would use for a load in this context (None: none)."""
+    return DefsStateStorage.get()
 
 
 def requested_backfills(instance: dg.DagsterInstance, limit: int) -> list[PartitionBackfill]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from wsync_dagster import compat
 from wsync_dagster.emulator import EmulatorConfig, EmulatorControl, EmulatorServer
 from wsync_dagster.local.sample_data import SampleConfig, SampleSummary, seed_sample_warehouse
 from wsync_dagster.local.snowflake import LOCAL_PASSWORD, LOCAL_USER, LocalSnowflake
@@ -146,3 +147,18 @@ def start_emulator(local_snowflake: LocalSnowflake) -> Iterator[Callable[..., Em
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_instance_left_entered() -> Iterator[None]:
+    """Fail the test that leaves Dagster's definitions-state storage set (a schedule or sensor
+    context built without ``with`` does). The leak showed only much later, when garbage collection
+    put back a dead instance's storage and every Definitions load after it failed with "Attempted to
+    resolve undefined DagsterInstance weakref"; here it names the test that caused it."""
+    before = compat.current_defs_state_storage()
+    yield
+    after = compat.current_defs_state_storage()
+    assert after is before, (
+        "this test left a Dagster instance entered (its definitions-state storage is still the "
+        "current one): build schedule and sensor contexts with `with dg.build_..._context(...)`"
+    )

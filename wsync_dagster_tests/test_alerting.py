@@ -96,10 +96,10 @@ def _tick(
     instance: dg.DagsterInstance, webhook: AlertWebhook, cursor: str | None
 ) -> Any:  # SensorExecutionData
     sensor = build_failure_webhook_sensor()
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={RESOURCE_KEY: webhook}
-    )
-    return sensor.evaluate_tick(context)
+    ) as context:
+        return sensor.evaluate_tick(context)
 
 
 def _fail(instance: dg.DagsterInstance, job: str, partition: str | None = None) -> str:

@@ -79,3 +79,28 @@ def test_dagsters_cron_check_and_ticks() -> None:
         datetime(2026, 1, 1, 0, 15, tzinfo=UTC),
         datetime(2026, 1, 1, 1, 15, tzinfo=UTC),
     ]
+
+
+def test_a_schedule_context_built_without_with_leaves_an_instance_entered() -> None:
+    """Why conftest's ``no_instance_left_entered`` exists: evaluating a tick on a context built
+    without ``with`` enters an instance that nothing exits. Built with ``with``, nothing is left."""
+    partitions = dg.HourlyPartitionsDefinition(start_date="2026-11-01-00:00")
+
+    @dg.asset(partitions_def=partitions)
+    def hourly() -> None:
+        return None
+
+    job = dg.define_asset_job("hourly_job", selection=[hourly], partitions_def=partitions)
+    schedule = dg.build_schedule_from_partitioned_job(job)
+    dg.Definitions(assets=[hourly], schedules=[schedule], jobs=[job])
+    tick = datetime(2026, 11, 5, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            schedule.evaluate_tick(context)
+        assert compat.current_defs_state_storage() is instance.defs_state_storage
+        leaky = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        schedule.evaluate_tick(leaky)
+        left = compat.current_defs_state_storage()
+        assert left is not None and left is not instance.defs_state_storage
+        leaky.__exit__(None, None, None)  # what garbage collection would do, some time later
+    assert compat.current_defs_state_storage() is None

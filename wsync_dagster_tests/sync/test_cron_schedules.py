@@ -58,8 +58,8 @@ def definitions(registry: Registry) -> dg.Definitions:
 
 def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tick: datetime) -> Any:
     schedule = defs.resolve_schedule_def(name)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
-    return schedule.evaluate_tick(context)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+        return schedule.evaluate_tick(context)
 
 
 ORIGIN = compat.RemoteRepositoryOrigin(

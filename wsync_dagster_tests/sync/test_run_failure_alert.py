@@ -28,10 +28,10 @@ def test_a_failed_mparticle_run_reaches_the_webhook_with_its_reason(
     with dg.DagsterInstance.ephemeral() as instance:
 
         def tick(cursor: str | None) -> Any:  # SensorExecutionData
-            context = dg.build_sensor_context(
+            with dg.build_sensor_context(
                 instance=instance, cursor=cursor, resources={RESOURCE_KEY: webhook}
-            )
-            return sensor.evaluate_tick(context)
+            ) as context:
+                return sensor.evaluate_tick(context)
 
         cursor = tick(None).cursor
         result = materialize(registry, resources, "ticket_activity", [first_key], instance)

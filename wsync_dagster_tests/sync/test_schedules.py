@@ -46,8 +46,10 @@ def test_a_tick_requests_the_interval_that_just_closed(registry: Registry) -> No
     defs = _definitions(registry)
     schedule = defs.resolve_schedule_def("wsync_hourly_ticket_activity_schedule")
     tick = SAMPLE_ANCHOR + timedelta(hours=1)
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context,
+    ):
         result = schedule.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests or []] == [
         SAMPLE_ANCHOR.strftime("%Y-%m-%d-%H:%M")
