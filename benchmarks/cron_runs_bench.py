@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             api = ready_api(deployment)
             connection = deployment.postgres.settings.connect()
             connection.autocommit = True
-            specs = list(deployment.stack.served_registry().syncs)
+            specs = deployment.stack.served_workspace().specs()
             print(
                 f"warm-up: {one_tick(deployment, api, connection, specs, 'per_slot', args.slots)}"
             )

@@ -126,9 +126,8 @@ def main() -> None:
                     ),
                     "mparticle": emulator_clock_mparticle(stack.emulator_url),
                 }
-                scenario(
-                    label, stack.served_registry(), resources, EmulatorControl(stack.emulator_url)
-                )
+                registry = stack.served_workspace().registries[0]  # one registry in each case
+                scenario(label, registry, resources, EmulatorControl(stack.emulator_url))
 
 
 if __name__ == "__main__":

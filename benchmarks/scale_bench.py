@@ -64,7 +64,7 @@ from wsync_dagster.sync.assets import naming  # noqa: E402
 from wsync_dagster.sync.assets.partitions import partitions_for  # noqa: E402
 from wsync_dagster.sync.observe.batch import partition_of  # noqa: E402
 from wsync_dagster.sync.observe.sensor import SENSOR_NAME  # noqa: E402
-from wsync_dagster.sync.registry.specs import Registry, SyncSpec  # noqa: E402
+from wsync_dagster.sync.registry.specs import SyncSpec  # noqa: E402
 
 DATABASE = "WSYNC_SCALE"
 SCHEMA = f"{DATABASE}.GEN"
@@ -373,8 +373,7 @@ def measure(
         up = time.monotonic() - began
         connection = deployment.postgres.settings.connect()
         connection.autocommit = True
-        registry: Registry = deployment.stack.served_registry()
-        specs = list(registry.syncs)
+        specs = deployment.stack.served_workspace().specs()
         control = EmulatorControl(deployment.stack.emulator_url)
         queries_before = deployment.stack.snowflake.query_count()
         start = control.clock()
