@@ -4,10 +4,10 @@ Read: ``docs/*.md``, ``deploy/``, ``benchmarks/``, ``dev.py`` and every file of 
 (docstrings, comments and strings alike). Four kinds of citation are checked:
 
 * **A repository path**: ``wsync_dagster/...``, ``wsync_dagster_tests/...``, ``benchmarks/...``,
-  ``deploy/...``, ``docs/...``, or a path inside the package that ends in ``.py`` or ``/``
-  (``sync/assets/steps.py``, ``local/defs/``, as docs/architecture.md writes them): a file or
-  folder of that name exists (inside the package, under ``wsync_dagster/``, ``wsync_dagster/sync/``
-  or the citing file's folder).
+  ``deploy/...``, ``docs/...``, or a path inside the package: a ``.py`` file, or a folder of two parts
+  or more (``sync/assets/steps.py``, ``local/defs/``, as docs/architecture.md writes them): a file or
+  folder of that name exists (under ``wsync_dagster/``, ``wsync_dagster/sync/``, the citing file's
+  folder or ``wsync_dagster_tests/``).
 * **``path.py: name``** in one code span (``sync/engine/runs.py: Pace``): ``name`` is defined or
   imported at the top level of that file, or defined in one of its classes.
 * **``wsync_dagster.a.b``** in a page of ``docs/``: a module of the package, or a name defined in one.
@@ -47,8 +47,11 @@ INSIDE_PACKAGE = (
 )
 # A path starts a word (not inside a URL or another path) and ends on a letter, digit or `/`.
 _REPO_PATH = re.compile(rf"(?<![\w/.-])((?:{'|'.join(TOP_LEVEL)})/[\w./-]*[\w/])")
+# A file (`sync/assets/steps.py`), or a folder of two parts or more (`local/defs/`): a lone `sync/`
+# or `routes/` in an indented file tree is a folder of whatever the tree nests it in.
 _PACKAGE_PATH = re.compile(
-    rf"(?<![\w/.-])((?:{'|'.join(INSIDE_PACKAGE)})/(?:[\w-]+/)*(?:[\w-]+\.py\b|(?=[\s`),;:])))"
+    rf"(?<![\w/.-])((?:{'|'.join(INSIDE_PACKAGE)})/(?:[\w-]+/)+(?=[\s`),;:])"
+    rf"|(?:{'|'.join(INSIDE_PACKAGE)})/(?:[\w-]+/)*[\w-]+\.py\b)"
 )
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 _PATH_NAME = re.compile(r"^([\w./-]+\.py): ?(\w+(?:\.\w+)?)(?:\(\))?$")
@@ -79,7 +82,9 @@ def _resolve_path(cited: str, by: Path) -> Path | None:
     """The file or folder ``cited`` names, from the repository root or inside the package."""
     cited = cited.rstrip("/")
     roots = (
-        [ROOT] if cited.split("/", 1)[0] in TOP_LEVEL else [PACKAGE, PACKAGE / "sync", by.parent]
+        [ROOT]
+        if cited.split("/", 1)[0] in TOP_LEVEL
+        else [PACKAGE, PACKAGE / "sync", by.parent, ROOT / "wsync_dagster_tests"]
     )
     for root in roots:
         candidate = root / cited
@@ -301,6 +306,7 @@ def test_every_citation_resolves() -> None:
         ("see `sync/specs.py` for the models", "cites sync/specs.py, which does not exist"),
         ("see wsync_dagster/sync/sensor.py", "cites wsync_dagster/sync/sensor.py, which does not"),
         ("the sample, `local/defs/nowhere/`", "cites local/defs/nowhere/, which does not exist"),
+        ("an indented tree's `routes/` and `sync/`", None),
         ("`sync/engine/runs.py: Pacer` polls", "sync/engine/runs.py: Pacer, not defined"),
         ("`sync/engine/runs.py: Pace` polls", None),
         ("`sync/engine/runs.py: WindowWatch.progress`", None),
