@@ -12,7 +12,8 @@ then runs inside it:
     python3 dev.py ui      # `dg dev` on the embedded default (same DAGSTER_HOME as the demo);
                            # arguments after `ui` go to `dg dev` (e.g. `python3 dev.py ui -p 3001`)
     python3 dev.py launch  # `dg launch` on the embedded default (against the running `ui`, if any);
-                           # e.g. `python3 dev.py launch --job wsync_daily_job --partition 2026-11-30`
+                           # e.g. `python3 dev.py launch --job wsync_daily_customer_scores_job
+                           #  --partition 2026-11-30`
     python3 dev.py plan    # what a materialization would change in the local mParticle, read-only
                            # (exit 0 nothing, 2 changes, 1 a problem; --json, --sync NAME)
     python3 dev.py bench   # the benchmark scripts (they print numbers; nothing is asserted)

@@ -60,7 +60,7 @@ def measure(
     control.clear_request_log()
     original = plan_module.Reads
     if not listed:  # each resource read with its own GET, as a materialization reads its sync's
-        plan_module.Reads = lambda client, listed=True: original(client, listed=False)
+        plan_module.Reads = lambda client, listed=True: original(client, listed=False)  # type: ignore[assignment]
     try:
         mparticle = resources["mparticle"]
         started = time.monotonic()
@@ -126,12 +126,8 @@ def main() -> None:
                     ),
                     "mparticle": emulator_clock_mparticle(stack.emulator_url),
                 }
-                scenario(
-                    label,
-                    stack.served_workspace().registries[0],
-                    resources,
-                    EmulatorControl(stack.emulator_url),
-                )
+                registry = stack.served_workspace().registries[0]  # one registry in each case
+                scenario(label, registry, resources, EmulatorControl(stack.emulator_url))
 
 
 if __name__ == "__main__":

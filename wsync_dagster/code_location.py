@@ -90,9 +90,10 @@ def build_definitions(
     resources: Mapping[str, object] | None = None,
     components: Sequence[WarehouseSyncComponent] | None = None,
 ) -> dg.Definitions:
-    """The defs folder's definitions, one job per cadence over all its syncs, the runs sensor, the
-    optional run-failure webhook (:mod:`wsync_dagster.alerting`, only when configured), and
-    ``resources``.
+    """The defs folder's definitions, the jobs and schedules of its syncs (a job and a schedule per
+    interval sync, a job per other cadence, a schedule per cron: docs/jobs-and-schedules.md), the
+    runs and drift sensors, the optional run-failure webhook (:mod:`wsync_dagster.alerting`, only
+    when configured), and ``resources``.
 
     Loading does no I/O beyond reading the defs folder and environment variables: no token request,
     no API call, no Snowflake query; and it never fails for a missing setting. ``resources`` binds
@@ -127,7 +128,7 @@ def build_definitions(
             resources=bound,
             sensors=[build_runs_sensor(RunsWatch(workspace, observed)), build_drift_sensor(drift)],
             # One process per run: the run worker has already imported the code location (~5 s);
-            # a step process per asset would import it again. See the README's "Deploy" section.
+            # a step process per asset would import it again. See docs/deploy.md, "Executor".
             executor=dg.in_process_executor,
         ),
         build_schedules(syncs),

@@ -5,7 +5,7 @@ workspace until a team declares its own. Add a registry with
 
     dg scaffold defs wsync_dagster.WarehouseSyncComponent <name>
 
-which writes ``<name>/defs.yaml`` here, or copy ``example.defs.yaml.txt`` (every line commented)
+which writes ``<name>/defs.yaml`` here, or copy ``example.defs.yaml`` (every line commented)
 to ``<name>/defs.yaml`` and edit it. Each ``defs.yaml`` becomes a ``WarehouseSyncComponent``; Python
 files here are loaded too (e.g. external assets for the Snowflake tables the syncs read).
 

@@ -6,12 +6,12 @@ Two parsing modes, one set of models:
 
 * **Built by you** (a request): strict. Unknown fields are an error (a typo such as
   ``scheduled_interval`` fails at once), enums, ids and timestamps are validated, and
-  :meth:`WireModel.request_body` re-checks the finished object before the client sends it.
+  :meth:`ResourceModel.request_body` re-checks the finished object before the client sends it.
 * **Parsed from the server** (a response, via :func:`parse_response`): unknown fields are ignored,
   so additions on mParticle's side do not break the client.
 
 Secrets (``password``, ``service_account_key``, ``partner_feed_key``) are :class:`pydantic.SecretStr`:
-``repr``, ``str`` and ``model_dump`` show them masked; only :meth:`WireModel.request_body` reveals
+``repr``, ``str`` and ``model_dump`` show them masked; only :meth:`ResourceModel.request_body` reveals
 them, for the wire. mParticle masks them in every response as ``"************"``; sending that mask
 back would overwrite the real secret, so ``request_body`` refuses it.
 

@@ -181,7 +181,7 @@ class WindowProgress:
 
 @dataclass
 class Pace:
-    """The wait before the next listing, chosen from what is pending (a :class:`Backoff`).
+    """The wait before the next listing, chosen from what is pending (a :class:`~wsync_dagster.mparticle.polling.Backoff`).
 
     Until a run has been seen ending: doubling from ``first``. Then: until the pending windows
     should all have ended, at least ``first``. Never more than ``most`` while one window is pending,

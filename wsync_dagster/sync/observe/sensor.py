@@ -1,6 +1,6 @@
 """The runs sensor: every run mParticle made of a registry pipeline, recorded as asset events.
 
-Each tick, per pipeline: read the runs after the cursor (:func:`observe.read_batch`, one listing in
+Each tick, per pipeline: read the runs after the cursor (:func:`~.batch.read_batch`, one listing in
 the steady state; several pipelines at a time, within a time budget, the pipelines a tick could not
 read first the next time), count their windows in Snowflake (column discovery plus one grouped
 count per sync), skip the runs a Dagster run or an earlier tick already recorded (by

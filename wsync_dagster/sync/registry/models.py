@@ -1,7 +1,7 @@
 """The registry's models: what a ``WarehouseSyncComponent``'s ``attributes`` may say, typed and described.
 
 These pydantic models are the component's attributes: ``dg`` shows their JSON schema
-(:func:`document_json_schema`), and the one loader (:mod:`wsync_dagster.sync.registry.specs`)
+(:func:`~wsync_dagster.sync.registry.schema.document_json_schema`), and the one loader (:mod:`wsync_dagster.sync.registry.specs`)
 validates every registry with them, whether it comes from a ``defs.yaml`` or a bare file. Pure: no
 Dagster, no I/O.
 
