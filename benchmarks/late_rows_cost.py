@@ -72,7 +72,7 @@ def _sensor_tick(
 ) -> dg.SensorResult:
     workspace = Workspace.of([registry])
     watched = [(bound, naming.asset_key(bound.spec)) for bound in workspace]
-    sensor = build_runs_sensor(RunsWatch(workspace, watched), {"WSYNC_TARGET": "local"})
+    sensor = build_runs_sensor(RunsWatch(workspace, watched))
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)
