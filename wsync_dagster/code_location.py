@@ -127,7 +127,7 @@ def build_definitions(
             resources=bound,
             sensors=[build_runs_sensor(RunsWatch(workspace, observed)), build_drift_sensor(drift)],
             # One process per run: the run worker has already imported the code location (~5 s);
-            # a step process per asset would import it again. See the README's "Deploy" section.
+            # a step process per asset would import it again. See docs/deploy.md, "Executor".
             executor=dg.in_process_executor,
         ),
         build_schedules(syncs),
