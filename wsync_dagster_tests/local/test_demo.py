@@ -13,6 +13,7 @@ from wsync_dagster.local.sample_defs import SAMPLE_REGISTRY
 from wsync_dagster.local.stack import local_registry, rebase_schedule, write_registry
 from wsync_dagster.sync.assets.naming import (
     CHECK_COLUMN_SCHEMA,
+    CHECK_MATCHES_REGISTRY,
     CHECK_PREFLIGHT_PARITY,
     CHECK_ROW_VOLUME,
     CHECK_ROWS_MAPPED,
@@ -167,7 +168,13 @@ def test_rotating_syncs_run_as_jobs_of_the_demo_instance_with_their_checks(
     keys = {dg.AssetKey(["mparticle", s.name]) for s in registry.syncs}
     assert len(runs) == 7 and {k for r in runs for k in r.asset_selection or ()} == keys
     assert all(r.status is dg.DagsterRunStatus.SUCCESS for r in runs)
-    checks = {CHECK_PREFLIGHT_PARITY, CHECK_ROWS_MAPPED, CHECK_ROW_VOLUME, CHECK_COLUMN_SCHEMA}
+    checks = {
+        CHECK_PREFLIGHT_PARITY,
+        CHECK_ROWS_MAPPED,
+        CHECK_ROW_VOLUME,
+        CHECK_COLUMN_SCHEMA,
+        CHECK_MATCHES_REGISTRY,  # passed by each materialization after its reconcile
+    }
     for run in runs:
         evaluations = instance.all_logs(
             run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION

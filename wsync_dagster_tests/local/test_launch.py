@@ -31,13 +31,17 @@ def test_launch_runs_a_job_partition_on_the_stack_the_ui_keeps(tmp_path: Path, c
         assert partitions is not None
         day = partitions.get_partition_keys(current_time=ANCHOR)[-1]
 
-        code = run_launch(["--job", "wsync_daily_job", "--partition", day], work, home)
+        code = run_launch(
+            ["--job", "wsync_daily_customer_scores_job", "--partition", day], work, home
+        )
         out = capfd.readouterr().out
         assert code == 0, out
         assert "Using the local stack of process" in out
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            (run,) = instance.get_runs(filters=dg.RunsFilter(job_name="wsync_daily_job"))
+            (run,) = instance.get_runs(
+                filters=dg.RunsFilter(job_name="wsync_daily_customer_scores_job")
+            )
             assert run.status is dg.DagsterRunStatus.SUCCESS
             assert instance.get_materialized_partitions(CUSTOMER_SCORES) == {day}
         # The pipeline was created in the UI stack's emulator, not in one of its own.
