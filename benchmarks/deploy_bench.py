@@ -4,8 +4,9 @@
    executor and with the multiprocess executor (selected per run with run config, so the same code
    location serves both); from the run's events in PostgreSQL: queued -> run worker started ->
    step started -> step done -> run done. Since the code location pins ``in_process_executor``
-   (``wsync_dagster/code_location.py``), the multiprocess rows print "not selectable"; the
-   comparison in docs/deploy.md ("Executor") was measured with Dagster's default executor, before that line was added.
+   (``wsync_dagster/code_location.py``), the multiprocess rows print "not selectable";
+   docs/deploy.md's comparison was measured with Dagster's default executor, before that line was
+   added.
 2. **Scale**: N hourly syncs (copies of the sample's ``ticket_activity``, each its own pipeline and
    pool, in a generated registry) x M hourly partitions, one backfill each, all queued at once.
    Reported: Dagster runs, peak concurrent runs, mParticle API calls and token requests (emulator's

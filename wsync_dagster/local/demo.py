@@ -420,7 +420,8 @@ def run_launch(
     registry_source: Path | None = None,
 ) -> int:
     """``dg launch`` on the local code location (``extra``: its arguments, e.g. ``--job
-    wsync_daily_customer_scores_job --partition 2026-11-30``), the run recorded in the demo's DAGSTER_HOME.
+    wsync_daily_customer_scores_job --partition 2026-11-30``), the run recorded in the demo's
+    DAGSTER_HOME.
 
     Runs against the stack ``python3 dev.py ui`` keeps on ``workdir`` when there is one (the UI
     shows the run at once); otherwise starts the stack for the launch and stops it afterwards.

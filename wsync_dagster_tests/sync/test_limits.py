@@ -19,7 +19,7 @@ from wsync_dagster.sync.registry.specs import (
 )
 from wsync_dagster_tests.sync.conftest import failure_message, materialize, other_pipeline
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SYNC_DOC = Path(__file__).resolve().parents[2] / "docs" / "sync.md"
 WRITES = ("POST", "PUT", "DELETE")
 
 
@@ -43,8 +43,10 @@ def test_without_a_limits_block_mparticle_numbers_apply() -> None:
     assert (limits.max_columns, limits.max_active_pipelines) == (100, 5)
 
 
-def test_the_readme_example_parses_and_overrides_only_what_it_names() -> None:
-    (block,) = re.findall(r"```yaml\n(limits:\n.*?)```", README.read_text(encoding="utf-8"), re.S)
+def test_the_documented_example_parses_and_overrides_only_what_it_names() -> None:
+    """The `limits:` example of docs/sync.md ("Limits")."""
+    text = SYNC_DOC.read_text(encoding="utf-8")
+    (block,) = re.findall(r"```yaml\n(limits:\n.*?)```", text, re.S)
     limits = parse_registry(_with_limits(yaml.safe_load(block)["limits"])).limits
     assert limits.record_limit("hourly") == 2_000_000
     assert limits.record_limit("weekly") == 40_000_000

@@ -14,9 +14,9 @@ sync's pipeline is therefore kept paused, and each materialization:
 4. waits for it, then pauses the pipeline again whatever happened (:func:`holding_slot`).
 
 Dagster queues rotating materializations before they reach mParticle: they all share one pool,
-:data:`ROTATING_POOL`, whose limit a deployment sets to the free slots (see the README). mParticle's
-count, not the pool, is what keeps the workspace within its limit; the pool only keeps the queue in
-Dagster instead of in polling loops.
+:data:`ROTATING_POOL`, whose limit a deployment sets to the free slots (see docs/rotation.md).
+mParticle's count, not the pool, is what keeps the workspace within its limit; the pool only keeps
+the queue in Dagster instead of in polling loops.
 """
 
 import contextlib
