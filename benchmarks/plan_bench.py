@@ -60,7 +60,7 @@ def measure(
     control.clear_request_log()
     original = plan_module.Reads
     if not listed:  # each resource read with its own GET, as a materialization reads its sync's
-        plan_module.Reads = lambda client, listed=True: original(client, listed=False)  # type: ignore[assignment]
+        plan_module.Reads = lambda client, listed=True: original(client, listed=False)
     try:
         mparticle = resources["mparticle"]
         started = time.monotonic()

@@ -60,7 +60,7 @@ _TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".txt", ".toml"}
 
 
 def _cited_files() -> list[Path]:
-    found = [ROOT / "dev.py", *sorted((ROOT / "docs").glob("*.md"))]
+    found = [ROOT / "README.md", ROOT / "dev.py", *sorted((ROOT / "docs").glob("*.md"))]
     for folder in (PACKAGE, ROOT / "benchmarks", ROOT / "deploy"):
         found += sorted(
             p
@@ -334,3 +334,27 @@ def test_a_page_naming_a_moved_module_is_caught() -> None:
     assert _problems(page, text) == [
         "docs/probe.md:1: cites wsync_dagster.sync.sensor, which does not resolve"
     ]
+
+
+_MD_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_markdown_link_to_a_repository_file_resolves() -> None:
+    """README.md and docs/*.md link to pages and files by relative path: each must exist."""
+    problems = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            for target in _MD_LINK.findall(line):
+                path = target.split("#", 1)[0]
+                if not path or "://" in path or path.startswith("mailto:"):
+                    continue
+                if not (page.parent / path).exists():
+                    problems.append(f"{_where(page, number)}: links {target}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """At most 300 lines, with the two commands; the reference lives in docs/ (issue 17)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 300
+    assert "python3 dev.py demo" in text and "python3 dev.py test" in text

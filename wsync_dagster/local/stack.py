@@ -51,7 +51,7 @@ from wsync_dagster.sync.registry.specs import Registry, Schedule, load_registry
 from wsync_dagster.sync.registry.workspace import Workspace
 
 EMULATOR_READY_MARKER = "wsync-emulator ready"
-# The emulator's state, kept across starts like a real workspace's (demo, then ui, see the README),
+# The emulator's state, kept across starts like a real workspace's (demo, then ui, see docs/local.md),
 # and the sample anchor whose data its runs extracted.
 STATE_FILE = "emulator-state.json"
 ANCHOR_FILE = "sample-anchor.txt"
