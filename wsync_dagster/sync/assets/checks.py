@@ -119,8 +119,9 @@ class Verdict:
     def result(self, key: dg.AssetKey) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(**self._fields(key))
 
-    def evaluation(self, key: dg.AssetKey, partition: str) -> dg.AssetCheckEvaluation:
-        """This verdict as one partition's evaluation; only the parity check blocks."""
+    def evaluation(self, key: dg.AssetKey, partition: str | None = None) -> dg.AssetCheckEvaluation:
+        """This verdict as an evaluation (of one partition, or of an unpartitioned check); only the
+        parity check blocks."""
         blocking = self.name == naming.CHECK_PREFLIGHT_PARITY
         return dg.AssetCheckEvaluation(**self._fields(key), blocking=blocking, partition=partition)
 

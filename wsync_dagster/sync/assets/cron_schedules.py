@@ -27,18 +27,10 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from wsync_dagster.sync.assets import naming
-from wsync_dagster.sync.assets.metadata import RunTags
+from wsync_dagster.sync.assets.metadata import IN_FLIGHT, RunTags
 from wsync_dagster.sync.registry.specs import SyncSpec
 from wsync_dagster.sync.registry.workspace import Workspace
 
-# Dagster runs that still hold a materialization of their assets.
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 # Runs read per tick to find those in flight: one bounded query.
 IN_FLIGHT_LIMIT = 500
 
@@ -119,7 +111,7 @@ def in_flight_materializations(
     of ``job_name`` without an asset selection materializes all of them. One bounded query."""
     wanted = set(keys)
     found: dict[dg.AssetKey, str] = {}
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=IN_FLIGHT_LIMIT)
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=IN_FLIGHT_LIMIT)
     for run in runs:
         selection = run.asset_selection
         if selection is None:

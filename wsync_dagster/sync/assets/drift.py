@@ -149,17 +149,7 @@ def evaluation_after_reconcile(
         return []
     verdict = reconciled_verdict(reconciled)
     return [
-        dg.AssetCheckEvaluation(
-            asset_key=context.asset_key,
-            check_name=verdict.name,
-            passed=verdict.passed,
-            severity=verdict.severity,
-            description=verdict.description,
-            metadata=verdict.metadata,
-            blocking=False,
-            partition=partition,
-        )
-        for partition in context.partition_keys
+        verdict.evaluation(context.asset_key, partition) for partition in context.partition_keys
     ]
 
 

@@ -116,16 +116,7 @@ def drift_tick(
             if not verdict.passed:
                 tick.drifted[bound.name] = str(verdict.metadata.get(Wsync.DRIFT, ""))
             if is_news(verdict, latest):
-                evaluation = dg.AssetCheckEvaluation(
-                    asset_key=key,
-                    check_name=verdict.name,
-                    passed=verdict.passed,
-                    severity=verdict.severity,
-                    description=verdict.description,
-                    metadata=verdict.metadata,
-                    blocking=False,
-                )
-                tick.events.append(evaluation)
+                tick.events.append(verdict.evaluation(key))
         try:
             others = other_pipelines(reads.pipelines(), watch.workspace, reads)
         except WarehouseSyncError as error:

@@ -39,7 +39,7 @@ from wsync_dagster.mparticle import (
 from wsync_dagster.resources import MParticleResource, settings_problem
 from wsync_dagster.sync.assets.drift import DriftState
 from wsync_dagster.sync.assets.late_rows import late_rows_verdict, latest_records, windows_before
-from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
+from wsync_dagster.sync.assets.metadata import IN_FLIGHT, Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
 from wsync_dagster.sync.engine import rotation
@@ -68,13 +68,6 @@ _log = logging.getLogger("wsync_dagster.sensor")
 SENSOR_NAME = "wsync_runs_sensor"
 MINIMUM_INTERVAL_SECONDS = 30
 DEFAULT_LIMITS = ObserveLimits()
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 IN_FLIGHT_LIMIT = 200
 WAIT_STEP_SECONDS = 1.0
 
@@ -419,7 +412,9 @@ def busy_partitions(instance: dg.DagsterInstance) -> Busy:
     mParticle run twice. One bounded query per tick.
     """
     busy: Busy = {}
-    in_flight = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=IN_FLIGHT_LIMIT)
+    in_flight = instance.get_runs(
+        filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=IN_FLIGHT_LIMIT
+    )
     for run in in_flight:
         tags = run.tags
         single = tags.get(RunTags.PARTITION)
