@@ -386,6 +386,11 @@ def measure(
             caught_up = wait_for_sensor(connection, specs, runs)
             simulated = time.monotonic() - simulated
         all_runs = list(records.runs(connection).values())
+        failures = {
+            r.run_id: records.failure_message(connection, r.run_id)[:400]
+            for r in all_runs
+            if r.status != "SUCCESS"
+        }
         missed = missed_pairs(connection, specs, runs, start, hours)
         ticks = sensor_ticks(connection)
         costs = run_costs(connection)
@@ -401,6 +406,7 @@ def measure(
         "runs": len(all_runs),
         "runs_failed": sum(n for s, n in statuses.items() if s != "SUCCESS"),
         "run_statuses": dict(statuses),
+        "failed_runs": failures,
         "schedule_ticks": len(driven.ticks),
         "cron_syncs_skipped": sum(line.count("skipped:") for line in driven.skipped_lines),
         "missed": missed.pairs,
