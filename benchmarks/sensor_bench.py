@@ -44,7 +44,8 @@ from wsync_dagster.mparticle import clear_token_cache
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.engine.reconcile import reconcile
 from wsync_dagster.sync.observe import sensor
-from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, RunsWatch, build_runs_sensor
+from wsync_dagster.sync.observe.reading import DEFAULT_LIMITS
+from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import Registry, load_registry
 from wsync_dagster.sync.registry.workspace import Workspace

@@ -14,7 +14,8 @@ from wsync_dagster.mparticle import PipelineRun
 from wsync_dagster.sync.assets import naming
 from wsync_dagster.sync.engine.reconcile import reconcile
 from wsync_dagster.sync.observe.batch import ObserveLimits, parse_cursor
-from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS, RunsWatch, build_runs_sensor
+from wsync_dagster.sync.observe.reading import DEFAULT_LIMITS
+from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
 from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR

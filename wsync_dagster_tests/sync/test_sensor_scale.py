@@ -12,9 +12,9 @@ import dagster as dg
 import pytest
 
 from wsync_dagster.mparticle import PipelineRun, WarehouseSyncClient
-from wsync_dagster.sync.observe import sensor
+from wsync_dagster.sync.observe import reading, sensor
 from wsync_dagster.sync.observe.batch import parse_cursor
-from wsync_dagster.sync.observe.sensor import DEFAULT_LIMITS
+from wsync_dagster.sync.observe.reading import DEFAULT_LIMITS
 from wsync_dagster.sync.registry.specs import Registry
 from wsync_dagster_tests.sync.test_sensor import HOURLY, instance, materialized, only, set_up, tick
 
@@ -128,7 +128,7 @@ def test_a_slow_pipeline_is_left_behind_and_holds_up_no_other(
             future.add_done_callback(ended)
             return future
 
-    monkeypatch.setattr(sensor, "ThreadPoolExecutor", Readers)
+    monkeypatch.setattr(reading, "ThreadPoolExecutor", Readers)
     try:
         result = tick(instance, three, resources, None, ROOMY, clock)
     finally:

@@ -39,7 +39,7 @@ from wsync_dagster.sync.engine.context import first_line
 from wsync_dagster.sync.engine.plan import other_pipelines
 from wsync_dagster.sync.engine.reconcile import Reads, plan_sync
 from wsync_dagster.sync.observe.batch import ObserveLimits
-from wsync_dagster.sync.observe.sensor import (
+from wsync_dagster.sync.observe.reading import (
     DEFAULT_LIMITS,
     WORKSPACE_ERRORS,
     Watched,
