@@ -38,7 +38,7 @@ from wsync_dagster.local.materialize import (
     run_outcome,
 )
 from wsync_dagster.local.paths import state_root
-from wsync_dagster.local.process import LocalServiceError
+from wsync_dagster.local.process import LocalServiceError, run_in_foreground
 from wsync_dagster.local.sample_data import SampleConfig
 from wsync_dagster.local.seed import SeedError
 from wsync_dagster.local.stack import LocalStack, running_stack
@@ -394,7 +394,7 @@ def run_ui(extra: Sequence[str]) -> int:
             _print_stack(stack)
             print("  Ctrl-C stops the UI and the stack; `python3 dev.py launch` runs a job on it")
             try:
-                return subprocess.run(command, env=dict(environment), cwd=PROJECT_ROOT).returncode
+                return run_in_foreground(command, dict(environment), PROJECT_ROOT)
             except KeyboardInterrupt:
                 return 0
     except (LocalServiceError, SeedError, RegistryError) as error:

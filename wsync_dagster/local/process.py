@@ -173,3 +173,32 @@ class ServiceProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# How long a foreground tool (``dg dev``) gets to stop its own children after SIGINT.
+STOP_SECONDS = 30.0
+
+
+def run_in_foreground(
+    command: Sequence[str], env: dict[str, str], cwd: Path, stop_seconds: float = STOP_SECONDS
+) -> int:
+    """Run ``command`` until it exits, and stop it the way it expects if this process is stopped.
+
+    ``dg dev`` shuts its webserver, daemon and code server down on SIGINT (Ctrl-C in a terminal
+    sends it to the whole foreground group). When this process is stopped otherwise (SIGTERM, which
+    ``python -m wsync_dagster.local`` turns into ``SystemExit``), ``subprocess.run`` would SIGKILL
+    ``dg dev`` and orphan those three; here it gets SIGINT and ``stop_seconds`` to stop them, and
+    only then is killed.
+    """
+    process = subprocess.Popen(list(command), env=env, cwd=cwd)
+    try:
+        return process.wait()
+    except BaseException:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=stop_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        raise
