@@ -9,6 +9,7 @@ The child's stdin is a pipe that the parent never writes to: when the parent die
 (:func:`wsync_dagster.emulator.lifecycle.exit_when_parent_exits`). No orphaned servers.
 """
 
+import contextlib
 import os
 import queue
 import re
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -175,30 +177,43 @@ class ServiceProcess:
         self.stop()
 
 
-# How long a foreground tool (``dg dev``) gets to stop its own children after SIGINT.
+# How long a foreground tool (``dg dev``) and its children get to stop after SIGINT.
 STOP_SECONDS = 30.0
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def run_in_foreground(
     command: Sequence[str], env: dict[str, str], cwd: Path, stop_seconds: float = STOP_SECONDS
 ) -> int:
-    """Run ``command`` until it exits, and stop it the way it expects if this process is stopped.
+    """Run ``command`` in a process group of its own until it exits; if this process is stopped,
+    stop that whole group the way a terminal's Ctrl-C does, and wait for it.
 
-    ``dg dev`` shuts its webserver, daemon and code server down on SIGINT (Ctrl-C in a terminal
-    sends it to the whole foreground group). When this process is stopped otherwise (SIGTERM, which
-    ``python -m wsync_dagster.local`` turns into ``SystemExit``), ``subprocess.run`` would SIGKILL
-    ``dg dev`` and orphan those three; here it gets SIGINT and ``stop_seconds`` to stop them, and
-    only then is killed.
+    ``dg dev`` starts a webserver, a daemon and a code server, and each stops on SIGINT, which a
+    terminal's Ctrl-C sends to every process of the foreground group; ``dg dev`` alone does not stop
+    them. So when this process is stopped (Ctrl-C, or SIGTERM, which ``python -m
+    wsync_dagster.local`` turns into ``SystemExit``), the group gets SIGINT and ``stop_seconds`` to
+    stop, then SIGKILL. ``subprocess.run`` instead SIGKILLed ``dg dev`` alone, and its three servers
+    kept running against a stopped stack.
     """
-    process = subprocess.Popen(list(command), env=env, cwd=cwd)
+    process = subprocess.Popen(list(command), env=env, cwd=cwd, start_new_session=True)
+    group = process.pid
     try:
         return process.wait()
     except BaseException:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=stop_seconds)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGINT)
+        deadline = time.monotonic() + stop_seconds
+        # The leader is reaped as soon as it exits (a zombie would still count as in the group).
+        while (process.poll() is None or _group_alive(group)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        process.wait()
         raise

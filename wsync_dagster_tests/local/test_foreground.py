@@ -10,10 +10,24 @@ from pathlib import Path
 
 WAIT = 60.0  # seconds before a test fails (never reached on success)
 
-# Stands in for `dg dev`: says it is ready, then on SIGINT writes that it stopped its children.
+# Stands in for `dg dev`: starts a server of its own (a child that writes its marker on SIGINT),
+# says it is ready, and on SIGINT writes its marker and exits without stopping that child, as
+# `dg dev` does (a terminal's Ctrl-C reaches the child directly).
 TOOL = textwrap.dedent(
     """
-    import signal, sys, threading
+    import signal, subprocess, sys, threading
+    SERVER = (
+        "import signal, sys, threading\\n"
+        "done = threading.Event()\\n"
+        "def stop(*_):\\n"
+        "    open(sys.argv[1], 'w').write('server stopped on SIGINT'); done.set()\\n"
+        "signal.signal(signal.SIGINT, stop)\\n"
+        "print('server ready', flush=True)\\n"
+        "done.wait()\\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", SERVER, sys.argv[1] + ".server"],
+                              stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().strip() == "server ready"
     stopped = threading.Event()
     def on_sigint(*_):
         open(sys.argv[1], "w").write("stopped on SIGINT")
@@ -49,7 +63,9 @@ def test_sigterm_gives_the_foreground_tool_sigint_and_waits_for_it(tmp_path: Pat
         assert runner.stdout.readline().strip() == "tool ready"  # the tool shares the pipe
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(timeout=WAIT) == 143
-        assert marker.read_text() == "stopped on SIGINT"  # not SIGKILLed: it stopped its own
+        assert marker.read_text() == "stopped on SIGINT"  # not SIGKILLed
+        # and its server got SIGINT too, as from a terminal's Ctrl-C (not orphaned)
+        assert Path(f"{marker}.server").read_text() == "server stopped on SIGINT"
     finally:
         if runner.poll() is None:
             runner.kill()
