@@ -253,13 +253,23 @@ def code_server_restart(
     return [run_id, rerun], last == "SUCCESS", f"{outcome}; a new run ended {last}"
 
 
+# Long enough for a run worker to start on a loaded 2-core machine (30-40 s measured), so a run that
+# is merely slow to start is not taken for the dropped one.
+SMOKE_START_TIMEOUT_SECONDS = 90
+
+
 def run_smoke(
     workdir: Path, hourly_partitions: int = 24, out: Callable[[str], None] = print
 ) -> int:
     verdict = Verdict()
     started = verdict.started
     crash = workdir / "crash-at-next-launch"
-    instance = chaos.instance_settings(crash)
+    instance = {
+        **chaos.instance_settings(crash),
+        # The dropped run waits this long for run monitoring to fail it (production keeps
+        # deploy/dagster.yaml's 180 s): the mechanism is the same, the smoke 90 s shorter.
+        "run_monitoring": {"start_timeout_seconds": SMOKE_START_TIMEOUT_SECONDS},
+    }
     with LocalDeployment(workdir, manual_clock=True, instance=instance) as deployment:
         out(f"[deploy] up in {time.monotonic() - started:.0f} s: {deployment.webserver_url}")
         api = ready_api(deployment)
