@@ -8,7 +8,7 @@ counts and judges them with the messages a materialization gives. Nothing is wri
 or to Snowflake and no secret is read: a secret is only checked to be set.
 
 Cost: one token and one listing each of connections, data models and pipelines, whatever the
-number of syncs (:class:`~.reconcile.Reads` with ``listed=True``); then per sync one run listing (when
+number of syncs (:class:`~.reads.Reads` with ``listed=True``); then per sync one run listing (when
 its pipeline exists) and two Snowflake queries (the column discovery and one grouped count of every
 window, up to :data:`MAX_WINDOWS`); ``benchmarks/plan_bench.py`` measures it.
 
@@ -34,7 +34,8 @@ from wsync_dagster.sync.engine.preflight import (
     PreflightReport,
     run_preflight,
 )
-from wsync_dagster.sync.engine.reconcile import Drift, Reads, ResourcePlan, SyncPlan, plan_sync
+from wsync_dagster.sync.engine.reads import Reads
+from wsync_dagster.sync.engine.reconcile import Drift, ResourcePlan, SyncPlan, plan_sync
 from wsync_dagster.sync.engine.repair import MARK as REPAIR_MARK
 from wsync_dagster.sync.registry.windows import WindowCount
 from wsync_dagster.sync.registry.workspace import BoundSync, Workspace

@@ -31,7 +31,8 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync.engine.reconcile import counts_as_active, desired_pipeline
+from wsync_dagster.sync.engine.reads import counts_as_active
+from wsync_dagster.sync.engine.reconcile import desired_pipeline
 from wsync_dagster.sync.engine.runs import WaitSettings, is_terminal
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
 

@@ -34,7 +34,8 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.sync.engine.context import EngineContext, Log, SyncFailure, first_line
-from wsync_dagster.sync.engine.reconcile import counts_as_active, desired_pipeline
+from wsync_dagster.sync.engine.reads import counts_as_active
+from wsync_dagster.sync.engine.reconcile import desired_pipeline
 from wsync_dagster.sync.engine.runs import WaitSettings
 from wsync_dagster.sync.registry.limits import Limits
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec

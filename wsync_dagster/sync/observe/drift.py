@@ -8,7 +8,7 @@ and the two ways out, or a passing one once they match again. It names the pipel
 declares in its log. It writes nothing to mParticle.
 
 Cost: the tick reads mParticle's connections, data models and pipelines with one listing each
-(:class:`~wsync_dagster.sync.engine.reconcile.Reads`), whatever the number of syncs; a token is
+(:class:`~wsync_dagster.sync.engine.reads.Reads`), whatever the number of syncs; a token is
 fetched only when the cached one expires. At one tick every 10 minutes that is 3 x 144 = 432 API
 calls a day (a drifted pipeline that would become active adds a status call per active ``once``
 pipeline), plus one query on Dagster's instance per sync and tick. The runs sensor, every 30 s,
@@ -37,7 +37,8 @@ from wsync_dagster.sync.assets.drift import (
 from wsync_dagster.sync.assets.metadata import Wsync
 from wsync_dagster.sync.engine.context import first_line
 from wsync_dagster.sync.engine.plan import other_pipelines
-from wsync_dagster.sync.engine.reconcile import Reads, plan_sync
+from wsync_dagster.sync.engine.reads import Reads
+from wsync_dagster.sync.engine.reconcile import plan_sync
 from wsync_dagster.sync.observe.batch import ObserveLimits
 from wsync_dagster.sync.observe.reading import (
     DEFAULT_LIMITS,
