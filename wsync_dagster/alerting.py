@@ -19,7 +19,6 @@ takes it as is with ``WSYNC_ALERT_WEBHOOK_FORMAT=slack``; any other receiver get
 """
 
 import enum
-import ipaddress
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import dagster as dg
 import requests
 from pydantic import Field, field_validator
 
-from wsync_dagster.resource_safety import MaskedSecrets
+from wsync_dagster.resource_safety import MaskedSecrets, url_fault
 from wsync_dagster.sync.assets.metadata import RunTags
 
 WEBHOOK_URL_VAR = "WSYNC_ALERT_WEBHOOK_URL"
@@ -64,15 +63,6 @@ class AlertDeliveryError(RuntimeError):
     """The webhook did not accept an alert; the message names only the URL's scheme and host."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def shown_url(url: str) -> str:
     """The part of a webhook URL that is safe to show: scheme and host (the path is the secret)."""
     parts = urlsplit(url.strip())
@@ -83,11 +73,10 @@ def shown_url(url: str) -> str:
 
 def webhook_url_problem(url: str) -> str | None:
     """Why ``url`` cannot receive alerts, with the fix (without repeating the URL); None if fine."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in ("https", "http") or not parts.hostname:
+    fault = url_fault(url)
+    if fault == "not absolute":
         return "is not an absolute URL: write it with its scheme and host (https://...)"
-    if scheme == "http" and not _is_loopback(parts.hostname):
+    if fault == "clear text":
         return (
             "uses http://, which would send the webhook's secret path in clear text: use https:// "
             "(plain http:// is accepted only on a loopback host)"

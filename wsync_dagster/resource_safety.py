@@ -9,7 +9,7 @@
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -53,6 +53,9 @@ class MaskedSnowflakeResource(MaskedSecrets, SnowflakeResource):
     secret_fields: ClassVar[tuple[str, ...]] = ("password", "private_key", "private_key_password")
 
 
+UrlFault = Literal["not absolute", "clear text"]
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -62,16 +65,28 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` must not receive the client secret or a token, with the fix; None when fine."""
+def url_fault(url: str) -> UrlFault | None:
+    """What makes ``url`` unfit to carry a secret, None when fine: ``"not absolute"`` (no http(s)
+    scheme or no host), or ``"clear text"`` (plain http:// to a host that is not loopback:
+    127.0.0.0/8, ::1, localhost). Callers word the message for the secret they would send."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http") or not parts.hostname:
+        return "not absolute"
+    if scheme == "http" and not _is_loopback(parts.hostname):
+        return "clear text"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` must not receive the client secret or a token, with the fix; None when fine."""
+    fault = url_fault(url)
+    if fault == "not absolute":
         return (
             "is not an absolute URL: write it with its scheme and host, "
             "e.g. https://api.mparticle.com or https://sso.auth.mparticle.com/oauth/token"
         )
-    if scheme == "http" and not _is_loopback(parts.hostname):
+    if fault == "clear text":
         return (
             "uses http://, which would send the client secret and every token in clear text: "
             "use https:// (plain http:// is accepted only on a loopback host: 127.0.0.0/8, ::1, "
