@@ -38,6 +38,10 @@ STAMP = VENV / ".wsync-install-stamp"
 INSTALL_INPUTS = ("pyproject.toml", "constraints.txt", "setup.cfg")
 # pytest's report of the last `dev.py test`, read back for the summary that ends its output.
 JUNIT_REPORT = ROOT / ".wsync" / "pytest-junit.xml"
+# pytest runs the test files on two worker processes (pytest-xdist), each file whole on one worker,
+# so a file's tests keep their order and module fixtures: 10.6 minutes of tests became 6.9 on a quiet
+# 2-core machine. `python3 dev.py test -n 0` runs them in one process (later options win).
+PYTEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
 
 
 def _venv_python() -> Path:
@@ -132,11 +136,12 @@ def _test_steps(
     # loads and validates the production code location (`[tool.dg]`). The local code location
     # (its own defs folder, the sample) gets the same check through a second dg project.
     local_check = [str(python), "-m", "wsync_dagster.local.dg_project", "check", "defs"]
+    pytest = [str(python), "-m", "pytest", "-q", *PYTEST_WORKERS, *junit_options(JUNIT_REPORT)]
     return [
         ("ruff check", [_bin(python, "ruff"), "check", "."], None),
         ("ruff format", [_bin(python, "ruff"), "format", "--check", "."], None),
         ("basedpyright", [_bin(python, "basedpyright")], None),
-        ("pytest", [str(python), "-m", "pytest", "-q", *junit_options(JUNIT_REPORT), *extra], None),
+        ("pytest", [*pytest, *extra], None),
         ("dg check defs", [_bin(python, "dg"), "check", "defs"], bare_env),
         ("dg check defs (local)", local_check, bare_env),
     ]

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,16 +34,20 @@ class TestGroup:
 """
 
 
-def test_the_summary_names_each_failed_test_and_ends_with_its_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [False, True], ids=["one process", "dev.py's workers"])
+def test_the_summary_names_each_failed_test_and_ends_with_its_output(
+    tmp_path: Path, workers: bool
+) -> None:
     tests = tmp_path / "test_sample.py"
     tests.write_text(FAILING, encoding="utf-8")
     report = tmp_path / "junit.xml"
     dev = dev_module()
     # The options dev.py gives pytest, on a file with two failures (run in its own folder, so the
-    # project's pytest configuration and conftest stay out of it).
+    # project's pytest configuration and conftest stay out of it); the workers report through the
+    # controlling process, which writes the report.
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests),
-         *dev.junit_options(report)],
+         *(dev.PYTEST_WORKERS if workers else []), *dev.junit_options(report)],
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout
