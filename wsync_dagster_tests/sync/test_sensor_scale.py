@@ -2,16 +2,18 @@
 and pipelines a short tick could not read go first in the next one (benchmarks/sensor_bench.py
 measures the numbers; docs/observation.md explains them)."""
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import dagster as dg
 import pytest
 
-from wsync_dagster.mparticle import PipelineRun, WarehouseSyncClient
+from wsync_dagster.mparticle import PipelineRun, RunState, WarehouseSyncClient
 from wsync_dagster.sync.observe import reading, sensor
 from wsync_dagster.sync.observe.batch import parse_cursor
 from wsync_dagster.sync.observe.reading import DEFAULT_LIMITS
@@ -185,6 +187,46 @@ class SlowLogin(CountingSnowflake):
     def get_connection(self) -> Any:
         self.clock.advance(self.seconds)
         return super().get_connection()
+
+
+class TrackedLogins:
+    """A Snowflake stand-in that records each connection opened and each one closed again."""
+
+    def __init__(self) -> None:
+        self.opened: list[int] = []
+        self.closed: list[int] = []
+
+    @contextlib.contextmanager
+    def get_connection(self) -> Iterator[Any]:
+        number = len(self.opened)
+        self.opened.append(number)
+        yield SimpleNamespace(cursor=lambda: SimpleNamespace(close=lambda: None))
+        self.closed.append(number)  # like dagster_snowflake: only when the context is exited
+
+
+def test_a_failed_count_opens_a_new_connection_and_the_tick_closes_every_one(monkeypatch) -> None:
+    """The connection opened again after a failed count is closed at the end of the tick too (the
+    first version closed only the first one: the later session stayed open until collected)."""
+    counted: list[str] = []
+
+    def count_one(cursor: Any, item: Any, succeeded: Any) -> None:
+        counted.append(item.name)
+        if item.name == "first":
+            raise RuntimeError("session expired")
+
+    monkeypatch.setattr(sensor, "_count_one", count_one)
+    success = SimpleNamespace(state=RunState.SUCCESS)
+    items = [
+        SimpleNamespace(name=name, batch=SimpleNamespace(runs=[success]), preflight_note=None)
+        for name in ("first", "second", "third")
+    ]
+    logins = TrackedLogins()
+    assert sensor.count_runs(cast(Any, logins), cast(Any, items)) == []
+    assert counted == ["first", "second", "third"]
+    assert logins.opened == [0, 1]  # one more login after the failure, shared by the rest
+    assert logins.closed == [0, 1]
+    assert items[0].preflight_note == "pre-flight count unavailable: session expired"
+    assert items[1].preflight_note is None
 
 
 def test_syncs_left_uncounted_when_the_tick_runs_out_are_recorded_next_tick_with_their_counts(

@@ -110,7 +110,7 @@ def count_runs(
     ]
     stack = contextlib.ExitStack()
     cursor: Any = None
-    with stack:
+    try:  # not `with stack`: a failed count replaces the stack, and the new one must close too
         for index, (item, succeeded) in enumerate(todo):
             if clock() > deadline:
                 return [deferred for deferred, _ in todo[index:]]
@@ -124,6 +124,8 @@ def count_runs(
                 item.preflight_note = f"pre-flight count unavailable: {first_line(error)}"
                 stack.close()  # a failed session may not serve the next sync: open a new one
                 stack, cursor = contextlib.ExitStack(), None
+    finally:
+        stack.close()
     return []
 
 
