@@ -29,6 +29,7 @@ from wsync_dagster.sync.assets.schedules import build_schedules
 from wsync_dagster.sync.observe.drift import DriftWatch, build_drift_sensor
 from wsync_dagster.sync.observe.sensor import RunsWatch, build_runs_sensor
 from wsync_dagster.sync.registry.specs import Registry
+from wsync_dagster.sync.registry.workspace import BoundSync
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -116,10 +117,11 @@ def build_definitions(
     if resources is None:
         resources = production_resources(environ, registry_secrets(c.registry for c in components))
     bound = dict(resources)
-    syncs = [pair for component in components for pair in component.sync_keys()]
+    keyed = [(component, component.sync_keys()) for component in components]
+    syncs = [pair for _, keys in keyed for pair in keys]
     # The runs and drift sensors watch every sync's pipeline, each with its own component's
     # registry (a code location with no sync gets sensors over nothing).
-    observed = [watched for component in components for watched in component.watched_syncs()]
+    observed = [(BoundSync(c.registry, spec), key) for c, keys in keyed for spec, key in keys]
     workspace = workspace_of(components)
     drift = DriftWatch(workspace, observed, registry_files(components))
     return dg.Definitions.merge(
@@ -133,7 +135,7 @@ def build_definitions(
         ),
         build_schedules(syncs),
         # One schedule per distinct cron of the on_demand syncs (docs/scale.md).
-        build_cron_schedules(syncs, workspace_of(components)),
+        build_cron_schedules(syncs, workspace),
         # The optional run-failure webhook (docs/alerting.md): nothing unless it is configured.
         alert_definitions(environ),
     )

@@ -53,7 +53,7 @@ from wsync_dagster.sync.registry.specs import (
     validate_registry,
 )
 from wsync_dagster.sync.registry.strict_yaml import DuplicateKey, duplicate_keys
-from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
+from wsync_dagster.sync.registry.workspace import Workspace
 
 
 def _registry_schema(schema: dict[str, Any]) -> None:
@@ -365,11 +365,6 @@ class WarehouseSyncComponent(dg.Component):
             f"{path.parent.name}/{path.name}:{line}" if line else f"{path.parent.name}/{path.name}"
         )
 
-    def watched_syncs(self) -> list[tuple[BoundSync, dg.AssetKey]]:
-        """Each sync, bound to this component's registry, with the key of its asset: what the runs
-        sensor records, under the key the translator gave the asset."""
-        return [(BoundSync(self.registry, spec), key) for spec, key in self.sync_keys()]
-
     def label(self, spec: SyncSpec) -> str:
         return f"sync '{spec.name}' ({self.where(spec) or '<component>'})"
 
@@ -422,7 +417,7 @@ def check_across(components: Iterable[WarehouseSyncComponent]) -> None:
     }
     workspace = workspace_of(components)
     problems += rules.cross_sync_problems(
-        [bound.spec for bound in workspace],
+        workspace.specs(),
         # With different limits, no count of free slots means anything.
         None if problems else workspace.limits,
         label=lambda spec: declared[id(spec)].label(spec),

@@ -134,13 +134,13 @@ def cron_schedule(cron: str, members: Sequence[CronSync], free_slots: int) -> dg
     keys = [sync.key for sync in members]
     names = ", ".join(sorted(sync.name for sync in members))
     job = dg.define_asset_job(
-        f"{stem}_job",
+        naming.job_name(stem),
         selection=dg.AssetSelection.assets(*keys),
         description=f"Sync the on_demand tables on cron '{cron}' (UTC): {names}.",
     )
 
     @dg.schedule(
-        name=f"{stem}_schedule",
+        name=naming.schedule_name(stem),
         cron_schedule=cron,
         job=job,
         execution_timezone="UTC",

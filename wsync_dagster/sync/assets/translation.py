@@ -117,7 +117,7 @@ _APPLY: dict[str, Callable[[dg.AssetSpec, Any], dg.AssetSpec]] = {
     "metadata": lambda spec, value: spec.merge_attributes(metadata=dict(value)),
 }
 # The key before its prefix: a prefix then applies to a templated key too.
-_ORDER = ("key", "key_prefix", "group_name", "description", "owners", "kinds", "tags", "metadata")
+_ORDER = tuple(_APPLY)
 
 
 def _problem(sync: WarehouseSyncProps, field: str, written: Any, error: Exception) -> str:

@@ -37,6 +37,7 @@ from wsync_dagster.sync.engine.preflight import (
 from wsync_dagster.sync.engine.reads import Reads
 from wsync_dagster.sync.engine.reconcile import Drift, ResourcePlan, SyncPlan, plan_sync
 from wsync_dagster.sync.engine.repair import MARK as REPAIR_MARK
+from wsync_dagster.sync.engine.resend import MARK as RESEND_MARK
 from wsync_dagster.sync.registry.windows import WindowCount
 from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
 
@@ -44,7 +45,7 @@ from wsync_dagster.sync.registry.workspace import BoundSync, Workspace
 MAX_WINDOWS = WINDOWS_PER_QUERY
 # One-off pipelines this project makes for a declared sync: ``<pipeline id><mark><window>...``
 # (a repair, sync/engine/repair.py; a re-send of a window). They take slots while active.
-ONE_OFF_MARKS = (REPAIR_MARK, "-resend-")
+ONE_OFF_MARKS = (REPAIR_MARK, RESEND_MARK)
 
 PlanAction = Literal["create", "update", "unchanged"]
 _ACTIONS: dict[str, PlanAction] = {

@@ -31,7 +31,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncClient,
     WarehouseSyncError,
 )
-from wsync_dagster.sync.engine.reads import counts_as_active
+from wsync_dagster.sync.engine.reads import Reads
 from wsync_dagster.sync.engine.reconcile import desired_pipeline
 from wsync_dagster.sync.engine.runs import WaitSettings, is_terminal
 from wsync_dagster.sync.registry.specs import Registry, SyncSpec
@@ -132,7 +132,7 @@ class Repairer:
 
     def _check_slot(self, repair_id: str) -> None:
         allowed = self.registry.limits
-        active = [p.id for p in self.client.list_pipelines() if counts_as_active(self.client, p)]
+        active = Reads(self.client).active_ids()
         if len(active) >= allowed.max_active_pipelines:
             raise RepairError(
                 f"repairing needs a one-off pipeline ({repair_id}), which would be active pipeline "

@@ -90,7 +90,6 @@ class Resender:
     settings: WaitSettings
     log: Log
     token: str
-    deleted: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def _prefix(self) -> str:
@@ -230,5 +229,4 @@ class Resender:
         except WarehouseSyncError as error:  # left behind: the next re-send deletes it
             self.log.warning(f"Re-send: could not delete {pipeline_id} ({first_line(error)})")
             return
-        self.deleted.append(pipeline_id)
         self.log.info(f"Re-send: deleted {pipeline_id}: {why}")

@@ -420,7 +420,6 @@ class Registry(_Strict):
 # What a sync may inherit from ``defaults:``: everything but what names the sync (name, ids), says
 # what it is (description) or what it reads (sql), which are each sync's own.
 OWN_FIELDS = frozenset({"name", "description", "sql", "pipeline_id", "data_model_id"})
-_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 def optional_model(model: type[BaseModel], name: str, keep: frozenset[str] = frozenset()) -> Any:
@@ -441,7 +440,7 @@ def optional_model(model: type[BaseModel], name: str, keep: frozenset[str] = fro
         if info.is_required():
             description += " (required: in each sync or in defaults)"
         fields[field] = (Optional[annotation], Field(default=None, description=description))  # noqa: UP045
-    return create_model(name, __config__=_STRICT, __doc__=model.__doc__, **fields)
+    return create_model(name, __config__=_Strict.model_config, __doc__=model.__doc__, **fields)
 
 
 @functools.cache
