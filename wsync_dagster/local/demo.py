@@ -28,7 +28,11 @@ import dagster as dg
 
 from wsync_dagster.component import WarehouseSyncComponent
 from wsync_dagster.emulator import EmulatorControl
-from wsync_dagster.local.definitions import build_local_definitions, local_sync_components
+from wsync_dagster.local.definitions import (
+    REGISTRY_VAR,
+    build_local_definitions,
+    local_sync_components,
+)
 from wsync_dagster.local.materialize import (
     RunOutcome,
     create_job_run,
@@ -56,7 +60,6 @@ DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 LOCAL_LOCATION = "wsync_dagster.local.definitions"
 SEED_VAR = "WSYNC_LOCAL_SEED"
 SEED_FOLDER = "seed"
-REGISTRY_VAR = "WSYNC_LOCAL_REGISTRY"
 HOURLY_BACKFILL = 6
 SHOWN_PROFILES = 3
 

@@ -6,8 +6,8 @@ Shared by the demo, the Dagster-tier tests and the benchmarks:
   plain partitioned run, several as a single-run backfill (the ``dagster/asset_partition_range_*``
   tags that Dagster's backfill daemon sets for assets with ``BackfillPolicy.single_run()``).
 - :func:`create_job_run` creates the same run as a run of a named job of a code location (the
-  demo's runs, which the UI lists under their job and can re-execute); :func:`run_job` also executes
-  it in this process.
+  demo's runs, which the UI lists under their job and can re-execute); :func:`execute_job_run`
+  executes it in this process.
 - :func:`execute_in_workers` executes created runs at once, each in its own *run worker* process
   (``python -m wsync_dagster.local.materialize``) on the same Dagster instance, as Dagster's own run
   launcher does: one process per run. Runs must not share a process: Dagster configures Python's
@@ -145,22 +145,6 @@ def execute_job_run(
     is what running a job from memory needs. Only one run at a time per process (module doc).
     """
     return execute_run(InMemoryJob(job), run, instance)
-
-
-def run_job(
-    job: dg.JobDefinition,
-    asset_key: dg.AssetKey,
-    partition_keys: Sequence[str],
-    *,
-    instance: dg.DagsterInstance,
-    origin: RemoteJobOrigin,
-    run_config: Any = None,
-) -> ExecutionResult:
-    """:func:`create_job_run`, then :func:`execute_job_run` in this process."""
-    run = create_job_run(
-        job, asset_key, partition_keys, instance=instance, origin=origin, run_config=run_config
-    )
-    return execute_job_run(job, run, instance)
 
 
 @dataclass(frozen=True)

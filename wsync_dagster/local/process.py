@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from wsync_dagster.emulator.lifecycle import EXIT_WITH_PARENT_FLAG
 
@@ -181,11 +181,29 @@ class ServiceProcess:
 STOP_SECONDS = 30.0
 
 
-def _group_alive(group: int) -> bool:
+def stop_group(child: subprocess.Popen[Any], stop_signal: int, grace: float) -> None:
+    """``stop_signal`` to the process group ``child`` leads, SIGKILL to whatever is left of it after
+    ``grace`` seconds; returns once the child is reaped (a zombie leader still counts in its
+    group, so it is reaped while waiting)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, stop_signal)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if child.poll() is not None and not group_alive(child.pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def group_alive(pgid: int) -> bool:
     try:
-        os.killpg(group, 0)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:  # a member runs as another user: it is still there
+        return True
     return True
 
 
@@ -203,17 +221,8 @@ def run_in_foreground(
     kept running against a stopped stack.
     """
     process = subprocess.Popen(list(command), env=env, cwd=cwd, start_new_session=True)
-    group = process.pid
     try:
         return process.wait()
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGINT)
-        deadline = time.monotonic() + stop_seconds
-        # The leader is reaped as soon as it exits (a zombie would still count as in the group).
-        while (process.poll() is None or _group_alive(group)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-        process.wait()
+        stop_group(process, signal.SIGINT, stop_seconds)
         raise

@@ -16,7 +16,6 @@ It exits with the program's exit code. Standard library only, so it starts in a 
 """
 
 import argparse
-import contextlib
 import os
 import pwd
 import signal
@@ -31,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wsync_dagster.emulator.lifecycle import exit_when_parent_exits
+from wsync_dagster.local.process import stop_group
 
 READY_MARKER = "wsync-guard ready"
 
@@ -57,30 +57,6 @@ def as_user(user: str | None) -> dict[str, Any]:
     return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
-def _stop_group(child: subprocess.Popen[Any], stop_signal: int, grace: float) -> None:
-    """``stop_signal`` to the child's process group, SIGKILL to whatever is left after ``grace``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, stop_signal)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if child.poll() is not None and not _group_alive(child.pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a member runs as another user: it is still there
-        return True
-    return True
-
-
 def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     exit_when_parent_exits(stop.set)
@@ -105,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"{args.ready_url} did not answer in {args.ready_timeout:.0f} s\n")
                 break
         stop.wait(0.2 if announced else 0.1)
-    _stop_group(child, getattr(signal, args.stop_signal), args.grace)
+    stop_group(child, getattr(signal, args.stop_signal), args.grace)
     return child.returncode if child.returncode is not None else 1
 
 
