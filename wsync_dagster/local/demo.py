@@ -280,16 +280,23 @@ def _materialize_rotating(
     environment: Mapping[str, str],
     dagster_home: Path,
 ) -> tuple[list[tuple[str, ...]], list[str]]:
-    """All rotating syncs at once: they take turns on the free slots (sync/engine/rotation.py).
+    """The rotating syncs, as many at once as there are free slots, as the deployment's Dagster
+    pool (:data:`~wsync_dagster.sync.engine.rotation.ROTATING_POOL`) lets them: each next run
+    starts when one ends (sync/engine/rotation.py takes and frees the slots in mParticle).
 
     Each is a run of its sync job in the demo's instance, executed by its own run worker process
     (:func:`wsync_dagster.local.materialize.execute_in_workers`: runs must not share a process).
+    Started all at once, the runs beyond the free slots would wait in mParticle's count: on the
+    manual clock each waiting run moves the shared clock forward while the runs holding the slots
+    work at the machine's pace, and on a busy machine waits ran out of their hours of emulator time
+    before a slot was freed.
     """
     if not steps:
         return [], []
+    slots = rotating_pool_limit(workspace)
     print(
-        f"Materializing {len(steps)} rotating syncs at once; they take turns on the "
-        f"{rotating_pool_limit(workspace)} active-pipeline slot(s) the permanent syncs leave ...",
+        f"Materializing {len(steps)} rotating syncs, {slots} at a time: they take turns on the "
+        f"{slots} active-pipeline slot(s) the permanent syncs leave ...",
         flush=True,
     )
     runs = [_create_run(defs, step, instance) for step in steps]
@@ -299,6 +306,7 @@ def _materialize_rotating(
         dagster_home=dagster_home,
         location_module=LOCAL_LOCATION,
         environment=environment,
+        at_once=slots,
     )
     rows: list[tuple[str, ...]] = []
     failures: list[str] = []

@@ -8,13 +8,13 @@ Shared by the demo, the Dagster-tier tests and the benchmarks:
 - :func:`create_job_run` creates the same run as a run of a named job of a code location (the
   demo's runs, which the UI lists under their job and can re-execute); :func:`execute_job_run`
   executes it in this process.
-- :func:`execute_in_workers` executes created runs at once, each in its own *run worker* process
-  (``python -m wsync_dagster.local.materialize``) on the same Dagster instance, as Dagster's own run
-  launcher does: one process per run. Runs must not share a process: Dagster configures Python's
-  process-wide logging at the start of each run (``logging.config.dictConfig``, which closes every
-  handler of the process, another run's included), and two runs started from threads of one process
-  deadlock on those locks while they write to the instance. SQLite storage serves several processes
-  (file locks); see docs/local.md.
+- :func:`execute_in_workers` executes created runs at once (or a few at a time), each in its own
+  *run worker* process (``python -m wsync_dagster.local.materialize``) on the same Dagster
+  instance, as Dagster's own run launcher does: one process per run. Runs must not share a
+  process: Dagster configures Python's process-wide logging at the start of each run
+  (``logging.config.dictConfig``, which closes every handler of the process, another run's
+  included), and two runs started from threads of one process deadlock on those locks while they
+  write to the instance. SQLite storage serves several processes (file locks); see docs/local.md.
 - :func:`run_outcome` reads what a run did back from the instance, wherever it ran.
 
 Creating and executing a run with its code location's origin has no public API; the private
@@ -23,6 +23,7 @@ pieces come from :mod:`wsync_dagster.compat`. The emulator's manual-clock resour
 """
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -53,6 +54,8 @@ SINGLETON_REPOSITORY = "__repository__"
 RUN_WORKER_MODULE = "wsync_dagster.local.materialize"
 # How long stopped run workers get to record their run as failed before they are killed.
 WORKER_STOP_SECONDS = 30.0
+# How often a full set of workers is checked for one that ended (the next run then starts).
+WORKER_POLL_SECONDS = 0.1
 
 
 def partition_range_tags(partition_keys: Sequence[str]) -> dict[str, str]:
@@ -226,29 +229,42 @@ def execute_in_workers(
     dagster_home: Path,
     location_module: str,
     environment: Mapping[str, str],
+    at_once: int | None = None,
 ) -> None:
-    """Execute ``runs`` at once, each in its own run worker process, and wait until all ended.
+    """Execute ``runs``, each in its own run worker process, and wait until all ended.
 
-    The workers inherit this process's stdout and stderr (their run logs interleave, each line
-    naming its run) and see ``environment`` on top of this process's. A worker that ends without
-    ending its run (killed, or it could not load the code location) has its run marked failed with
-    the reason, so no run is left "started" for ever. If this process is interrupted, the workers
-    are stopped (their runs fail, saying so) before the interruption goes on.
+    At most ``at_once`` workers run together (all of them when it is ``None``): the next run starts
+    when one ends, in the order given, as a Dagster pool with that limit would let them. The
+    workers inherit this process's stdout and stderr (their run logs interleave, each line naming
+    its run) and see ``environment`` on top of this process's. A worker that ends without ending
+    its run (killed, or it could not load the code location) has its run marked failed with the
+    reason, so no run is left "started" for ever. If this process is interrupted, the workers are
+    stopped (their runs fail, saying so) before the interruption goes on.
     """
     env = {**os.environ, **environment, "DAGSTER_HOME": str(dagster_home)}
+    limit = len(runs) if at_once is None else max(at_once, 1)
+    waiting = list(runs)
     workers: list[tuple[dg.DagsterRun, subprocess.Popen[bytes]]] = []
     try:
-        for run in runs:
-            argv = run_worker_argv(location_module, dagster_home, run.run_id)
-            # stdin: a pipe never written; it closes when this process dies, however it dies, and
-            # the worker then interrupts its run (EXIT_WITH_PARENT_FLAG).
-            workers.append((run, subprocess.Popen(argv, env=env, stdin=subprocess.PIPE)))
-        for _, process in workers:
-            process.wait()
+        while waiting or any(process.poll() is None for _, process in workers):
+            while waiting and sum(process.poll() is None for _, process in workers) < limit:
+                run = waiting.pop(0)
+                argv = run_worker_argv(location_module, dagster_home, run.run_id)
+                # stdin: a pipe never written; it closes when this process dies, however it dies,
+                # and the worker then interrupts its run (EXIT_WITH_PARENT_FLAG).
+                workers.append((run, subprocess.Popen(argv, env=env, stdin=subprocess.PIPE)))
+            _wait_for_one([process for _, process in workers if process.poll() is None])
     finally:
         _stop([process for _, process in workers])
         for run, process in workers:
             _fail_if_unfinished(instance, run, process.returncode)
+
+
+def _wait_for_one(live: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Return once one of ``live`` has ended (at once when none is left)."""
+    while live and all(process.poll() is None for process in live):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            live[0].wait(timeout=WORKER_POLL_SECONDS)
 
 
 def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:

@@ -146,9 +146,10 @@ def _rotating_registry(count: int, slots: int):
 def test_rotating_syncs_run_as_jobs_of_the_demo_instance_with_their_checks(
     tmp_path: Path, capfd
 ) -> None:
-    """Seven rotating syncs at once on two slots: each is a run of wsync_on_demand_job in the
-    demo's DAGSTER_HOME (listed in the UI's Runs page), its checks evaluated, and no process
-    prints a traceback (runs in threads of one process deadlocked or printed sqlite3 errors)."""
+    """Seven rotating syncs on two slots, two run workers at a time: each is a run of
+    wsync_on_demand_job in the demo's DAGSTER_HOME (listed in the UI's Runs page), its checks
+    evaluated, no run waited for a slot in mParticle, and no process prints a traceback (runs in
+    threads of one process deadlocked or printed sqlite3 errors)."""
     registry = _rotating_registry(7, slots=2)
     source = write_registry(registry, tmp_path / "rotating.yaml")
     home = tmp_path / "dagster_home"
@@ -159,7 +160,10 @@ def test_rotating_syncs_run_as_jobs_of_the_demo_instance_with_their_checks(
     assert code == 0, out + err
     for trouble in ("Traceback", "Exception in thread", "ProgrammingError", "Fatal Python error"):
         assert trouble not in out + err, out + err
-    assert "Materializing 7 rotating syncs at once" in out
+    assert "Materializing 7 rotating syncs, 2 at a time" in out
+    # Started all at once, 5 runs waited in mParticle's count, each moving the shared manual clock,
+    # and on a busy machine two ran out of their 4 hours of it before a slot was freed.
+    assert "waiting for a slot" not in out and "tries (the workspace was full)" not in out, out
     peak = re.search(r"Peak active pipelines in the workspace: (\d) \(limit 2\)", out)
     assert peak is not None and int(peak.group(1)) <= 2, out
 

@@ -1,5 +1,6 @@
-"""Runs executed by run worker processes (``local/materialize.py: execute_in_workers``), at once,
-on one SQLite-backed Dagster instance: outcomes read back from it, and no run left "started"."""
+"""Runs executed by run worker processes (``local/materialize.py: execute_in_workers``), at once or
+a few at a time, on one SQLite-backed Dagster instance: outcomes read back from it, and no run left
+"started"."""
 
 import contextlib
 import os
@@ -43,13 +44,19 @@ def _runs(instance: dg.DagsterInstance, *names: str) -> list[dg.DagsterRun]:
     ]
 
 
-def _execute(instance: dg.DagsterInstance, runs: list[dg.DagsterRun], location: str) -> None:
+def _execute(
+    instance: dg.DagsterInstance,
+    runs: list[dg.DagsterRun],
+    location: str,
+    at_once: int | None = None,
+) -> None:
     execute_in_workers(
         runs,
         instance=instance,
         dagster_home=Path(instance.root_directory),
         location_module=location,
         environment={"PYTHONPATH": str(ROOT)},
+        at_once=at_once,
     )
 
 
@@ -66,6 +73,18 @@ def test_runs_execute_at_once_in_workers_and_report_back(instance) -> None:
     assert outcomes[1].failure == "the source table is missing: create it, then materialize again"
     listed = instance.get_runs(filters=dg.RunsFilter(job_name="worker_job"))
     assert {r.run_id for r in listed} == {r.run_id for r in runs}
+
+
+def test_at_most_at_once_workers_run_together_in_the_order_given(instance) -> None:
+    """One at a time: the second run starts only after the first ended, as a pool of one would."""
+    runs = _runs(instance, "fails", "ok")
+    _execute(instance, runs, LOCATION, at_once=1)
+    first, second = (instance.get_run_record_by_id(run.run_id) for run in runs)
+    assert first is not None and second is not None
+    assert first.dagster_run.status is dg.DagsterRunStatus.FAILURE
+    assert second.dagster_run.status is dg.DagsterRunStatus.SUCCESS
+    assert first.end_time is not None and second.start_time is not None
+    assert first.end_time <= second.start_time
 
 
 def test_a_worker_that_cannot_load_the_code_location_fails_its_run_with_the_reason(

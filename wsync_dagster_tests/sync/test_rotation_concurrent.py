@@ -21,7 +21,9 @@ def test_twelve_rotating_syncs_at_once_never_make_a_sixth_active_pipeline(
     rotating = with_rotating(registry, ROTATING, ("customer_scores", "ticket_activity"))
     resources = {
         "snowflake": snowflake_for(local_snowflake),
-        # Every waiting thread moves the shared manual clock: give slot waits a day of it.
+        # Every waiting thread moves the shared manual clock: give slot waits a day of it. The
+        # threads share one interpreter, so holders and waiters slow down together: the 12 took
+        # 6.5 h of it on a quiet 2-core machine and 6.8 h with four busy loops beside the test.
         "mparticle": hooked_mparticle(
             slow_control, poll_interval_seconds=30.0, max_poll_interval_seconds=60.0,
             run_timeout_seconds=24 * 3600.0,
