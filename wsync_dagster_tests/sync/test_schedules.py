@@ -7,10 +7,13 @@ import dagster as dg
 
 from wsync_dagster.resources import SettingsMissing
 from wsync_dagster.sync.assets import naming
+from wsync_dagster.sync.assets.cron_schedules import build_cron_schedules
 from wsync_dagster.sync.assets.factory import build_sync_assets
+from wsync_dagster.sync.assets.in_flight import job_assets
 from wsync_dagster.sync.assets.schedules import build_schedules
 from wsync_dagster.sync.registry.cadences import CADENCES
 from wsync_dagster.sync.registry.specs import Registry
+from wsync_dagster.sync.registry.workspace import Workspace
 from wsync_dagster_tests.conftest import SAMPLE_ANCHOR
 
 
@@ -82,3 +85,26 @@ def test_no_two_kinds_of_job_can_share_a_name() -> None:
     stems = {naming.cadence_stem(c) for c in CADENCES}
     assert len(stems) == len(CADENCES)
     assert all(naming.DAGSTER_NAME.match(naming.job_name(s)) for s in stems)
+
+
+def test_the_job_names_of_each_sync_are_the_jobs_that_materialize_it(registry: Registry) -> None:
+    """``job_assets`` (which the runs sensor and the cron ticks read for runs without an asset
+    selection, as a schedule's are) names every sync job with exactly the assets it runs."""
+    alerts = registry.sync("churn_risk_alerts")
+    timed = alerts.model_copy(
+        update={"schedule": alerts.schedule.model_copy(update={"cron": "15 * * * *"})}
+    )
+    registry = registry.model_copy(
+        update={"syncs": tuple(timed if s.name == timed.name else s for s in registry.syncs)}
+    )
+    pairs = [(spec, naming.asset_key(spec)) for spec in registry.syncs]
+    defs = dg.Definitions.merge(
+        _definitions(registry), build_cron_schedules(pairs, Workspace.of([registry]))
+    )
+    jobs = {
+        job.name: job.asset_layer.executable_asset_keys
+        for job in defs.get_repository_def().get_all_jobs()
+        if not job.name.startswith("__")  # Dagster's implicit asset job
+    }
+    assert jobs["wsync_on_demand_cron_15_x_x_x_x_job"] == {naming.asset_key(timed)}
+    assert job_assets(pairs) == jobs

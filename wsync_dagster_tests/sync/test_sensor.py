@@ -302,6 +302,30 @@ def test_partitions_a_dagster_run_in_flight_is_syncing_wait_for_that_run(
     assert sorted(materialized(instance, HOURLY)) == keys
 
 
+def test_a_schedules_run_in_flight_holds_its_partition_though_it_selects_no_asset(
+    registry, resources, control, instance
+) -> None:
+    """A partitioned schedule's run names no asset (its job is the sync's own): the partition still
+    waits for it, or the sensor and the run would both record the same mParticle run."""
+    hourly, _, keys = caught_up_hourly(registry, resources, control)
+    scheduled = dg.DagsterRun(
+        job_name=naming.job_name(naming.sync_stem(hourly.sync(HOURLY))),
+        run_id="scheduled",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": keys[12], "dagster/schedule_name": "its schedule"},
+        asset_selection=None,
+    )
+    instance.add_run(scheduled)
+
+    held = tick(instance, hourly, resources, None)
+    assert sorted(materialized(instance, HOURLY)) == keys[:12]
+    assert held.skip_reason is not None and "waits for the Dagster run" in str(held.skip_reason)
+
+    instance.report_run_failed(scheduled)
+    tick(instance, hourly, resources, held.cursor)
+    assert sorted(materialized(instance, HOURLY)) == keys
+
+
 def test_an_unfinished_backfill_holds_its_assets_until_it_ends(
     registry, resources, control, instance
 ) -> None:

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from wsync_dagster.sync.assets import naming
-from wsync_dagster.sync.assets.metadata import IN_FLIGHT, RunTags
+from wsync_dagster.sync.assets.in_flight import JobAssets, job_assets, materializing, runs_in_flight
+from wsync_dagster.sync.assets.metadata import RunTags
 from wsync_dagster.sync.registry.specs import SyncSpec
 from wsync_dagster.sync.registry.workspace import Workspace
 
@@ -105,18 +106,14 @@ def plan_tick(
 
 
 def in_flight_materializations(
-    instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey], job_name: str
+    instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey], jobs: JobAssets
 ) -> dict[dg.AssetKey, str]:
     """The Dagster runs in flight that materialize ``keys``: key -> 'run <id> (<status>)'. A run
-    of ``job_name`` without an asset selection materializes all of them. One bounded query."""
+    without an asset selection materializes every asset of its job (``jobs``). One bounded query."""
     wanted = set(keys)
     found: dict[dg.AssetKey, str] = {}
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=IN_FLIGHT_LIMIT)
-    for run in runs:
-        selection = run.asset_selection
-        if selection is None:
-            selection = wanted if run.job_name == job_name else frozenset()
-        for key in wanted & set(selection):
+    for run in runs_in_flight(instance, IN_FLIGHT_LIMIT):
+        for key in wanted & set(materializing(run, jobs)):
             found.setdefault(key, f"run {run.run_id[:8]} ({run.status.value.lower()})")
     return found
 
@@ -128,8 +125,11 @@ def _run_key(tick: datetime, run: Sequence[CronSync]) -> str:
     return f"{tick:%Y-%m-%dT%H:%MZ}/{hashlib.sha256(names.encode()).hexdigest()[:12]}"
 
 
-def cron_schedule(cron: str, members: Sequence[CronSync], free_slots: int) -> dg.ScheduleDefinition:
-    """The schedule of the on_demand syncs on ``cron``, targeting their job."""
+def cron_schedule(
+    cron: str, members: Sequence[CronSync], free_slots: int, jobs: JobAssets
+) -> dg.ScheduleDefinition:
+    """The schedule of the on_demand syncs on ``cron``, targeting their job; ``jobs``: the assets of
+    every sync job of the code location, to tell which syncs its runs in flight hold."""
     stem = naming.cron_stem(cron)
     keys = [sync.key for sync in members]
     names = ", ".join(sorted(sync.name for sync in members))
@@ -151,7 +151,7 @@ def cron_schedule(cron: str, members: Sequence[CronSync], free_slots: int) -> dg
     def _tick(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
         # The daemon and the UI's "Test schedule" always evaluate a tick at its scheduled time.
         tick = context.scheduled_execution_time.astimezone(UTC)
-        in_flight = in_flight_materializations(context.instance, keys, job.name)
+        in_flight = in_flight_materializations(context.instance, keys, jobs)
         plan = plan_tick(members, tick, in_flight, free_slots)
         for line in plan.skipped:
             context.log.info(line)
@@ -178,6 +178,7 @@ def build_cron_schedules(
     """A job and a schedule per distinct cron of the on_demand syncs in ``syncs``; ``workspace``
     (every registry of the code location) says how many active-pipeline slots the rotating syncs
     share."""
+    jobs = job_assets(syncs)
     by_cron: dict[str, list[CronSync]] = {}
     for spec, key in syncs:
         if spec.schedule.cron is not None:
@@ -192,5 +193,5 @@ def build_cron_schedules(
                 "one of them like the other"
             )
         stems[stem] = cron
-        schedules.append(cron_schedule(cron, members, workspace.free_slots()))
+        schedules.append(cron_schedule(cron, members, workspace.free_slots(), jobs))
     return dg.Definitions(schedules=schedules)  # each schedule brings its job

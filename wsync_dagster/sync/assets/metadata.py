@@ -18,8 +18,6 @@ Namespaces:
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-import dagster as dg
-
 T = TypeVar("T")
 
 
@@ -182,17 +180,6 @@ class AssetTags(_Namespace):
     SCHEDULE = Key[str]("wsync/schedule", "the sync's cadence", str)
     ENVIRONMENT = Key[str]("wsync/environment", "development or production", str)
     PIPELINE = Key[str]("wsync/pipeline", "the sync's pipeline id", str)
-
-
-# Dagster runs that may still report a materialization of their assets: the runs sensor waits for
-# them before recording a partition, and a cron tick skips a sync one of them holds.
-IN_FLIGHT = (
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-)
 
 
 class RunTags(_Namespace):

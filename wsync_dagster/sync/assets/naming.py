@@ -70,6 +70,17 @@ def job_name(stem: str) -> str:
     return f"{stem}_job"
 
 
+def job_names(spec: SyncSpec) -> tuple[str, ...]:
+    """The jobs whose runs materialize ``spec``'s asset: an interval sync's own; for the others,
+    their cadence's, and their cron's when they have one (``sync/assets/schedules.py`` and
+    ``sync/assets/cron_schedules.py`` define them)."""
+    if spec.schedule.is_interval:
+        return (job_name(sync_stem(spec)),)
+    cron = spec.schedule.cron
+    cadence = job_name(cadence_stem(spec.schedule.interval))
+    return (cadence,) if cron is None else (cadence, job_name(cron_stem(cron)))
+
+
 def schedule_name(stem: str) -> str:
     return f"{stem}_schedule"
 

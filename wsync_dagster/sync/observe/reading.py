@@ -23,6 +23,7 @@ from wsync_dagster.mparticle import (
     WarehouseSyncError,
 )
 from wsync_dagster.resources import MParticleResource
+from wsync_dagster.sync.assets.in_flight import job_assets
 from wsync_dagster.sync.engine.context import first_line
 from wsync_dagster.sync.engine.reasons import attribute
 from wsync_dagster.sync.observe.batch import Batch, Mark, ObserveLimits, read_batch
@@ -66,6 +67,11 @@ class RunsWatch:
     watched: Sequence[Watched]
     limits: ObserveLimits = DEFAULT_LIMITS
     clock: Callable[[], float] = time.monotonic
+
+    def jobs(self) -> dict[str, frozenset[dg.AssetKey]]:
+        """The assets of each job of the watched syncs, for the runs in flight that have no asset
+        selection (:mod:`wsync_dagster.sync.assets.in_flight`)."""
+        return job_assets((bound.spec, key) for bound, key in self.watched)
 
 
 @dataclass

@@ -31,8 +31,9 @@ from wsync_dagster.mparticle import (
 )
 from wsync_dagster.resources import MParticleResource, settings_problem
 from wsync_dagster.sync.assets.drift import DriftState
+from wsync_dagster.sync.assets.in_flight import JobAssets, materializing, runs_in_flight
 from wsync_dagster.sync.assets.late_rows import late_rows_verdict, latest_records, windows_before
-from wsync_dagster.sync.assets.metadata import IN_FLIGHT, Preflight, RunTags, Wsync
+from wsync_dagster.sync.assets.metadata import Preflight, RunTags, Wsync
 from wsync_dagster.sync.assets.partitions import partitions_for
 from wsync_dagster.sync.assets.report import schema_metadata
 from wsync_dagster.sync.engine import rotation
@@ -182,22 +183,20 @@ def already_recorded(
 Busy = dict[dg.AssetKey, list[tuple[str, str]] | None]
 
 
-def busy_partitions(instance: dg.DagsterInstance) -> Busy:
+def busy_partitions(instance: dg.DagsterInstance, jobs: JobAssets) -> Busy:
     """Partition ranges that Dagster runs in flight, or backfills not yet finished, are
-    materializing (None: the whole asset).
+    materializing (None: the whole asset). ``jobs``: the assets of each sync job, for the runs
+    without an asset selection (a schedule's run materializes its whole job).
 
     Such a run reports its partitions itself when it ends; recording them now would record the same
     mParticle run twice. One bounded query per tick.
     """
     busy: Busy = {}
-    in_flight = instance.get_runs(
-        filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=IN_FLIGHT_LIMIT
-    )
-    for run in in_flight:
+    for run in runs_in_flight(instance, IN_FLIGHT_LIMIT):
         tags = run.tags
         single = tags.get(RunTags.PARTITION)
         start, end = tags.get(RunTags.RANGE_START, single), tags.get(RunTags.RANGE_END, single)
-        for key in run.asset_selection or ():
+        for key in materializing(run, jobs):
             ranges = busy.get(key, [])
             if start is None or end is None or ranges is None:
                 busy[key] = None
@@ -350,7 +349,7 @@ def observe_tick(
         count_runs(snowflake, observed, clock, started + watch.limits.count_seconds),
         "counting in Snowflake ran out of the tick's time",
     )
-    busy = busy_partitions(context.instance)
+    busy = busy_partitions(context.instance, watch.jobs())
     for item in observed:
         record(context.instance, item, tick, busy)
         observe_late_rows(context.instance, item, tick, busy)
