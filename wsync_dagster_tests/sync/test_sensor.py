@@ -277,51 +277,41 @@ def test_an_on_demand_run_triggered_outside_dagster_is_an_unpartitioned_material
     assert meta["preflight/rows"] == meta["mparticle/records_extracted"] > 0
 
 
+@pytest.mark.parametrize(
+    "scheduled",
+    [False, True],
+    ids=["a backfill run over a range", "a schedule's run, which selects no asset"],
+)
 def test_partitions_a_dagster_run_in_flight_is_syncing_wait_for_that_run(
-    registry, resources, control, instance
+    registry, resources, control, instance, scheduled: bool
 ) -> None:
+    """A partitioned schedule's run names no asset (its job is the sync's own): its partition
+    waits too, or the sensor and the run would both record the same mParticle run."""
     hourly, _, keys = caught_up_hourly(registry, resources, control)
-    in_flight = dg.DagsterRun(
-        job_name="__ASSET_JOB",
-        run_id="in-flight",
-        status=dg.DagsterRunStatus.STARTED,
-        tags={
+    if scheduled:
+        job_name = naming.job_name(naming.sync_stem(hourly.sync(HOURLY)))
+        tags, selection, first = {"dagster/partition": keys[12]}, None, 12
+    else:
+        job_name = "__ASSET_JOB"
+        tags = {
             "dagster/asset_partition_range_start": keys[10],
             "dagster/asset_partition_range_end": keys[15],
-        },
-        asset_selection=frozenset({dg.AssetKey([naming.KEY_PREFIX, HOURLY])}),
+        }
+        selection, first = frozenset({dg.AssetKey([naming.KEY_PREFIX, HOURLY])}), 10
+    in_flight = dg.DagsterRun(
+        job_name=job_name,
+        run_id="in-flight",
+        status=dg.DagsterRunStatus.STARTED,
+        tags=tags,
+        asset_selection=selection,
     )
     instance.add_run(in_flight)
 
     held = tick(instance, hourly, resources, None)
-    assert sorted(materialized(instance, HOURLY)) == keys[:10]
+    assert sorted(materialized(instance, HOURLY)) == keys[:first]
     assert held.skip_reason is not None and "waits for the Dagster run" in str(held.skip_reason)
 
     instance.report_run_failed(in_flight)
-    tick(instance, hourly, resources, held.cursor)
-    assert sorted(materialized(instance, HOURLY)) == keys
-
-
-def test_a_schedules_run_in_flight_holds_its_partition_though_it_selects_no_asset(
-    registry, resources, control, instance
-) -> None:
-    """A partitioned schedule's run names no asset (its job is the sync's own): the partition still
-    waits for it, or the sensor and the run would both record the same mParticle run."""
-    hourly, _, keys = caught_up_hourly(registry, resources, control)
-    scheduled = dg.DagsterRun(
-        job_name=naming.job_name(naming.sync_stem(hourly.sync(HOURLY))),
-        run_id="scheduled",
-        status=dg.DagsterRunStatus.STARTED,
-        tags={"dagster/partition": keys[12], "dagster/schedule_name": "its schedule"},
-        asset_selection=None,
-    )
-    instance.add_run(scheduled)
-
-    held = tick(instance, hourly, resources, None)
-    assert sorted(materialized(instance, HOURLY)) == keys[:12]
-    assert held.skip_reason is not None and "waits for the Dagster run" in str(held.skip_reason)
-
-    instance.report_run_failed(scheduled)
     tick(instance, hourly, resources, held.cursor)
     assert sorted(materialized(instance, HOURLY)) == keys
 
