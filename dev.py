@@ -41,7 +41,8 @@ JUNIT_REPORT = ROOT / ".wsync" / "pytest-junit.xml"
 # pytest runs the test files on two worker processes (pytest-xdist), each file whole on one worker,
 # so a file's tests keep their order and module fixtures. From a fresh clone on a 2-core machine the
 # tests took 10.6 minutes in one process and 7.6 on two workers when it was quiet, 16.0 and 10.8 with
-# both cores busy. `python3 dev.py test -n 0` runs them in one process (later options win).
+# both cores busy, when this was chosen; 7.8 and 12.1 on two workers since the demo runs its rotating
+# syncs as the pool would. `python3 dev.py test -n 0` runs them in one process (later options win).
 PYTEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
 
 
