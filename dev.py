@@ -25,6 +25,7 @@ Standard library only: it runs before anything is installed.
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -104,13 +105,27 @@ def _activated(env: dict[str, str] | None) -> dict[str, str]:
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> int:
     print(f"[dev] $ {' '.join(argv)}", flush=True)
-    child = subprocess.Popen(argv, cwd=ROOT, env=_activated(env))
-    while True:
-        try:
-            return child.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the child too: let it stop its servers cleanly instead of killing it.
-            continue
+    started: list[subprocess.Popen[bytes]] = []
+
+    def stop(_signum: int, _frame: object) -> None:
+        # A SIGTERM sent to dev.py alone (`kill`, a process manager) goes on to the child, which
+        # stops its servers; dev.py then ends with the child's code instead of orphaning it.
+        if not started:
+            raise SystemExit(128 + signal.SIGTERM)
+        started[0].terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        child = subprocess.Popen(argv, cwd=ROOT, env=_activated(env))
+        started.append(child)
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                # Ctrl-C reached the child too: let it stop its servers cleanly instead of killing it.
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _bin(python: Path, name: str) -> str:

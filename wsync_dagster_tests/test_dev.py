@@ -1,6 +1,10 @@
-"""`python3 dev.py test`'s summary: the failed tests' names and the end of their output, last."""
+"""`python3 dev.py test`'s summary: the failed tests' names and the end of their output, last; and
+what a SIGTERM to dev.py does to the command it runs."""
 
+import contextlib
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +73,39 @@ def test_the_summary_says_when_pytest_wrote_no_report(tmp_path: Path) -> None:
     assert lines == [
         f"[dev] pytest failed before writing {tmp_path / 'missing.xml'}: see its output above"
     ]
+
+
+# Ends with 7 on SIGTERM; prints its pid once the handler is set.
+STOPPABLE = """
+import os, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))
+print("ready", os.getpid(), flush=True)
+while True:
+    signal.pause()
+"""
+
+
+def test_a_sigterm_to_dev_py_reaches_the_command_it_runs_and_dev_py_ends_with_its_code() -> None:
+    """`kill <dev.py>` stops `python3 dev.py ui`'s servers too, instead of orphaning them."""
+    runner = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import dev; "
+        "sys.exit(dev._run([sys.executable, '-c', sys.argv[2]]))"
+    )
+    wrapper = subprocess.Popen(
+        [sys.executable, "-c", runner, str(ROOT), STOPPABLE], stdout=subprocess.PIPE, text=True
+    )
+    assert wrapper.stdout is not None
+    child = None
+    try:
+        for line in wrapper.stdout:
+            if line.startswith("ready "):
+                child = int(line.split()[1])
+                break
+        assert child is not None, "the command never started"
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=60) == 7
+    finally:
+        wrapper.kill()
+        if child is not None:  # on failure, never leave it running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
