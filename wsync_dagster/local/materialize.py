@@ -56,6 +56,9 @@ RUN_WORKER_MODULE = "wsync_dagster.local.materialize"
 WORKER_STOP_SECONDS = 30.0
 # How often a full set of workers is checked for one that ended (the next run then starts).
 WORKER_POLL_SECONDS = 0.1
+# A held worker (WAIT_FOR_GO_FLAG) executes its run once this arrives on its stdin.
+WAIT_FOR_GO_FLAG = "--wait-for-go"
+GO = b"g"
 
 
 def partition_range_tags(partition_keys: Sequence[str]) -> dict[str, str]:
@@ -211,14 +214,18 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
     return RunOutcome(run_id, run.job_name, run.status, materializations, failure)
 
 
-def run_worker_argv(location_module: str, dagster_home: Path, run_id: str) -> list[str]:
+def run_worker_argv(
+    location_module: str, dagster_home: Path, run_id: str, wait_for_go: bool = False
+) -> list[str]:
     """The command of a run worker: execute ``run_id`` of ``dagster_home``'s instance, loading its
-    job from the code location module ``location_module`` (its ``defs``)."""
+    job from the code location module ``location_module`` (its ``defs``). ``wait_for_go``: load,
+    then wait for :data:`GO` on stdin before executing."""
     return [
         sys.executable, "-m", RUN_WORKER_MODULE,
         "--location", location_module,
         "--dagster-home", str(dagster_home),
         run_id, EXIT_WITH_PARENT_FLAG,
+        *([WAIT_FOR_GO_FLAG] if wait_for_go else []),
     ]  # fmt: skip
 
 
@@ -233,9 +240,11 @@ def execute_in_workers(
 ) -> None:
     """Execute ``runs``, each in its own run worker process, and wait until all ended.
 
-    At most ``at_once`` workers run together (all of them when it is ``None``): the next run starts
-    when one ends, in the order given, as a Dagster pool with that limit would let them. The
-    workers inherit this process's stdout and stderr (their run logs interleave, each line naming
+    At most ``at_once`` runs execute together (all of them when it is ``None``): the next starts
+    when one ends, in the order given, as a Dagster pool with that limit would let them. Every
+    worker is started at once all the same, and those beyond ``at_once`` load the code location
+    (most of a worker's start) and then wait for :data:`GO` on stdin, so a run that is let go starts
+    at once. The workers inherit this process's stdout and stderr (their run logs interleave, each line naming
     its run) and see ``environment`` on top of this process's. A worker that ends without ending
     its run (killed, or it could not load the code location) has its run marked failed with the
     reason, so no run is left "started" for ever. If this process is interrupted, the workers are
@@ -243,21 +252,36 @@ def execute_in_workers(
     """
     env = {**os.environ, **environment, "DAGSTER_HOME": str(dagster_home)}
     limit = len(runs) if at_once is None else max(at_once, 1)
-    waiting = list(runs)
+    hold = limit < len(runs)
     workers: list[tuple[dg.DagsterRun, subprocess.Popen[bytes]]] = []
     try:
-        while waiting or any(process.poll() is None for _, process in workers):
-            while waiting and sum(process.poll() is None for _, process in workers) < limit:
-                run = waiting.pop(0)
-                argv = run_worker_argv(location_module, dagster_home, run.run_id)
-                # stdin: a pipe never written; it closes when this process dies, however it dies,
-                # and the worker then interrupts its run (EXIT_WITH_PARENT_FLAG).
-                workers.append((run, subprocess.Popen(argv, env=env, stdin=subprocess.PIPE)))
-            _wait_for_one([process for _, process in workers if process.poll() is None])
+        for run in runs:
+            argv = run_worker_argv(location_module, dagster_home, run.run_id, wait_for_go=hold)
+            # stdin: a pipe written at most GO; it closes when this process dies, however it dies,
+            # and the worker then interrupts its run (EXIT_WITH_PARENT_FLAG).
+            workers.append((run, subprocess.Popen(argv, env=env, stdin=subprocess.PIPE)))
+        held = [process for _, process in workers] if hold else []
+        going = [] if hold else [process for _, process in workers]
+        while True:
+            while held and sum(process.poll() is None for process in going) < limit:
+                going.append(_let_go(held.pop(0)))
+            live = [process for process in going if process.poll() is None]
+            if not live:
+                break
+            _wait_for_one(live)
     finally:
         _stop([process for _, process in workers])
         for run, process in workers:
             _fail_if_unfinished(instance, run, process.returncode)
+
+
+def _let_go(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Tell a held worker to execute its run (one that already exited has nothing to hear)."""
+    assert process.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.write(GO)
+        process.stdin.flush()
+    return process
 
 
 def _wait_for_one(live: Sequence[subprocess.Popen[bytes]]) -> None:
@@ -327,10 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--location", required=True, help="code location module (its `defs`)")
     parser.add_argument("--dagster-home", required=True, type=Path)
     parser.add_argument(EXIT_WITH_PARENT_FLAG, action="store_true", dest="exit_with_parent")
+    parser.add_argument(WAIT_FOR_GO_FLAG, action="store_true", dest="wait_for_go")
     args = parser.parse_args(argv)
     # Stopped or orphaned, the run ends as an interrupted (failed) run instead of staying "started".
     signal.signal(signal.SIGTERM, _interrupt)
-    if args.exit_with_parent:
+    if args.exit_with_parent and not args.wait_for_go:
         _interrupt_when_parent_exits()
     instance = dg.DagsterInstance.from_config(str(args.dagster_home))
     run = instance.get_run_by_id(args.run_id)
@@ -339,7 +364,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     defs = getattr(importlib.import_module(args.location), "defs", None)
     if not isinstance(defs, dg.Definitions):
         parser.error(f"{args.location} has no Definitions named `defs`")
-    result = execute_job_run(defs.resolve_job_def(run.job_name), run, instance)
+    job = defs.resolve_job_def(run.job_name)
+    if args.wait_for_go:
+        try:
+            if not os.read(0, len(GO)):
+                return 1  # the parent is gone (or stopped everything) before letting this run go
+        except KeyboardInterrupt:  # stopped while held: the run never started
+            return 1
+        if args.exit_with_parent:
+            _interrupt_when_parent_exits()
+    result = execute_job_run(job, run, instance)
     return 0 if result.success else 1
 
 

@@ -87,6 +87,19 @@ def test_at_most_at_once_workers_run_together_in_the_order_given(instance) -> No
     assert first.end_time <= second.start_time
 
 
+def test_a_held_worker_never_let_go_executes_nothing(instance) -> None:
+    """A worker beyond ``at_once`` loads, then waits for GO: stdin closing first (its parent gone)
+    ends it with the run never started."""
+    (run,) = _runs(instance, "ok")
+    home = Path(instance.root_directory)
+    argv = materialize.run_worker_argv(LOCATION, home, run.run_id, wait_for_go=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(home)}
+    ended = subprocess.run(argv, stdin=subprocess.DEVNULL, env=env, timeout=120, check=False)
+    assert ended.returncode == 1
+    current = instance.get_run_by_id(run.run_id)
+    assert current is not None and current.status is dg.DagsterRunStatus.NOT_STARTED
+
+
 def test_a_worker_that_cannot_load_the_code_location_fails_its_run_with_the_reason(
     instance, capfd
 ) -> None:
