@@ -39,12 +39,13 @@ STAMP = VENV / ".wsync-install-stamp"
 INSTALL_INPUTS = ("pyproject.toml", "constraints.txt", "setup.cfg")
 # pytest's report of the last `dev.py test`, read back for the summary that ends its output.
 JUNIT_REPORT = ROOT / ".wsync" / "pytest-junit.xml"
-# pytest runs the test files on two worker processes (pytest-xdist), each file whole on one worker,
-# so a file's tests keep their order and module fixtures. From a fresh clone on a 2-core machine the
-# tests took 10.6 minutes in one process and 7.6 on two workers when it was quiet, 16.0 and 10.8 with
-# both cores busy, when this was chosen; 7.8 and 12.1 on two workers since the demo runs its rotating
-# syncs as the pool would. `python3 dev.py test -n 0` runs them in one process (later options win).
-PYTEST_WORKERS = ["-n", "2", "--dist", "loadfile"]
+# pytest runs the test files on three worker processes (pytest-xdist), each file whole on one worker,
+# so a file's tests keep their order and module fixtures. Many tests wait on processes of their own
+# (run workers, servers), so a third worker fills the time a core would idle. From fresh clones on a
+# 2-core machine, the tests took 7.8 minutes on two workers and 7.1 on three when it was quiet; with
+# both cores kept busy by two other processes, 12.1 to 13.3 on two and 10.3 on three. In one process
+# they took 10.6 and 16.0. `python3 dev.py test -n 0` runs them in one process (later options win).
+PYTEST_WORKERS = ["-n", "3", "--dist", "loadfile"]
 
 
 def _venv_python() -> Path:
