@@ -4,8 +4,15 @@ from datetime import datetime
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 ADMIN_TIMEOUT = 600.0  # settling a long catch-up executes many runs
+# A kept-alive connection the server closes just as a request goes out is reset: reads (GET) are
+# sent again on a new connection; writes (POST, e.g. advancing the clock) never are.
+READ_RETRIES = Retry(
+    total=2, allowed_methods=frozenset({"GET"}), status_forcelist=(), backoff_factor=0
+)
 
 
 class EmulatorControl:
@@ -13,7 +20,10 @@ class EmulatorControl:
 
     def __init__(self, base_url: str, session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=READ_RETRIES))
+        self._session = session
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = self._session.request(
